@@ -1,0 +1,16 @@
+# gb_scale: PGXS build.  `make PG_CONFIG=/path/to/pg_config` picks another server.
+
+EXTENSION = gb_scale
+MODULE_big = gb_scale
+OBJS = src/gb_scale.o src/ids.o src/id_codec.o
+DATA = gb_scale--1.0.sql
+PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
+
+REGRESS = ids
+REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
+
+PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

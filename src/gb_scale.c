@@ -1,0 +1,131 @@
+/*-------------------------------------------------------------------------
+ *
+ * gb_scale.c
+ *	  Module entry point: settings and shared-memory hooks.
+ *
+ * Shared memory can only be had when the library is listed in
+ * shared_preload_libraries; without it the settings still exist, the
+ * decoders work, and the generator reports a clear error.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "gb_scale.h"
+
+#include <stdlib.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+PG_MODULE_MAGIC;
+
+int			gb_shard_id = GB_SHARD_UNSET;
+int			gb_max_lead_ms = 2000;
+int			gb_reservation_ms = 1000;
+int			gb_debug_clock_offset_ms = 0;
+
+/* Set when SHARD_ID holds a value we refuse; reported when an ID is asked for. */
+char	   *gb_shard_id_env_error = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static void
+gb_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(gb_ids_shmem_size());
+	RequestNamedLWLockTranche("gb_scale", gb_ids_lwlock_count());
+}
+
+static void
+gb_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	gb_ids_shmem_init();
+}
+
+/*
+ * The SHARD_ID environment variable of the server process supplies the
+ * default of gb_scale.shard_id, as General Bots' quick start sets it per
+ * instance.  A malformed value is remembered and reported, never guessed.
+ */
+static int
+gb_shard_id_from_environment(void)
+{
+	const char *raw = getenv("SHARD_ID");
+	char	   *end;
+	long		value;
+
+	if (raw == NULL || raw[0] == '\0')
+		return GB_SHARD_UNSET;
+	errno = 0;
+	value = strtol(raw, &end, 10);
+	if (errno != 0 || *end != '\0' || end == raw ||
+		value < 0 || value > GB_MAX_SHARD_ID)
+	{
+		gb_shard_id_env_error = MemoryContextStrdup(TopMemoryContext, raw);
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("environment variable SHARD_ID has invalid value \"%s\"", raw),
+				 errdetail("A shard id is an integer from 0 to %d.", GB_MAX_SHARD_ID),
+				 errhint("Fix SHARD_ID in the server's environment or set gb_scale.shard_id.")));
+		return GB_SHARD_UNSET;
+	}
+	return (int) value;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("gb_scale.shard_id",
+							"Shard id (0-1023) that this database's IDs carry.",
+							"-1 means unset; the default comes from the server's SHARD_ID environment variable.",
+							&gb_shard_id,
+							gb_shard_id_from_environment(),
+							GB_SHARD_UNSET, GB_MAX_SHARD_ID,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("gb_scale.max_lead_ms",
+							"How far, in milliseconds, issued IDs may run ahead of the clock before callers wait.",
+							NULL,
+							&gb_max_lead_ms,
+							2000, 0, 600000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("gb_scale.reservation_ms",
+							"Width of each durable reservation of ID time, in milliseconds.",
+							"Each reservation costs one WAL flush; after a crash, IDs resume past the last reservation.",
+							&gb_reservation_ms,
+							1000, 1, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("gb_scale.debug_clock_offset_ms",
+							"Shifts the ID generator's clock of this session, for testing clock steps.",
+							NULL,
+							&gb_debug_clock_offset_ms,
+							0, -86400000, 86400000,
+							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("gb_scale");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = gb_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = gb_shmem_startup;
+}
