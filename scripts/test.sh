@@ -30,13 +30,16 @@ while read -r name; do record "pg_regress $name" 1; done < <(sed -n 's/^[ a-z]*[
 if [ $status -ne 0 ] && ! grep -q FAILED "$work/regress.out"; then record "pg_regress (did not run)" 1; fi
 [ -f "$GB_ROOT/regression.diffs" ] && cat "$GB_ROOT/regression.diffs"
 
-# 2. pgTAP: each file in test/pgtap against a fresh database of the same cluster.
+# 2. pgTAP: each file in test/pgtap against a fresh database of the same
+#    cluster, each with a shard id of its own (one shard id per database).
 gb_log "pgTAP"
+shard=10
 for f in "$GB_ROOT"/test/pgtap/*.sql; do
 	[ -e "$f" ] || continue
 	db="tap_$(basename "$f" .sql)"
+	shard=$((shard + 1))
 	psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d postgres \
-		-c "CREATE DATABASE $db" >/dev/null &&
+		-c "CREATE DATABASE $db" -c "ALTER DATABASE $db SET gb_scale.shard_id = $shard" >/dev/null &&
 		psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" \
 			-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION gb_scale" >/dev/null
 	pg_prove -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" "$f"

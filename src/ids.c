@@ -38,6 +38,7 @@
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -73,7 +74,7 @@ typedef struct GbIdSlot
 
 typedef struct GbIdShared
 {
-	LWLock	   *lock;			/* serialises claiming slots and raising marks */
+	LWLock	   *lock;			/* serialises claiming slots */
 	GbIdSlot	slots[GB_MAX_SHARD_ID + 1];
 } GbIdShared;
 
@@ -264,9 +265,8 @@ gb_switch_to_owner(Oid relid, Oid *save_userid, int *save_sec_context)
 }
 
 static int64
-gb_read_mark(void)
+gb_read_mark(Oid relid)
 {
-	Oid			relid = gb_id_mark_relid();
 	Oid			save_userid;
 	int			save_sec_context;
 	Datum		value;
@@ -284,9 +284,8 @@ gb_read_mark(void)
 
 /* Write the mark and flush its WAL before any ID under it can be returned. */
 static void
-gb_write_mark(int64 mark_ms)
+gb_write_mark(Oid relid, int64 mark_ms)
 {
-	Oid			relid = gb_id_mark_relid();
 	Oid			save_userid;
 	int			save_sec_context;
 
@@ -297,92 +296,126 @@ gb_write_mark(int64 mark_ms)
 }
 
 /*
- * Raise the durable mark so that it covers "needed_ms".  Several slots may
- * belong to one database (the shard id can differ per role), and they share
+ * Raise the durable mark so that it covers "needed_ms".
+ *
+ * Raisers of one database queue on a self-conflicting lock on its mark
+ * sequence rather than on an LWLock: the wait is interruptible and the
+ * catalog and buffer work inside it may block safely.  Several slots may
+ * belong to one database (the shard id can differ per role) and they share
  * its sequence, so the value written is the highest mark among them.
  */
 static void
 gb_raise_mark(GbIdSlot *slot, int64 needed_ms, int64 now)
 {
+	Oid			relid = gb_id_mark_relid();
 	int64		new_mark;
 	int64		db_mark;
 
-	LWLockAcquire(gb_ids->lock, LW_EXCLUSIVE);
-	if ((int64) pg_atomic_read_u64(&slot->mark_ms) >= needed_ms)
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
+	if ((int64) pg_atomic_read_u64(&slot->mark_ms) < needed_ms)
 	{
-		LWLockRelease(gb_ids->lock);
-		return;
-	}
-	new_mark = Min(Max(needed_ms, now) + gb_reservation_ms, GB_MAX_TIME_MS);
-	db_mark = new_mark;
-	for (int i = 0; i <= GB_MAX_SHARD_ID; i++)
-	{
-		GbIdSlot   *other = &gb_ids->slots[i];
+		new_mark = Min(Max(needed_ms, now) + gb_reservation_ms, GB_MAX_TIME_MS);
+		db_mark = new_mark;
+		for (int i = 0; i <= GB_MAX_SHARD_ID; i++)
+		{
+			GbIdSlot   *other = &gb_ids->slots[i];
 
-		if (pg_atomic_read_u32(&other->owner_db) == MyDatabaseId)
-			db_mark = Max(db_mark, (int64) pg_atomic_read_u64(&other->mark_ms));
+			if (pg_atomic_read_u32(&other->owner_db) == MyDatabaseId)
+				db_mark = Max(db_mark, (int64) pg_atomic_read_u64(&other->mark_ms));
+		}
+		gb_write_mark(relid, db_mark);
+		pg_atomic_write_u64(&slot->mark_ms, (uint64) new_mark);
+		SpinLockAcquire(&slot->mutex);
+		slot->mark_flushes++;
+		SpinLockRelease(&slot->mutex);
 	}
-	gb_write_mark(db_mark);
-	pg_atomic_write_u64(&slot->mark_ms, (uint64) new_mark);
-	SpinLockAcquire(&slot->mutex);
-	slot->mark_flushes++;
-	SpinLockRelease(&slot->mutex);
-	LWLockRelease(gb_ids->lock);
+	UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+}
+
+static void
+gb_report_shard_taken(int shard, Oid owner)
+{
+	char	   *owner_name = get_database_name(owner);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("shard id %d is already used by database \"%s\" on this instance",
+					shard, owner_name ? owner_name : "(dropped)"),
+			 errdetail("Two databases generating IDs with one shard id would issue duplicate IDs; the first database to generate keeps the shard id until the server restarts."),
+			 errhint("Give database \"%s\" its own shard id: ALTER DATABASE ... SET gb_scale.shard_id = <0-%d>.",
+					 get_database_name(MyDatabaseId), GB_MAX_SHARD_ID)));
 }
 
 /*
- * First use of a shard id on this instance since start: take it for this
- * database and resume just past the durable mark.  A shard id already taken
- * by another database is refused, since both would issue the same IDs.
+ * First use of a shard id by this database since the instance started: take
+ * the slot and resume just past the durable mark.  A shard id taken by another
+ * database is refused, since both would issue the same IDs, unless that
+ * database has been dropped; the slot then keeps counting from where it was.
  */
 static void
 gb_claim_slot(GbIdSlot *slot, int shard)
 {
+	Oid			seen_owner = pg_atomic_read_u32(&slot->owner_db);
+	bool		seen_owner_dropped;
+	Oid			relid;
+	int64		mark;
+	int64		wall;
+	int64		ahead_ms = 0;
 	Oid			owner;
+
+	seen_owner_dropped = OidIsValid(seen_owner) && get_database_name(seen_owner) == NULL;
+	if (OidIsValid(seen_owner) && !seen_owner_dropped)
+		gb_report_shard_taken(shard, seen_owner);
+
+	/* Catalog and buffer access happen before the instance-wide LWLock. */
+	relid = gb_id_mark_relid();
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
+	mark = gb_read_mark(relid);
+	wall = gb_wall_ms();
 
 	LWLockAcquire(gb_ids->lock, LW_EXCLUSIVE);
 	owner = pg_atomic_read_u32(&slot->owner_db);
-	if (owner == InvalidOid)
+	if (owner == InvalidOid || (seen_owner_dropped && owner == seen_owner))
 	{
-		int64		mark = gb_read_mark();
-		int64		wall = gb_wall_ms();
-		int64		resume = mark + 1;
+		uint64		last = pg_atomic_read_u64(&slot->last_tick);
+		int64		resume = Max(mark, (int64) pg_atomic_read_u64(&slot->mark_ms)) + 1;
 
-		pg_atomic_write_u64(&slot->mark_ms, (uint64) mark);
-		pg_atomic_write_u64(&slot->last_tick, (uint64) (resume * GB_TICKS_PER_MS - 1));
+		pg_atomic_write_u64(&slot->mark_ms, (uint64) (resume - 1));
+		pg_atomic_write_u64(&slot->last_tick,
+							Max(last, (uint64) (resume * GB_TICKS_PER_MS - 1)));
 		pg_atomic_write_u64(&slot->wall_seen_ms, (uint64) Max(wall, 0));
-		if (resume > wall)
+		ahead_ms = resume - wall;
+		if (ahead_ms > 0)
 		{
-			bool		clock_behind = resume - wall > (int64) gb_max_lead_ms + gb_reservation_ms;
-
 			SpinLockAcquire(&slot->mutex);
 			gb_start_floor(slot, resume, wall);
-			if (clock_behind)
+			if (ahead_ms > (int64) gb_max_lead_ms + gb_reservation_ms)
 				slot->clock_regressions++;
 			SpinLockRelease(&slot->mutex);
-			ereport(clock_behind ? WARNING : LOG,
-					(errmsg("gb_scale shard %d resumes %lld ms ahead of the clock, past its durable mark",
-							shard, (long long) (resume - wall)),
-					 clock_behind ?
-					 errhint("The clock is behind the IDs issued before the restart; check the server's time synchronisation.") : 0));
 		}
 		pg_atomic_write_u32(&slot->owner_db, MyDatabaseId);
 		owner = MyDatabaseId;
 	}
 	LWLockRelease(gb_ids->lock);
+	UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+
+	/*
+	 * Resuming ahead of the clock is expected after a restart within a
+	 * reservation window; further ahead, the clock must have stepped back.
+	 */
+	if (ahead_ms > (int64) gb_max_lead_ms + gb_reservation_ms)
+		ereport(WARNING,
+				(errmsg("gb_scale shard %d resumes %lld ms ahead of the clock, past its durable mark",
+						shard, (long long) ahead_ms),
+				 errdetail("The clock is behind the IDs issued before the restart. IDs stay unique and increasing; their timestamps run ahead of the clock until it catches up."),
+				 errhint("Check the server's time synchronisation.")));
+	else if (ahead_ms > 0)
+		ereport(LOG,
+				(errmsg("gb_scale shard %d resumes %lld ms ahead of the clock, past its durable mark",
+						shard, (long long) ahead_ms)));
 
 	if (owner != MyDatabaseId)
-	{
-		char	   *owner_name = get_database_name(owner);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("shard id %d is already used by database \"%s\" on this instance",
-						shard, owner_name ? owner_name : "(dropped)"),
-				 errdetail("Two databases generating IDs with one shard id would issue duplicate IDs."),
-				 errhint("Give database \"%s\" its own shard id: ALTER DATABASE ... SET gb_scale.shard_id = <0-%d>.",
-						 get_database_name(MyDatabaseId), GB_MAX_SHARD_ID)));
-	}
+		gb_report_shard_taken(shard, owner);
 }
 
 static int
