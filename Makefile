@@ -14,3 +14,11 @@ PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Static analysis; both must stay silent on src/.
+lint:
+	cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
+		--inline-suppr --quiet -I src '-Dpg_attribute_aligned(a)=' src/
+	clang-tidy --quiet src/*.c -- -I src -I $(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE
+
+.PHONY: lint

@@ -18,6 +18,13 @@ record() { # record NAME STATUS
 
 work=$(gb_tmpdir)
 
+# 0. Static analysis of src/ (cppcheck and clang-tidy come with the machine).
+if command -v cppcheck >/dev/null && command -v clang-tidy >/dev/null; then
+	gb_log "lint"
+	make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" lint
+	record "lint (cppcheck, clang-tidy)" $?
+fi
+
 # 1. pg_regress: make installcheck against a throwaway preloaded cluster.
 gb_log "pg_regress"
 gb_cluster_start REG "shared_preload_libraries = 'gb_scale'" "gb_scale.shard_id = 1"
@@ -25,9 +32,11 @@ make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" installcheck \
 	PGHOST="$REG_HOST" PGPORT="$REG_PORT" PGUSER=postgres >"$work/regress.out" 2>&1
 status=$?
 cat "$work/regress.out"
-while read -r name; do record "pg_regress $name" 0; done < <(sed -n 's/^[ ok]*[ ]*\([a-z_0-9]*\)[ ]*\.\.\. ok.*/\1/p' "$work/regress.out")
-while read -r name; do record "pg_regress $name" 1; done < <(sed -n 's/^[ a-z]*[ ]*\([a-z_0-9]*\)[ ]*\.\.\. FAILED.*/\1/p' "$work/regress.out")
-if [ $status -ne 0 ] && ! grep -q FAILED "$work/regress.out"; then record "pg_regress (did not run)" 1; fi
+# pg_regress prints one line per test: "test NAME ... ok" (or "     NAME ..." in a group).
+while read -r verdict name; do
+	record "pg_regress $name" "$([ "$verdict" = ok ] && echo 0 || echo 1)"
+done < <(sed -n -E 's/^(test |[ ]+)([A-Za-z0-9_]+)[ ]+\.\.\. (ok|FAILED|failed).*/\3 \2/p' "$work/regress.out")
+if [ $status -ne 0 ] && ! grep -q -E '\.\.\. (FAILED|failed)' "$work/regress.out"; then record "pg_regress (did not run)" 1; fi
 [ -f "$GB_ROOT/regression.diffs" ] && cat "$GB_ROOT/regression.diffs"
 
 # 2. pgTAP: each file in test/pgtap against a fresh database of the same

@@ -61,6 +61,7 @@ typedef struct GbIdSlot
 	pg_atomic_uint64 issued;	/* IDs issued since start */
 	pg_atomic_uint32 owner_db;	/* database generating with this shard */
 	pg_atomic_uint32 clock_floor_active;	/* see GbIdSlot.floor_* */
+	/* cppcheck-suppress unusedStructMember */
 	char		pad[GB_CACHE_LINE - 4 * sizeof(pg_atomic_uint64) - 2 * sizeof(pg_atomic_uint32)];
 
 	/* Cold fields, under mutex. */
@@ -70,7 +71,7 @@ typedef struct GbIdSlot
 	uint64		clock_regressions;
 	uint64		waits;
 	uint64		mark_flushes;
-} GbIdSlot;
+} pg_attribute_aligned(GB_CACHE_LINE) GbIdSlot;
 
 typedef struct GbIdShared
 {
@@ -92,22 +93,31 @@ gb_ids_lwlock_count(void)
 	return 1;
 }
 
+/* Round up to a cache line, so that each slot owns its cache lines. */
+static GbIdShared *
+gb_align_shared(void *raw)
+{
+	uintptr_t	misalignment = (uintptr_t) raw % GB_CACHE_LINE;
+
+	return (GbIdShared *) ((char *) raw +
+						   (misalignment ? GB_CACHE_LINE - misalignment : 0));
+}
+
 void
 gb_ids_shmem_init(void)
 {
 	bool		found;
+	void	   *raw;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	gb_ids = ShmemInitStruct("gb_scale id generator", gb_ids_shmem_size(), &found);
+	raw = ShmemInitStruct("gb_scale id generator", gb_ids_shmem_size(), &found);
+	gb_ids = gb_align_shared(raw);
 	if (!found)
 	{
-		/* Align the slot array so that each slot owns its cache lines. */
-		GbIdShared *aligned = (GbIdShared *) TYPEALIGN(GB_CACHE_LINE, gb_ids);
-
-		memset(gb_ids, 0, gb_ids_shmem_size());
+		memset(raw, 0, gb_ids_shmem_size());
 		for (int i = 0; i <= GB_MAX_SHARD_ID; i++)
 		{
-			GbIdSlot   *slot = &aligned->slots[i];
+			GbIdSlot   *slot = &gb_ids->slots[i];
 
 			pg_atomic_init_u64(&slot->last_tick, 0);
 			pg_atomic_init_u64(&slot->mark_ms, 0);
@@ -117,9 +127,8 @@ gb_ids_shmem_init(void)
 			pg_atomic_init_u32(&slot->clock_floor_active, 0);
 			SpinLockInit(&slot->mutex);
 		}
-		aligned->lock = &(GetNamedLWLockTranche("gb_scale"))->lock;
+		gb_ids->lock = &(GetNamedLWLockTranche("gb_scale"))->lock;
 	}
-	gb_ids = (GbIdShared *) TYPEALIGN(GB_CACHE_LINE, gb_ids);
 	LWLockRelease(AddinShmemInitLock);
 }
 
