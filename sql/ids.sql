@@ -8,9 +8,10 @@ SELECT extname, extversion, extnamespace::regnamespace FROM pg_extension WHERE e
 SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict, p.proparallel
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'gb_scale'
- ORDER BY 1::text;
+ WHERE p.proname ~ '^gb_(next_id|id_)'
+ ORDER BY p.proname;
 SELECT c.oid::regclass, c.relkind FROM pg_class c
- WHERE c.relnamespace = 'gb_scale'::regnamespace ORDER BY 1::text;
+ WHERE c.relnamespace = 'gb_scale'::regnamespace AND c.relname LIKE 'id\_%' ORDER BY c.relname;
 
 -- The documented layout: (ms since 2024-01-01) << 22 | shard << 12 | sequence.
 SELECT gb_id_from_time('2024-01-01 00:00:00+00') AS epoch_id,
@@ -66,6 +67,10 @@ SELECT bool_and(((gb_id_timestamp(id) - gb_id_timestamp(prev)) = interval '0' AN
   FROM (SELECT id, lag(id) OVER (ORDER BY ord) AS prev
           FROM gb_next_ids(9000) WITH ORDINALITY AS r(id, ord)) t
  WHERE prev IS NOT NULL;
+-- A run hands out exactly what it reserved: the next ID comes after its last.
+SELECT max(id) = (SELECT last_id FROM gb_id_generator_status() WHERE database = current_database()) AS status_has_last,
+       max(id) < gb_next_id() AS next_is_after_run
+  FROM gb_next_ids(5000) id;
 SELECT count(*) FROM gb_next_ids(0);
 SELECT gb_next_ids(-1);
 SELECT count(*) FROM gb_next_ids(2147483647);

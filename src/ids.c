@@ -583,9 +583,13 @@ gb_next_ids(PG_FUNCTION_ARGS)
 	funcctx = SRF_PERCALL_SETUP();
 	run = funcctx->user_fctx;
 	if (funcctx->call_cntr < funcctx->max_calls)
-		SRF_RETURN_NEXT(funcctx,
-						Int64GetDatum((int64) gb_compose_id(run->first_tick + funcctx->call_cntr,
-															run->shard)));
+	{
+		/* Computed first: SRF_RETURN_NEXT advances call_cntr before using its argument. */
+		Datum		id = Int64GetDatum((int64) gb_compose_id(run->first_tick + funcctx->call_cntr,
+															 run->shard));
+
+		SRF_RETURN_NEXT(funcctx, id);
+	}
 	SRF_RETURN_DONE(funcctx);
 }
 
