@@ -2,7 +2,7 @@
 
 EXTENSION = gb_scale
 MODULE_big = gb_scale
-OBJS = src/gb_scale.o src/ids.o src/id_codec.o
+OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enums.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
