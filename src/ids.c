@@ -17,8 +17,9 @@
  *
  * Clock: the generator never trusts the wall clock to move forward.  When it
  * is found behind (a step back, or a restart that resumes past the mark), the
- * generator's clock continues from where it was at half speed until the wall
- * clock catches up, so timestamps stay close and callers do not stall.
+ * generator's clock continues from where it was at half speed (timed by the
+ * monotonic clock) until the wall clock catches up, so timestamps stay close
+ * and callers do not stall.
  *
  *-------------------------------------------------------------------------
  */
@@ -67,7 +68,7 @@ typedef struct GbIdSlot
 	/* Cold fields, under mutex. */
 	slock_t		mutex;
 	int64		floor_base_ms;	/* generator clock when the wall clock fell behind */
-	int64		floor_wall_ms;	/* wall clock at that moment */
+	int64		floor_mono_ms;	/* monotonic clock at that moment */
 	uint64		clock_regressions;
 	uint64		waits;
 	uint64		mark_flushes;
@@ -156,11 +157,26 @@ gb_compose_id(uint64 tick, int shard)
 		(tick & GB_MAX_SEQUENCE);
 }
 
-/* The generator clock while the floor is active: half speed from its base. */
+/* Milliseconds of the monotonic clock, which steps of the wall clock do not move. */
 static inline int64
-gb_floor_at(const GbIdSlot *slot, int64 wall)
+gb_monotonic_ms(void)
 {
-	return slot->floor_base_ms + (wall - slot->floor_wall_ms) / 2;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The generator clock while the floor is active: half speed from its base.
+ * Its progress is measured on the monotonic clock, so a later step of the
+ * wall clock (back to the right time, say) ends the floor instead of
+ * moving it.
+ */
+static inline int64
+gb_floor_now(const GbIdSlot *slot)
+{
+	return slot->floor_base_ms + (gb_monotonic_ms() - slot->floor_mono_ms) / 2;
 }
 
 /*
@@ -168,10 +184,10 @@ gb_floor_at(const GbIdSlot *slot, int64 wall)
  * "resume_ms", where the generator's clock had got to.  Caller holds mutex.
  */
 static void
-gb_start_floor(GbIdSlot *slot, int64 resume_ms, int64 wall)
+gb_start_floor(GbIdSlot *slot, int64 resume_ms)
 {
 	slot->floor_base_ms = resume_ms;
-	slot->floor_wall_ms = wall;
+	slot->floor_mono_ms = gb_monotonic_ms();
 	pg_atomic_write_u32(&slot->clock_floor_active, 1);
 }
 
@@ -203,8 +219,8 @@ gb_generator_now(GbIdSlot *slot, int shard)
 			int64		resume = (int64) seen;
 
 			if (pg_atomic_read_u32(&slot->clock_floor_active))
-				resume = Max(resume, gb_floor_at(slot, seen));
-			gb_start_floor(slot, resume, wall);
+				resume = Max(resume, gb_floor_now(slot));
+			gb_start_floor(slot, resume);
 			pg_atomic_write_u64(&slot->wall_seen_ms, (uint64) wall);
 			slot->clock_regressions++;
 			regressed = true;
@@ -224,7 +240,7 @@ gb_generator_now(GbIdSlot *slot, int shard)
 		SpinLockAcquire(&slot->mutex);
 		if (pg_atomic_read_u32(&slot->clock_floor_active))
 		{
-			int64		floor_now = gb_floor_at(slot, wall);
+			int64		floor_now = gb_floor_now(slot);
 
 			if (floor_now > wall)
 				now = floor_now;
@@ -397,7 +413,7 @@ gb_claim_slot(GbIdSlot *slot, int shard)
 		if (ahead_ms > 0)
 		{
 			SpinLockAcquire(&slot->mutex);
-			gb_start_floor(slot, resume, wall);
+			gb_start_floor(slot, resume);
 			if (ahead_ms > (int64) gb_max_lead_ms + gb_reservation_ms)
 				slot->clock_regressions++;
 			SpinLockRelease(&slot->mutex);
