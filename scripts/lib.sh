@@ -44,14 +44,15 @@ gb_as_pg() {
 	fi
 }
 
-# A scratch directory the postgres user can write to; removed by gb_cleanup.
+# gb_tmpdir VAR: a scratch directory the postgres user can write to, in VAR;
+# removed by gb_cleanup.  (Not "$(gb_tmpdir)": a subshell could not record it.)
 gb_tmpdir() {
 	local d
 	d=$(mktemp -d /tmp/gb_scale.XXXXXX)
 	chmod 755 "$d"
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$d"
 	GB_TMPDIRS+=("$d")
-	echo "$d"
+	printf -v "$1" '%s' "$d"
 }
 
 gb_free_port() {
@@ -73,7 +74,7 @@ GB_TMPDIRS=()
 gb_cluster_start() {
 	local name=$1 dir port
 	shift
-	dir=$(gb_tmpdir)
+	gb_tmpdir dir
 	port=$(gb_free_port)
 	gb_as_pg initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
 		{ cat "$dir/initdb.log" >&2; gb_die "initdb failed"; }

@@ -16,7 +16,7 @@ record() { # record NAME STATUS
 	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
-work=$(gb_tmpdir)
+gb_tmpdir work
 
 # 0. Static analysis of src/ (cppcheck and clang-tidy come with the machine).
 if command -v cppcheck >/dev/null && command -v clang-tidy >/dev/null; then
