@@ -145,11 +145,23 @@ BEGIN
     END IF;
 
     SELECT t.typowner INTO owner FROM pg_type t
-     WHERE t.oid = NEW.enum_type AND t.typtype = 'd' AND t.typbasetype = 'int2'::regtype;
+     WHERE t.oid = NEW.enum_type AND t.typtype = 'd' AND t.typbasetype = 'int2'::regtype
+       AND NOT t.typnamespace = ANY (ARRAY[pg_my_temp_schema(), 'pg_catalog'::regnamespace])
+       AND NOT pg_is_other_temp_schema(t.typnamespace);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'type % is not a smallint domain', NEW.enum_type
+        RAISE EXCEPTION 'type % is not a permanent smallint domain', NEW.enum_type
             USING ERRCODE = 'wrong_object_type',
                   HINT = 'Create enums with gb_enum_create(name, labels).';
+    END IF;
+    -- Only the extension's own domains hold built-in labels (they are not dumped).
+    IF NEW.builtin AND NOT EXISTS (
+           SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+            WHERE d.classid = 'pg_type'::regclass AND d.objid = NEW.enum_type
+              AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+              AND e.extname = 'gb_scale') THEN
+        RAISE EXCEPTION 'type % is not a built-in enum of gb_scale', NEW.enum_type
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Labels of your own enums have builtin = false.';
     END IF;
     IF NOT pg_has_role(owner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of type %', NEW.enum_type
@@ -212,13 +224,13 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER gb_scale_enum_drop ON sql_drop
-    WHEN TAG IN ('DROP DOMAIN', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE')
+    WHEN TAG IN ('DROP DOMAIN', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE', 'DROP EXTENSION')
     EXECUTE FUNCTION gb_scale.enum_on_drop();
 
 -- The domain's CHECK constraint carries its valid codes, so that restoring
 -- data never depends on the label table.  Replacing it neither scans nor
--- locks tables that use the domain: once columns use it, the new, wider
--- constraint is added NOT VALID (every stored value already satisfies it).
+-- locks what uses the domain (columns, arrays, domains over it): the new,
+-- wider constraint is added NOT VALID, as every stored value satisfies it.
 CREATE FUNCTION gb_scale.enum_sync_constraint(enum_type regtype)
 RETURNS void
 LANGUAGE plpgsql
@@ -229,14 +241,12 @@ DECLARE
                                WHERE l.enum_type = enum_sync_constraint.enum_type ORDER BY l.code);
     had_constraint boolean := EXISTS (SELECT FROM pg_constraint c
                                        WHERE c.contypid = enum_type AND c.conname = 'gb_enum_codes');
-    in_use boolean := EXISTS (SELECT FROM pg_attribute a
-                               WHERE a.atttypid = enum_type AND NOT a.attisdropped);
 BEGIN
     IF had_constraint THEN
         EXECUTE format('ALTER DOMAIN %s DROP CONSTRAINT gb_enum_codes', enum_type);
     END IF;
     EXECUTE format('ALTER DOMAIN %s ADD CONSTRAINT gb_enum_codes CHECK (gb_scale.enum_check(VALUE, %L, %L::smallint[]))%s',
-                   enum_type, enum_type::text, codes, CASE WHEN in_use THEN ' NOT VALID' ELSE '' END);
+                   enum_type, enum_type::text, codes, CASE WHEN had_constraint THEN ' NOT VALID' ELSE '' END);
 END
 $$;
 
@@ -314,6 +324,10 @@ BEGIN
         RAISE EXCEPTION 'gb_enum_add: enum_type and label must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    IF label = '' OR code < 0 THEN
+        RAISE EXCEPTION 'gb_enum_add: labels must be non-empty and codes non-negative'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT EXISTS (SELECT FROM gb_scale.enum_label l WHERE l.enum_type = gb_enum_add.enum_type) THEN
         RAISE EXCEPTION 'type % is not a gb_scale enum', enum_type
             USING ERRCODE = 'wrong_object_type',
@@ -352,6 +366,15 @@ LANGUAGE plpgsql STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM gb_scale.enum_label l WHERE l.enum_type = gb_enum_rename.enum_type) THEN
+        RAISE EXCEPTION 'type % is not a gb_scale enum', enum_type
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Create one with gb_enum_create(name, labels).';
+    END IF;
+    IF new_label = '' THEN
+        RAISE EXCEPTION 'gb_enum_rename: labels must be non-empty'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF EXISTS (SELECT FROM gb_scale.enum_label l WHERE l.enum_type = gb_enum_rename.enum_type AND l.label = new_label) THEN
         RAISE EXCEPTION 'enum % already has label "%"', enum_type, new_label
             USING ERRCODE = 'duplicate_object';

@@ -1,6 +1,8 @@
 -- gb_scale enum domains: General Bots' exact codes and labels, and the errors
 -- a DBA sees.  Every built-in pair is listed so that a wrong number shows.
 \set VERBOSITY default
+-- Line numbers of PL/pgSQL contexts are not part of the contract.
+\set SHOW_CONTEXT never
 
 SELECT enum_type, code, label
   FROM gb_scale.enum_labels

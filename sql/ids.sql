@@ -78,7 +78,7 @@ SELECT count(*) FROM gb_next_ids(2147483647);
 -- The generator reports this database's slot.
 SELECT shard_id, database = current_database() AS this_db, last_id IS NOT NULL AS has_last,
        ids_issued >= 29000 AS counted, mark_flushes >= 1 AS flushed,
-       durable_mark >= last_id_time AS mark_covers_last, clock_floor_active
+       durable_mark >= last_id_time AS mark_covers_last, clock_regressions
   FROM gb_id_generator_status();
 
 -- Like nextval(), IDs cannot be taken in a read-only transaction.

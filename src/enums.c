@@ -35,6 +35,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #define GB_MAX_CODE PG_INT16_MAX
@@ -101,6 +102,7 @@ gb_enum_cache_load(void)
 {
 	HASHCTL		ctl;
 	HTAB	   *cache;
+	SPIPlanPtr	plan;
 	MemoryContext oldcontext;
 	uint64		nrows;
 
@@ -121,8 +123,18 @@ gb_enum_cache_load(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT enum_type::pg_catalog.oid, max(code) OVER (PARTITION BY enum_type), code, label"
-					"  FROM " GB_INTERNAL_SCHEMA ".enum_label", true, 0) != SPI_OK_SELECT)
+
+	/*
+	 * Labels are read like catalog data: with the latest snapshot, not the
+	 * transaction's.  A repeatable-read transaction would otherwise cache,
+	 * and keep after it ends, labels older than the invalidation that made
+	 * us reload.
+	 */
+	plan = SPI_prepare("SELECT enum_type::pg_catalog.oid, max(code) OVER (PARTITION BY enum_type), code, label"
+					   "  FROM " GB_INTERNAL_SCHEMA ".enum_label", 0, NULL);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s.enum_label", GB_INTERNAL_SCHEMA);
 	nrows = SPI_processed;
 
@@ -260,6 +272,21 @@ gb_enum_code_of(const GbEnum *entry, text *label, bool missing_ok)
 	return -1;					/* keep compiler quiet */
 }
 
+/* The type a name resolves to now, or InvalidOid. */
+static Oid
+gb_type_by_name(const char *name)
+{
+	Datum		result;
+
+	LOCAL_FCINFO(fcinfo, 1);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(name);
+	fcinfo->args[0].isnull = false;
+	result = to_regtype(fcinfo);
+	return fcinfo->isnull ? InvalidOid : DatumGetObjectId(result);
+}
+
 /*
  * gb_scale.enum_check(code, domain, codes): the CHECK constraint of every
  * enum domain.  The valid codes are part of the constraint itself, so it
@@ -288,8 +315,9 @@ gb_enum_check(PG_FUNCTION_ARGS)
 			PG_RETURN_BOOL(true);
 	}
 
+	/* The name is as of the constraint's creation; a renamed domain has no labels to show. */
 	domain = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	typid = DatumGetObjectId(DirectFunctionCall1(to_regtype, CStringGetTextDatum(domain)));
+	typid = gb_type_by_name(domain);
 	entry = OidIsValid(typid) ? gb_enum_find(typid) : NULL;
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECK_VIOLATION),
@@ -420,6 +448,12 @@ gb_enum_create(PG_FUNCTION_ARGS)
 				 errhint("Example: gb_enum_create('ticket_state', ARRAY['open', 'closed']).")));
 	names = stringToQualifiedNameList(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	nspid = QualifiedNameGetCreationNamespace(names, &typname);
+	/* A temporary domain goes without firing the drop event that removes its labels. */
+	if (isAnyTempNamespace(nspid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("gb_enum_create: enum \"%s\" cannot be temporary", typname),
+				 errhint("Create it in a permanent schema.")));
 
 	values[0] = ObjectIdGetDatum(nspid);
 	values[1] = CStringGetTextDatum(typname);

@@ -403,17 +403,24 @@ gb_claim_slot(GbIdSlot *slot, int shard)
 	if (owner == InvalidOid || (seen_owner_dropped && owner == seen_owner))
 	{
 		uint64		last = pg_atomic_read_u64(&slot->last_tick);
-		int64		resume = Max(mark, (int64) pg_atomic_read_u64(&slot->mark_ms)) + 1;
+		uint64		past_mark = (uint64) (mark + 1) * GB_TICKS_PER_MS - 1;
 
-		pg_atomic_write_u64(&slot->mark_ms, (uint64) (resume - 1));
-		pg_atomic_write_u64(&slot->last_tick,
-							Max(last, (uint64) (resume * GB_TICKS_PER_MS - 1)));
+		/*
+		 * The slot of a dropped database keeps counting from its last tick,
+		 * which it knows exactly; otherwise it resumes past the durable mark,
+		 * which may lie ahead of the clock.
+		 */
+		pg_atomic_write_u64(&slot->mark_ms, (uint64) mark);
 		pg_atomic_write_u64(&slot->wall_seen_ms, (uint64) Max(wall, 0));
-		ahead_ms = resume - wall;
+		if (past_mark > last)
+		{
+			pg_atomic_write_u64(&slot->last_tick, past_mark);
+			ahead_ms = mark + 1 - wall;
+		}
 		if (ahead_ms > 0)
 		{
 			SpinLockAcquire(&slot->mutex);
-			gb_start_floor(slot, resume);
+			gb_start_floor(slot, mark + 1);
 			if (ahead_ms > (int64) gb_max_lead_ms + gb_reservation_ms)
 				slot->clock_regressions++;
 			SpinLockRelease(&slot->mutex);
