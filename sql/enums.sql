@@ -32,6 +32,11 @@ SELECT gb_enum_code('gb_message_role', 'bot');
 SELECT gb_enum_label('gb_message_role', 5::smallint);
 SELECT gb_enum_label('integer', 1::smallint);
 SELECT gb_label(1::smallint);
+-- A domain over an enum domain keeps its codes and its labels.
+CREATE DOMAIN human_role AS gb_message_role CHECK (VALUE IN (1, 2));
+SELECT gb_label(2::human_role), gb_label(NULL::human_role);
+SELECT 5::human_role;
+DROP DOMAIN human_role;
 SELECT gb_label('web');
 SELECT * FROM gb_enum_labels('gb_approval_decision');
 SELECT * FROM gb_enum_labels('text');

@@ -199,7 +199,32 @@ gb_enum_get(Oid typid)
 	return entry;
 }
 
-/* The enum for this call site, revalidated against the cache generation. */
+/* The enum of a type, or of the domain it is a domain over; NULL if none. */
+static GbEnum *
+gb_enum_find_through_domains(Oid typid)
+{
+	while (OidIsValid(typid))
+	{
+		GbEnum	   *entry = gb_enum_find(typid);
+		HeapTuple	tuple;
+		Form_pg_type typform;
+
+		if (entry != NULL)
+			return entry;
+		tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+		if (!HeapTupleIsValid(tuple))
+			break;
+		typform = (Form_pg_type) GETSTRUCT(tuple);
+		typid = typform->typtype == TYPTYPE_DOMAIN ? typform->typbasetype : InvalidOid;
+		ReleaseSysCache(tuple);
+	}
+	return NULL;
+}
+
+/*
+ * The enum for this call site, revalidated against the cache generation.
+ * With missing_ok, a domain over an enum domain counts as that enum.
+ */
 static GbEnum *
 gb_enum_for_call(FmgrInfo *flinfo, Oid typid, bool missing_ok)
 {
@@ -212,7 +237,7 @@ gb_enum_for_call(FmgrInfo *flinfo, Oid typid, bool missing_ok)
 	}
 	if (cc->generation != gb_enum_generation || cc->typid != typid || cc->entry == NULL)
 	{
-		cc->entry = missing_ok ? gb_enum_find(typid) : gb_enum_get(typid);
+		cc->entry = missing_ok ? gb_enum_find_through_domains(typid) : gb_enum_get(typid);
 		cc->typid = typid;
 		cc->generation = gb_enum_generation;
 	}
