@@ -46,6 +46,7 @@ typedef struct GbEnum
 	uint32		type_hash;		/* TYPEOID syscache hash, to match invalidations */
 	int			ncodes;			/* 1 + highest code */
 	int			nlabels;
+	bool		builtin;		/* one of General Bots' enums, fixed by the extension */
 	text	  **labels;			/* by code; NULL where a code is undefined */
 } GbEnum;
 
@@ -130,7 +131,7 @@ gb_enum_cache_load(void)
 	 * and keep after it ends, labels older than the invalidation that made
 	 * us reload.
 	 */
-	plan = SPI_prepare("SELECT enum_type::pg_catalog.oid, max(code) OVER (PARTITION BY enum_type), code, label"
+	plan = SPI_prepare("SELECT enum_type::pg_catalog.oid, max(code) OVER (PARTITION BY enum_type), code, label, builtin"
 					   "  FROM " GB_INTERNAL_SCHEMA ".enum_label", 0, NULL);
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
@@ -156,6 +157,7 @@ gb_enum_cache_load(void)
 			entry->type_hash = GetSysCacheHashValue1(TYPEOID, ObjectIdGetDatum(typid));
 			entry->ncodes = max_code + 1;
 			entry->nlabels = 0;
+			entry->builtin = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
 			entry->labels = palloc0(sizeof(text *) * entry->ncodes);
 		}
 		entry->labels[code] = DatumGetTextPCopy(label);
@@ -348,6 +350,8 @@ gb_enum_check(PG_FUNCTION_ARGS)
 			(errcode(ERRCODE_CHECK_VIOLATION),
 			 errmsg("value %d is not a valid code for enum domain %s", code, domain),
 			 entry ? errdetail("Valid codes: %s.", gb_enum_describe(entry, true)) : 0,
+			 (entry && entry->builtin) ?
+			 errhint("Use one of the codes above; General Bots' built-in enums have a fixed set.") :
 			 errhint("Add a label with gb_enum_add('%s', label) to make a new code valid.", domain),
 			 OidIsValid(typid) ? errdatatype(typid) : 0));
 	PG_RETURN_BOOL(false);
