@@ -63,14 +63,21 @@ typedef struct GbEnumCallCache
 	GbEnum	   *entry;
 } GbEnumCallCache;
 
+/*
+ * Forget the cache.  Its memory is freed only by the next load, never here:
+ * an invalidation can arrive during any catalog access, while a caller
+ * still holds an entry.
+ */
 static void
-gb_enum_cache_reset(void)
+gb_enum_cache_forget(void)
 {
-	if (gb_enum_context)
-		MemoryContextReset(gb_enum_context);
 	gb_enum_cache = NULL;
 	gb_enum_generation++;
 }
+
+/* Set while loading, so that an invalidation arriving then forces a reload. */
+static bool gb_enum_loading = false;
+static bool gb_enum_invalidated_while_loading = false;
 
 static void
 gb_enum_invalidation_callback(Datum arg, int cacheid, uint32 hashvalue)
@@ -78,11 +85,16 @@ gb_enum_invalidation_callback(Datum arg, int cacheid, uint32 hashvalue)
 	HASH_SEQ_STATUS status;
 	GbEnum	   *entry;
 
+	if (gb_enum_loading)
+	{
+		gb_enum_invalidated_while_loading = true;
+		return;
+	}
 	if (gb_enum_cache == NULL)
 		return;
 	if (hashvalue == 0)
 	{
-		gb_enum_cache_reset();
+		gb_enum_cache_forget();
 		return;
 	}
 	hash_seq_init(&status, gb_enum_cache);
@@ -91,15 +103,18 @@ gb_enum_invalidation_callback(Datum arg, int cacheid, uint32 hashvalue)
 		if (entry->type_hash == hashvalue)
 		{
 			hash_seq_term(&status);
-			gb_enum_cache_reset();
+			gb_enum_cache_forget();
 			return;
 		}
 	}
 }
 
-/* Read every enum's labels into a fresh cache. */
-static void
-gb_enum_cache_load(void)
+/*
+ * Read every enum's labels into a new cache.  *complete is false when an
+ * invalidation arrived after the snapshot was taken.
+ */
+static HTAB *
+gb_enum_cache_read(bool *complete)
 {
 	HASHCTL		ctl;
 	HTAB	   *cache;
@@ -107,16 +122,7 @@ gb_enum_cache_load(void)
 	MemoryContext oldcontext;
 	uint64		nrows;
 
-	if (!gb_enum_callback_registered)
-	{
-		CacheRegisterSyscacheCallback(TYPEOID, gb_enum_invalidation_callback, (Datum) 0);
-		gb_enum_callback_registered = true;
-	}
-	if (gb_enum_context == NULL)
-		gb_enum_context = AllocSetContextCreate(CacheMemoryContext, "gb_scale enum cache",
-												ALLOCSET_SMALL_SIZES);
-	gb_enum_cache_reset();
-
+	MemoryContextReset(gb_enum_context);
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(GbEnum);
 	ctl.hcxt = gb_enum_context;
@@ -133,6 +139,10 @@ gb_enum_cache_load(void)
 	 */
 	plan = SPI_prepare("SELECT enum_type::pg_catalog.oid, max(code) OVER (PARTITION BY enum_type), code, label, builtin"
 					   "  FROM " GB_INTERNAL_SCHEMA ".enum_label", 0, NULL);
+
+	/* Invalidations taken in while planning came before the snapshot. */
+	gb_enum_loading = true;
+	gb_enum_invalidated_while_loading = false;
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
@@ -165,7 +175,33 @@ gb_enum_cache_load(void)
 	}
 	MemoryContextSwitchTo(oldcontext);
 	SPI_finish();
-	/* Published only when complete: an error above leaves no half-filled cache. */
+	gb_enum_loading = false;
+	*complete = !gb_enum_invalidated_while_loading;
+	return cache;
+}
+
+/*
+ * Fill the cache.  It is published only when read to the end (an error
+ * leaves none), and read again, a few times at most, when a label changed
+ * while it was being read.
+ */
+static void
+gb_enum_cache_load(void)
+{
+	HTAB	   *cache = NULL;
+	bool		complete = false;
+
+	if (!gb_enum_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(TYPEOID, gb_enum_invalidation_callback, (Datum) 0);
+		gb_enum_callback_registered = true;
+	}
+	if (gb_enum_context == NULL)
+		gb_enum_context = AllocSetContextCreate(CacheMemoryContext, "gb_scale enum cache",
+												ALLOCSET_SMALL_SIZES);
+	gb_enum_cache_forget();
+	for (int attempt = 0; !complete && attempt < 3; attempt++)
+		cache = gb_enum_cache_read(&complete);
 	gb_enum_cache = cache;
 }
 
