@@ -78,7 +78,8 @@ SELECT m.id, d.created_at AS id_time, d.shard_id, d.sequence, m.tenant_id,
 
 \echo '--- messages per channel and role (2-byte codes, shown as labels)'
 SELECT gb_label(channel) AS channel, gb_label(role) AS role, count(*) AS messages
-  FROM gb.messages GROUP BY channel, role ORDER BY channel, role LIMIT 6;
+  FROM gb.messages GROUP BY gb.messages.channel, gb.messages.role
+ ORDER BY gb.messages.channel, gb.messages.role LIMIT 6;
 
 \echo '--- an invalid code is refused, naming the domain and its codes'
 \set ON_ERROR_STOP 0
