@@ -243,23 +243,31 @@ like($msg, qr/statement timeout/, '... with the statement-timeout message');
 cmp_ok(time - $t0, '<', 60, '... long before the wait would have ended');
 cmp_ok(waits_of($poison), '>', $waits_before, '... and the wait was counted');
 
-# 5c. The waiting backend sleeps on its latch (wait event type Extension) and
-# pg_cancel_backend() ends the wait.
-my ($w_out, $w_err) = ('', '');
-my $waiter = IPC::Run::start(
-	[
-		'psql', '-XAtq', '-v', 'VERBOSITY=verbose',
-		'-d', $node->connstr('postgres') . ' application_name=gb_waiter',
-		'-c', "SET gb_scale.shard_id = $poison", '-c', 'SELECT gb_next_id()'
-	],
-	'>', \$w_out, '2>', \$w_err,
-	IPC::Run::timeout(120));
-ok( $node->poll_query_until(
-		'postgres', q{
+# Starts a psql that asks the stalled shard for an ID, and waits until its
+# backend sleeps on its latch (wait event type Extension).
+sub start_waiter
+{
+	my ($name, $out, $err) = @_;
+	my $h = IPC::Run::start(
+		[
+			'psql', '-XAtq', '-v', 'VERBOSITY=verbose',
+			'-d', $node->connstr('postgres') . " application_name=$name",
+			'-c', "SET gb_scale.shard_id = $poison", '-c', 'SELECT gb_next_id()'
+		],
+		'>', $out, '2>', $err,
+		IPC::Run::timeout(120));
+	ok( $node->poll_query_until(
+			'postgres', qq{
 SELECT count(*) = 1 FROM pg_stat_activity
-WHERE application_name = 'gb_waiter' AND state = 'active'
+WHERE application_name = '$name' AND state = 'active'
   AND wait_event_type = 'Extension'}),
-	'the waiting backend sleeps in an Extension wait event');
+		"$name sleeps in an Extension wait event");
+	return $h;
+}
+
+# 5c. pg_cancel_backend() ends the wait.
+my ($w_out, $w_err) = ('', '');
+my $waiter = start_waiter('gb_waiter', \$w_out, \$w_err);
 is( $node->safe_psql(
 		'postgres',
 		"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'gb_waiter'"
@@ -273,19 +281,7 @@ is($w_out, '', 'the cancelled waiter returned no ID');
 
 # 5d. pg_terminate_backend also ends a waiting backend.
 ($w_out, $w_err) = ('', '');
-$waiter = IPC::Run::start(
-	[
-		'psql', '-XAtq',
-		'-d', $node->connstr('postgres') . ' application_name=gb_waiter2',
-		'-c', "SET gb_scale.shard_id = $poison", '-c', 'SELECT gb_next_id()'
-	],
-	'>', \$w_out, '2>', \$w_err,
-	IPC::Run::timeout(120));
-ok( $node->poll_query_until(
-		'postgres', q{
-SELECT count(*) = 1 FROM pg_stat_activity
-WHERE application_name = 'gb_waiter2' AND wait_event_type = 'Extension'}),
-	'second waiter is waiting');
+$waiter = start_waiter('gb_waiter2', \$w_out, \$w_err);
 $node->safe_psql('postgres',
 	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gb_waiter2'"
 );
