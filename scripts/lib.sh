@@ -4,7 +4,10 @@
 GB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GB_PGVER=15
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$GB_PGVER/bin/pg_config}
-GB_BINDIR=/usr/lib/postgresql/$GB_PGVER/bin
+# The server binaries of the PostgreSQL that PG_CONFIG describes (Debian's, or
+# the assert-enabled build of scripts/pg_debug_build.sh).
+gb_bindir() { if [ -x "$PG_CONFIG" ]; then "$PG_CONFIG" --bindir; else echo "/usr/lib/postgresql/$GB_PGVER/bin"; fi; }
+GB_BINDIR=$(gb_bindir)
 
 gb_log() { printf '== %s\n' "$*" >&2; }
 gb_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -30,6 +33,7 @@ GB_BENCH_PACKAGES=(postgresql-contrib)
 
 gb_build_install() {
 	[ -x "$PG_CONFIG" ] || PG_CONFIG=$(command -v pg_config)
+	GB_BINDIR=$(gb_bindir)
 	gb_log "building and installing gb_scale with $PG_CONFIG"
 	make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" >/dev/null
 	make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
