@@ -2,12 +2,14 @@
 
 EXTENSION = gb_scale
 MODULE_big = gb_scale
-OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enums.o
+OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enum_catalog.o src/enum_cache.o src/enum_admin.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums
+REGRESS = ids enums enum_hardening parallel
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
+ISOLATION = enum_concurrency
+ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src
 

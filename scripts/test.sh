@@ -21,7 +21,8 @@ gb_tmpdir work
 # 0. Static analysis of src/: cppcheck and clang-tidy must stay silent.
 gb_log "lint"
 make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" lint
-record "lint (cppcheck, clang-tidy)" $?
+status=$?
+record "lint (cppcheck, clang-tidy)" $status
 
 # 1. pg_regress: make installcheck against a throwaway preloaded cluster.
 gb_log "pg_regress"
@@ -50,7 +51,8 @@ for f in "$GB_ROOT"/test/pgtap/*.sql; do
 		psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" \
 			-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION gb_scale" >/dev/null
 	pg_prove -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" "$f"
-	record "pgTAP $(basename "$f")" $?
+	status=$? # before any expansion below resets it
+	record "pgTAP $(basename "$f")" $status
 done
 
 # 3. Scripted tests: Perl TAP tests on PostgreSQL::Test::Cluster, run as the
@@ -63,7 +65,8 @@ for f in "$work"/test/t/*.pl; do
 	[ -e "$f" ] || continue
 	(cd "$work/test" && gb_as_pg env TESTDIR="$work/test" PERL5LIB="$pgxs_perl" \
 		PG_REGRESS="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress" prove -v "t/$(basename "$f")")
-	record "TAP $(basename "$f")" $?
+	status=$?
+	record "TAP $(basename "$f")" $status
 done
 
 echo
