@@ -109,3 +109,79 @@ SELECT format('   gb_enum_code() calls at execution over %s queries of %s rows: 
               CASE WHEN :code_calls::int = 0 THEN 'folded to a constant when planned: PASS' ELSE 'BELOW' END);
 SELECT '   plan: ' || string_agg(trim(line), ' / ')
   FROM pg_temp.plan_of($$SELECT count(*) FROM e_domain WHERE role = gb_enum_code('gb_message_role', 'assistant')$$) line;
+
+-- Costs that must grow with the labels used, not with the enum's size or the
+-- number of enums in a query (the hardening issue measured 41 s to create an
+-- enum of 32768 labels, and a reload of every label on every row for two
+-- domains over enum domains in one query).
+CREATE FUNCTION pg_temp.create_ms(n int, native boolean) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+    ms float8;
+BEGIN
+    IF native THEN
+        EXECUTE format('CREATE TYPE nat_big AS ENUM (%s)',
+                       (SELECT string_agg(quote_literal('l' || g), ',') FROM generate_series(0, n - 1) g));
+    ELSE
+        PERFORM gb_enum_create('gb_big', ARRAY(SELECT 'l' || g FROM generate_series(0, n - 1) g));
+    END IF;
+    ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    EXECUTE CASE WHEN native THEN 'DROP TYPE nat_big' ELSE 'DROP DOMAIN gb_big' END;
+    RETURN ms;
+END
+$$;
+CREATE FUNCTION pg_temp.best_create_ms(n int, native boolean, reps int) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+    best float8;
+BEGIN
+    FOR i IN 1 .. reps LOOP
+        best := least(best, pg_temp.create_ms(n, native));
+    END LOOP;
+    RETURN best;
+END
+$$;
+SELECT pg_temp.best_create_ms(1024, false, :reps) AS small_ms, pg_temp.best_create_ms(32768, false, :reps) AS big_ms,
+       pg_temp.best_create_ms(1024, true, :reps) AS nat_small_ms, pg_temp.best_create_ms(32768, true, :reps) AS nat_big_ms \gset
+\echo
+SELECT format('%-46s %12s %12s %14s', 'creating an enum of n labels', '1024 (ms)', '32768 (ms)', 'us per label');
+SELECT format('%-46s %12s %12s %7s / %-6s', 'gb_enum_create()', round(:small_ms::numeric, 1), round(:big_ms::numeric, 1),
+              round((:small_ms * 1000 / 1024)::numeric, 1), round((:big_ms * 1000 / 32768)::numeric, 1));
+SELECT format('%-46s %12s %12s %7s / %-6s', 'CREATE TYPE ... AS ENUM (native)', round(:nat_small_ms::numeric, 1),
+              round(:nat_big_ms::numeric, 1), round((:nat_small_ms * 1000 / 1024)::numeric, 1),
+              round((:nat_big_ms * 1000 / 32768)::numeric, 1));
+SELECT format('   target: linear, the cost per label at 32768 labels within 2x of that at 1024: %sx %s',
+              round(((:big_ms / 32768) / (:small_ms / 1024))::numeric, 2),
+              CASE WHEN (:big_ms / 32768) <= 2 * (:small_ms / 1024) THEN 'PASS' ELSE 'BELOW' END);
+
+-- Two domains over enum domains in one query, against the enums themselves.
+SELECT gb_enum_create('bench_a', ARRAY['a0', 'a1']) IS NULL AS x, gb_enum_create('bench_b', ARRAY['b0', 'b1']) IS NULL AS y \gset
+CREATE DOMAIN bench_over_a AS bench_a;
+CREATE DOMAIN bench_over_b AS bench_b;
+CREATE TABLE e_over AS
+SELECT (g % 2)::smallint::bench_a AS a, (g % 2)::smallint::bench_b AS b,
+       (g % 2)::smallint::bench_over_a AS oa, (g % 2)::smallint::bench_over_b AS ob
+  FROM generate_series(1, least(:rows, 1000000)) g;
+SELECT pg_temp.best_ms('SELECT count(gb_label(a)), count(gb_label(b)) FROM e_over', :reps) AS direct_ms,
+       pg_temp.best_ms('SELECT count(gb_label(oa)), count(gb_label(ob)) FROM e_over', :reps) AS over_ms \gset
+-- Checking a value of an enum with every code, against one with three.
+SELECT gb_enum_create('bench_full', ARRAY(SELECT 'l' || g FROM generate_series(0, 32767) g)) IS NULL AS z \gset
+SELECT pg_temp.best_ms('SELECT count((g % 3)::smallint::gb_execution_mode) FROM generate_series(1, ' || least(:rows, 1000000) || ') g', :reps) AS check3_ms,
+       pg_temp.best_ms('SELECT count((g % 3)::smallint::bench_full) FROM generate_series(1, ' || least(:rows, 1000000) || ') g', :reps) AS check32k_ms \gset
+\echo
+SELECT format('%-62s %10s', 'per-row costs that must not grow (rows: ' || least(:rows, 1000000) || ')', 'best ms');
+SELECT format('%-62s %10s', 'gb_label() on two enum domains', round(:direct_ms::numeric, 1));
+SELECT format('%-62s %10s', 'gb_label() on two domains over enum domains', round(:over_ms::numeric, 1));
+SELECT format('%-62s %10s', 'domain check, enum of 3 codes', round(:check3_ms::numeric, 1));
+SELECT format('%-62s %10s', 'domain check, enum of 32768 codes', round(:check32k_ms::numeric, 1));
+SELECT format('   target: domains over enums within 1.5x of the enums: %sx %s', round((:over_ms / :direct_ms)::numeric, 2),
+              CASE WHEN :over_ms <= 1.5 * :direct_ms THEN 'PASS' ELSE 'BELOW' END);
+SELECT format('   target: checking against 32768 codes within 1.5x of 3 codes: %sx %s', round((:check32k_ms / :check3_ms)::numeric, 2),
+              CASE WHEN :check32k_ms <= 1.5 * :check3_ms THEN 'PASS' ELSE 'BELOW' END);
+DROP TABLE e_over;
+DROP DOMAIN bench_over_a;
+DROP DOMAIN bench_over_b;
+DROP DOMAIN bench_a;
+DROP DOMAIN bench_b;
+DROP DOMAIN bench_full;

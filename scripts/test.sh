@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite: pg_regress, pgTAP and the scripted TAP tests (crash,
-# restart, clock, standby, concurrency, pooling).  Every cluster is a throwaway
-# one run by the postgres OS user and is removed on exit, pass or fail.
+# The whole test suite: lint, pg_regress (with its isolation specs) and pgTAP,
+# each also under force_parallel_mode = regress, and the scripted TAP tests
+# (crash, restart, clock, standby, concurrency, pooling, dump/restore).
+#
+# It runs twice: on Debian's PostgreSQL 15, then on an assert-enabled build
+# with AddressSanitizer/UBSan where available (scripts/pg_debug_build.sh,
+# built once and cached), whose server logs must show no assertion failure,
+# memory-context complaint or sanitizer report.  GB_SKIP_DEBUG_BUILD=1 skips
+# the second pass for a quick local run.
+#
+# Every cluster is a throwaway one run by the postgres OS user and is removed
+# on exit, pass or fail.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-gb_ensure_packages "${GB_BASE_PACKAGES[@]}" "${GB_TEST_PACKAGES[@]}" || exit 1
+# GB_SUITE_LABEL is set when this script runs itself on the debug build.
+suite_label=${GB_SUITE_LABEL:-}
+if [ -z "$suite_label" ]; then
+	gb_ensure_packages "${GB_BASE_PACKAGES[@]}" "${GB_TEST_PACKAGES[@]}" || exit 1
+fi
 trap gb_cleanup EXIT
 gb_build_install || exit 1
 
@@ -17,57 +30,107 @@ record() { # record NAME STATUS
 }
 
 gb_tmpdir work
+logs=()
 
 # 0. Static analysis of src/: cppcheck and clang-tidy must stay silent.
-gb_log "lint"
-make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" lint
-status=$?
-record "lint (cppcheck, clang-tidy)" $status
+if [ -z "$suite_label" ]; then
+	gb_log "lint"
+	make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" lint
+	status=$?
+	record "lint (cppcheck, clang-tidy)" $status
+fi
 
-# 1. pg_regress: make installcheck against a throwaway preloaded cluster.
-gb_log "pg_regress"
-gb_cluster_start REG "shared_preload_libraries = 'gb_scale'" "gb_scale.shard_id = 1"
-make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" installcheck \
-	PGHOST="$REG_HOST" PGPORT="$REG_PORT" PGUSER=postgres >"$work/regress.out" 2>&1
-status=$?
-cat "$work/regress.out"
-# pg_regress prints one line per test: "test NAME ... ok" (or "     NAME ..." in a group).
-while read -r verdict name; do
-	record "pg_regress $name" "$([ "$verdict" = ok ] && echo 0 || echo 1)"
-done < <(sed -n -E 's/^(test |[ ]+)([A-Za-z0-9_]+)[ ]+\.\.\. (ok|FAILED|failed).*/\3 \2/p' "$work/regress.out")
-if [ $status -ne 0 ] && ! grep -q -E '\.\.\. (FAILED|failed)' "$work/regress.out"; then record "pg_regress (did not run)" 1; fi
-[ -f "$GB_ROOT/regression.diffs" ] && cat "$GB_ROOT/regression.diffs"
+# 1-2. pg_regress (with the isolation specs) and pgTAP on a throwaway
+# preloaded cluster; MODE is "serial" or "parallel" (force_parallel_mode).
+run_sql_suites() {
+	local mode=$1 conf=() status shard=10 f db
+	[ "$mode" = parallel ] && conf=("force_parallel_mode = regress" "max_parallel_workers = 8" "max_worker_processes = 16")
+	gb_log "pg_regress and isolation ($mode)"
+	gb_cluster_start REG "shared_preload_libraries = 'gb_scale'" "gb_scale.shard_id = 1" "${conf[@]}"
+	logs+=("$REG_DIR/server.log")
+	make -C "$GB_ROOT" -s PG_CONFIG="$PG_CONFIG" installcheck \
+		PGHOST="$REG_HOST" PGPORT="$REG_PORT" PGUSER=postgres >"$work/regress.out" 2>&1
+	status=$?
+	cat "$work/regress.out"
+	# One line per test: "test NAME ... ok" (or "     NAME ..." in a group).
+	while read -r verdict name; do
+		record "pg_regress $name ($mode)" "$([ "$verdict" = ok ] && echo 0 || echo 1)"
+	done < <(sed -n -E 's/^(test |[ ]+)([A-Za-z0-9_]+)[ ]+\.\.\. (ok|FAILED|failed).*/\3 \2/p' "$work/regress.out")
+	if [ $status -ne 0 ] && ! grep -q -E '\.\.\. (FAILED|failed)' "$work/regress.out"; then
+		record "pg_regress (did not run, $mode)" 1
+	fi
+	for f in "$GB_ROOT/regression.diffs" "$GB_ROOT/output_iso/regression.diffs"; do
+		[ -f "$f" ] && cat "$f"
+	done
 
-# 2. pgTAP: each file in test/pgtap against a fresh database of the same
-#    cluster, each with a shard id of its own (one shard id per database).
-gb_log "pgTAP"
-shard=10
-for f in "$GB_ROOT"/test/pgtap/*.sql; do
-	[ -e "$f" ] || continue
-	db="tap_$(basename "$f" .sql)"
-	shard=$((shard + 1))
-	psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d postgres \
-		-c "CREATE DATABASE $db" -c "ALTER DATABASE $db SET gb_scale.shard_id = $shard" >/dev/null &&
-		psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" \
-			-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION gb_scale" >/dev/null
-	pg_prove -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" "$f"
-	status=$? # before any expansion below resets it
-	record "pgTAP $(basename "$f")" $status
-done
+	# pgTAP: each file against a fresh database of the same cluster, each with
+	# a shard id of its own (one shard id per database).
+	gb_log "pgTAP ($mode)"
+	for f in "$GB_ROOT"/test/pgtap/*.sql; do
+		[ -e "$f" ] || continue
+		db="tap_$(basename "$f" .sql)"
+		shard=$((shard + 1))
+		psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d postgres \
+			-c "CREATE DATABASE $db" -c "ALTER DATABASE $db SET gb_scale.shard_id = $shard" >/dev/null &&
+			psql -X -q -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" \
+				-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION gb_scale" >/dev/null
+		pg_prove -h "$REG_HOST" -p "$REG_PORT" -U postgres -d "$db" "$f"
+		status=$? # before any expansion below resets it
+		record "pgTAP $(basename "$f") ($mode)" $status
+	done
+	gb_as_pg pg_ctl -D "$REG_DIR/data" -m fast -w stop >/dev/null
+}
+run_sql_suites serial
+run_sql_suites parallel
 
 # 3. Scripted tests: Perl TAP tests on PostgreSQL::Test::Cluster, run as the
 #    postgres OS user from a copy it can read, each file on its own clusters.
 gb_log "TAP tests"
 cp -r "$GB_ROOT/test" "$work/test"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$work/test"
-pgxs_perl=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/perl
+pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
 for f in "$work"/test/t/*.pl; do
 	[ -e "$f" ] || continue
-	(cd "$work/test" && gb_as_pg env TESTDIR="$work/test" PERL5LIB="$pgxs_perl" \
-		PG_REGRESS="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress" prove -v "t/$(basename "$f")")
+	(cd "$work/test" && gb_as_pg env TESTDIR="$work/test" PERL5LIB="$pgxs_dir/test/perl" \
+		PG_REGRESS="$pgxs_dir/test/regress/pg_regress" prove -v "t/$(basename "$f")")
 	status=$?
 	record "TAP $(basename "$f")" $status
 done
+logs+=("$work"/test/tmp_check/log/*.log)
+
+# 4. Server logs: an assertion failure, a memory-context complaint or a
+#    sanitizer report fails the run even when the test that caused it passed.
+gb_log "server logs"
+if grep -l -E 'TRAP: |problem in alloc set|ERROR: AddressSanitizer|runtime error: ' "${logs[@]}" 2>/dev/null; then
+	grep -h -B2 -A8 -E 'TRAP: |problem in alloc set|ERROR: AddressSanitizer|runtime error: ' "${logs[@]}" 2>/dev/null | head -80
+	record "server logs free of assertion, memory-context and sanitizer reports" 1
+else
+	record "server logs free of assertion, memory-context and sanitizer reports" 0
+fi
+
+# 5. The same suite on the assert-enabled build, from a copy of the tree so
+#    that its objects never mix with Debian's build.
+if [ -z "$suite_label" ] && [ "${GB_SKIP_DEBUG_BUILD:-0}" != 1 ]; then
+	gb_log "assert-enabled PostgreSQL"
+	debug_pg_config=$(bash "$GB_ROOT/scripts/pg_debug_build.sh" | tail -n 1)
+	if [ -x "$debug_pg_config" ]; then
+		gb_tmpdir debug_src
+		(cd "$GB_ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$debug_src")
+		[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$debug_src"
+		# shellcheck disable=SC1091
+		(source "$(dirname "$(dirname "$debug_pg_config")")/gb_env.sh" &&
+			GB_SUITE_LABEL="assert build" PG_CONFIG="$debug_pg_config" bash "$debug_src/scripts/test.sh") \
+			>"$work/debug.out" 2>&1
+		cat "$work/debug.out"
+		read -r debug_passed debug_failed < <(sed -n -E 's/^tests: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$work/debug.out")
+		passed=$((passed + ${debug_passed:-0}))
+		failed=$((failed + ${debug_failed:-0}))
+		while read -r line; do failures+=("[assert build] $line"); done < <(sed -n 's/^FAILED: //p' "$work/debug.out")
+		[ -z "${debug_passed:-}" ] && record "[assert build] suite did not run" 1
+	else
+		record "assert-enabled PostgreSQL build" 1
+	fi
+fi
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
