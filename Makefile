@@ -6,7 +6,7 @@ OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enums.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums privileges functions
+REGRESS = ids enums privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src
