@@ -77,6 +77,11 @@ END
 $$;
 
 -- Two ordinary roles, each with a schema of its own; alice may look into bob's.
+-- (Roles belong to the cluster: a run that crashed left them behind.)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_gb_alice;
+DROP ROLE IF EXISTS regress_gb_bob;
+RESET client_min_messages;
 CREATE ROLE regress_gb_alice;
 CREATE ROLE regress_gb_bob;
 CREATE SCHEMA sec_alice AUTHORIZATION regress_gb_alice;
