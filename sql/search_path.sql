@@ -49,8 +49,8 @@ GRANT INSERT ON hostile.ran TO PUBLIC;
 CREATE SEQUENCE hostile.ran_count;
 GRANT USAGE ON SEQUENCE hostile.ran_count TO PUBLIC;
 
--- Everything below is fully qualified: hostile objects must not trip over
--- each other, only over the extension.
+-- The bodies of hostile objects name only pg_catalog-qualified objects:
+-- they must not trip over each other, only over the extension.
 CREATE FUNCTION hostile.record(what pg_catalog.text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
