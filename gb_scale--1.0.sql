@@ -136,6 +136,9 @@ REVOKE ALL ON FUNCTION gb_scale.enum_label_guard() FROM PUBLIC;
 CREATE TRIGGER enum_label_guard
     BEFORE INSERT OR UPDATE OR DELETE ON gb_scale.enum_label
     FOR EACH ROW EXECUTE FUNCTION gb_scale.enum_label_guard();
+CREATE TRIGGER enum_label_no_truncate
+    BEFORE TRUNCATE ON gb_scale.enum_label
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.enum_label_guard();
 
 CREATE FUNCTION gb_scale.enum_label_changed()
 RETURNS trigger

@@ -75,6 +75,7 @@ INSERT INTO gb_scale.enum_label (enum_type, code, label, builtin) VALUES ('gb_ch
 INSERT INTO gb_scale.enum_label (enum_type, code, label) VALUES ('gb_channel_type', 10, 'discord');
 UPDATE gb_scale.enum_label SET label = 'human' WHERE enum_type = 'gb_message_role'::regtype AND code = 1;
 DELETE FROM gb_scale.enum_label WHERE enum_type = 'gb_plan_tier'::regtype;
+TRUNCATE gb_scale.enum_label;
 SELECT gb_scale.enum_create_builtin('public.sneaky', ARRAY['a'], NULL);
 SELECT count(*) AS channel_codes FROM gb_scale.enum_label WHERE enum_type = 'gb_channel_type'::regtype;
 

@@ -534,6 +534,14 @@ gb_enum_label_guard(PG_FUNCTION_ARGS)
 	gb_require_trigger(fcinfo, "enum_label_guard");
 	desc = RelationGetDescr(trigdata->tg_relation);
 
+	/* Row triggers do not see a TRUNCATE: it would take every code at once. */
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot truncate %s.%s", GB_INTERNAL_SCHEMA, GB_ENUM_LABEL_TABLE),
+				 errdetail("Codes are never removed: rows stored with them must keep their meaning."),
+				 errhint("Drop an enum's domain to remove its labels.")));
+
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
 		HeapTuple	old = trigdata->tg_trigtuple;

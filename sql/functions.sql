@@ -1,0 +1,84 @@
+-- gb_scale function contract: every function of the extension with the
+-- markings the planner and the executor trust.  A wrong marking is a bug
+-- (wrong results from a folded or cached call, or a write in a parallel
+-- worker), so the list is reviewed here, one function per line.
+--
+-- Why each function carries its labels (what its C code does):
+--   gb_id_timestamp, gb_id_shard, gb_id_sequence, gb_id_decode, gb_id_from_time
+--     immutable strict parallel safe: bit arithmetic on the arguments only; no
+--     catalog, no setting, no shared memory; errors depend on the arguments only.
+--   gb_next_id, gb_next_ids
+--     volatile strict parallel unsafe, like nextval(): each call advances the
+--     shared-memory counter and may write and flush the mark sequence
+--     gb_scale.id_mark, a write that a parallel worker may not do.
+--   gb_id_generator_status
+--     volatile (values move between two calls in one statement) and parallel
+--     safe: it only reads shared memory, under spinlocks and atomics, and
+--     database names from the catalog; a parallel worker attaches to the same
+--     shared memory and inherits the session's settings, so it sees the same.
+--   gb_label, gb_enum_label, gb_enum_code, gb_enum_labels
+--     stable strict parallel safe: read labels (through the per-backend cache,
+--     loaded read-only); labels change only between statements, by a commit
+--     that invalidates the domain.  A worker loads its own cache read-only.
+--   gb_scale.enum_check
+--     stable strict parallel safe: the CHECK of every enum domain, so it runs
+--     wherever a value is coerced, workers included; its verdict depends on its
+--     arguments alone, labels are only read to word the error.
+--   gb_enum_create, gb_enum_add, gb_enum_rename
+--     volatile parallel unsafe: they run DDL and write gb_scale.enum_label.
+--     gb_enum_create and gb_enum_add are not strict: a NULL code means "the
+--     default codes", and NULL names and labels are reported, not ignored.
+--   gb_scale.enum_code_support
+--     called by the planner directly, never by the executor: its markings are
+--     not used, and it keeps the defaults.
+--   trigger and event-trigger functions, gb_scale.enum_create_builtin,
+--   gb_scale.id_mark_init
+--     volatile parallel unsafe: they write, and run only from triggers or the
+--     install script.
+-- No function is SECURITY DEFINER or LEAKPROOF: everything runs with the
+-- caller's rights (the generator switches to the mark's owner internally for
+-- the one write it needs).  C functions resolve no names through search_path
+-- and carry no SET clause; every other function pins
+-- search_path = pg_catalog, pg_temp.  The lang column records an
+-- implementation choice (the label guard and the drop event trigger in
+-- PL/pgSQL, everything else in C): a function may change language with a
+-- reviewed edit of its line, as long as the last query stays empty.
+\set VERBOSITY terse
+SET search_path = public, pg_catalog;
+
+CREATE VIEW gb_functions AS
+SELECT p.oid, p.oid::regprocedure::text COLLATE "C" AS function, l.lanname
+  FROM pg_proc p
+  JOIN pg_language l ON l.oid = p.prolang
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'gb_scale';
+
+SELECT f.function, pg_get_function_result(p.oid) AS returns,
+       p.provolatile AS vol, p.proisstrict AS strict, p.proparallel AS par,
+       p.prosecdef AS secdef, p.proleakproof AS leakproof, f.lanname AS lang,
+       coalesce(array_to_string(p.proconfig, '; '), '-') AS config,
+       coalesce(nullif(p.prosupport, 0)::regproc::text, '-') AS support
+  FROM gb_functions f JOIN pg_proc p ON p.oid = f.oid
+ ORDER BY f.function;
+
+-- Defaults and output columns are part of the signatures callers use
+-- (unaligned: one long line must not pad the others).
+\pset format unaligned
+SELECT f.function, pg_get_function_arguments(p.oid) AS arguments
+  FROM gb_functions f JOIN pg_proc p ON p.oid = f.oid
+ WHERE p.pronargdefaults > 0 OR p.proargmodes IS NOT NULL
+ ORDER BY f.function;
+\pset format aligned
+
+-- The rule on its own, whatever the language: no SECURITY DEFINER, no
+-- interpreted function without its search_path pinned, no C function with a
+-- SET clause.  Must stay empty.
+SELECT f.function, f.lanname, p.prosecdef, p.proconfig
+  FROM gb_functions f JOIN pg_proc p ON p.oid = f.oid
+ WHERE p.prosecdef
+    OR (f.lanname <> 'c' AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}')
+    OR (f.lanname = 'c' AND p.proconfig IS NOT NULL)
+ ORDER BY f.function;
+
+DROP VIEW gb_functions;
+RESET search_path;

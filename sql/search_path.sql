@@ -1,0 +1,635 @@
+-- gb_scale against a hostile search_path.
+--
+-- An ordinary role, regress_mallory, owns schema "hostile" and fills it with
+-- functions, aggregates, operators, types and views named like everything
+-- the extension's SQL and C code could resolve by name.  Every hostile
+-- object calls hostile.record(), which warns "hostile <name> ran", counts
+-- the call in a sequence (a rollback cannot undo that), notes it in
+-- hostile.ran, and tries ALTER ROLE regress_mallory SUPERUSER, which works
+-- only when a superuser ran it.  Each one also returns a wrong result, so a
+-- misuse changes results too.
+--
+-- Then every public function is called, by mallory and by a superuser, once
+-- with a clean search_path and once with search_path = hostile, pg_catalog,
+-- public, and the two results are compared.  No hostile object may run: the
+-- expected output has no "hostile ... ran" warning, hostile.ran stays empty
+-- and mallory stays an ordinary role.
+--
+-- Objects mallory cannot shadow, and therefore not tried: casts between
+-- types she does not own (CREATE CAST needs ownership, shown below),
+-- functions taking cstring or internal such as textin (C only, so
+-- superuser only), operator classes (superuser only), schema names, and
+-- COALESCE, NULLIF, GREATEST and LEAST, which are grammar rather than
+-- functions (concat and concat_ws stand in for them).
+\set VERBOSITY terse
+\set SHOW_CONTEXT never
+SET search_path = public, pg_catalog;
+SET timezone = 'UTC';
+
+-- Roles belong to the cluster: a run that crashed left its role behind.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_mallory;
+RESET client_min_messages;
+CREATE ROLE regress_mallory;
+CREATE SCHEMA hostile AUTHORIZATION regress_mallory;
+CREATE SCHEMA mallory_app AUTHORIZATION regress_mallory;
+CREATE SCHEMA super_app;
+-- The test's own machinery; everything in it is schema-qualified.
+CREATE SCHEMA sec_sp;
+GRANT USAGE ON SCHEMA sec_sp TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Mallory's trap
+------------------------------------------------------------------------------
+SET SESSION AUTHORIZATION regress_mallory;
+GRANT USAGE ON SCHEMA hostile TO PUBLIC;
+
+CREATE TABLE hostile.ran (name pg_catalog.text, by_role pg_catalog.text);
+GRANT INSERT ON hostile.ran TO PUBLIC;
+CREATE SEQUENCE hostile.ran_count;
+GRANT USAGE ON SEQUENCE hostile.ran_count TO PUBLIC;
+
+-- The bodies of hostile objects name only pg_catalog-qualified objects:
+-- they must not trip over each other, only over the extension.
+CREATE FUNCTION hostile.record(what pg_catalog.text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE WARNING 'hostile % ran', what;
+    BEGIN
+        PERFORM pg_catalog.nextval('hostile.ran_count');
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    BEGIN
+        INSERT INTO hostile.ran VALUES (what, current_user);
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    BEGIN
+        ALTER ROLE regress_mallory SUPERUSER;
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN true;
+END
+$$;
+
+-- The cache loader of the current code reads max(code): the headline trap.
+-- Run by an ordinary role, its state function returns 0, so an unqualified
+-- max() sizes the label array for one code.  Run by a superuser it answers
+-- plausibly instead, so that the statement succeeds and the ALTER ROLE in
+-- hostile.record() commits with it.
+CREATE FUNCTION hostile.max_int2_state(pg_catalog.int2, pg_catalog.int2) RETURNS pg_catalog.int2
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM hostile.record('aggregate max(int2)');
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles r
+                WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND r.rolsuper) THEN
+        RETURN 32767;
+    END IF;
+    RETURN 0;
+END
+$$;
+CREATE AGGREGATE hostile.max(pg_catalog.int2) (SFUNC = hostile.max_int2_state, STYPE = pg_catalog.int2);
+
+-- Functions: name, argument types, result type, the wrong result.
+DO $gen$
+DECLARE
+    f record;
+    i integer := 0;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES
+        ('now', '', 'pg_catalog.timestamptz', $$'epoch'$$),
+        ('format', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.regtype', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.regtype, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.regtype, pg_catalog.text, pg_catalog.int2[], pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.regnamespace, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.name', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.name, pg_catalog.name', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.int2', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.int4', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.int2[]', 'pg_catalog.text', $$''$$),
+        ('format', 'pg_catalog.text, pg_catalog.text[]', 'pg_catalog.text', $$''$$),
+        ('concat', 'pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('concat', 'pg_catalog.text, pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('concat_ws', 'pg_catalog.text, pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('quote_ident', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('quote_ident', 'pg_catalog.name', 'pg_catalog.text', $$''$$),
+        ('quote_literal', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('quote_literal', 'pg_catalog.int2[]', 'pg_catalog.text', $$''$$),
+        ('quote_literal', 'pg_catalog.text[]', 'pg_catalog.text', $$''$$),
+        ('quote_literal', 'pg_catalog.regtype', 'pg_catalog.text', $$''$$),
+        ('quote_nullable', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('to_regtype', 'pg_catalog.text', 'pg_catalog.regtype', $$'pg_catalog.int4'$$),
+        ('to_regclass', 'pg_catalog.text', 'pg_catalog.regclass', $$'hostile.ran'$$),
+        ('to_regnamespace', 'pg_catalog.text', 'pg_catalog.regnamespace', $$'hostile'$$),
+        ('to_regprocedure', 'pg_catalog.text', 'pg_catalog.regprocedure', $$'hostile.record(pg_catalog.text)'$$),
+        ('format_type', 'pg_catalog.oid, pg_catalog.int4', 'pg_catalog.text', $$''$$),
+        ('lower', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('upper', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('length', 'pg_catalog.text', 'pg_catalog.int4', '0'),
+        ('replace', 'pg_catalog.text, pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('starts_with', 'pg_catalog.text, pg_catalog.text', 'boolean', 'true'),
+        ('text', 'pg_catalog.int2', 'pg_catalog.text', $$''$$),
+        ('text', 'pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('text', 'pg_catalog.regtype', 'pg_catalog.text', $$''$$),
+        ('int2', 'pg_catalog.int4', 'pg_catalog.int2', '0'),
+        ('int2', 'pg_catalog.int8', 'pg_catalog.int2', '0'),
+        ('int4', 'pg_catalog.int2', 'pg_catalog.int4', '0'),
+        ('int4', 'pg_catalog.int8', 'pg_catalog.int4', '0'),
+        ('int8', 'pg_catalog.int2', 'pg_catalog.int8', '0'),
+        ('int8', 'pg_catalog.int4', 'pg_catalog.int8', '0'),
+        ('unnest', 'pg_catalog.int2[]', 'SETOF pg_catalog.int2', ''),
+        ('unnest', 'pg_catalog.text[]', 'SETOF pg_catalog.text', ''),
+        ('unnest', 'pg_catalog.oid[]', 'SETOF pg_catalog.oid', ''),
+        ('unnest', 'pg_catalog.regtype[]', 'SETOF pg_catalog.regtype', ''),
+        ('generate_series', 'pg_catalog.int2, pg_catalog.int2', 'SETOF pg_catalog.int4', ''),
+        ('generate_series', 'pg_catalog.int4, pg_catalog.int4', 'SETOF pg_catalog.int4', ''),
+        ('generate_series', 'pg_catalog.int4, pg_catalog.int4, pg_catalog.int4', 'SETOF pg_catalog.int4', ''),
+        ('generate_series', 'pg_catalog.int8, pg_catalog.int8', 'SETOF pg_catalog.int8', ''),
+        ('cardinality', 'pg_catalog.int2[]', 'pg_catalog.int4', '0'),
+        ('cardinality', 'pg_catalog.text[]', 'pg_catalog.int4', '0'),
+        ('array_ndims', 'pg_catalog.int2[]', 'pg_catalog.int4', '0'),
+        ('array_ndims', 'pg_catalog.text[]', 'pg_catalog.int4', '0'),
+        ('array_length', 'pg_catalog.int2[], pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('array_length', 'pg_catalog.text[], pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('array_position', 'pg_catalog.int2[], pg_catalog.int2', 'pg_catalog.int4', '1'),
+        ('array_position', 'pg_catalog.text[], pg_catalog.text', 'pg_catalog.int4', '1'),
+        ('array_append', 'pg_catalog.int2[], pg_catalog.int2', 'pg_catalog.int2[]', $$'{}'$$),
+        ('array_cat', 'pg_catalog.int2[], pg_catalog.int2[]', 'pg_catalog.int2[]', $$'{}'$$),
+        ('array_to_string', 'pg_catalog.int2[], pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('array_to_string', 'pg_catalog.text[], pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('string_to_array', 'pg_catalog.text, pg_catalog.text', 'pg_catalog.text[]', $$'{}'$$),
+        ('pg_has_role', 'pg_catalog.name, pg_catalog.name, pg_catalog.text', 'boolean', 'true'),
+        ('pg_has_role', 'pg_catalog.name, pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('pg_has_role', 'pg_catalog.oid, pg_catalog.name, pg_catalog.text', 'boolean', 'true'),
+        ('pg_has_role', 'pg_catalog.oid, pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('pg_has_role', 'pg_catalog.name, pg_catalog.text', 'boolean', 'true'),
+        ('pg_has_role', 'pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('has_table_privilege', 'pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('has_type_privilege', 'pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('has_schema_privilege', 'pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('has_function_privilege', 'pg_catalog.oid, pg_catalog.text', 'boolean', 'true'),
+        ('pg_my_temp_schema', '', 'pg_catalog.oid', $$'pg_catalog'::pg_catalog.regnamespace$$),
+        ('pg_is_other_temp_schema', 'pg_catalog.oid', 'boolean', 'true'),
+        ('nextval', 'pg_catalog.regclass', 'pg_catalog.int8', '0'),
+        ('currval', 'pg_catalog.regclass', 'pg_catalog.int8', '0'),
+        ('setval', 'pg_catalog.regclass, pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('setval', 'pg_catalog.regclass, pg_catalog.int8, boolean', 'pg_catalog.int8', '0'),
+        ('pg_sequence_last_value', 'pg_catalog.regclass', 'pg_catalog.int8', '0'),
+        ('pg_advisory_xact_lock', 'pg_catalog.int8', 'void', ''),
+        ('pg_advisory_xact_lock', 'pg_catalog.int4, pg_catalog.int4', 'void', ''),
+        ('pg_try_advisory_xact_lock', 'pg_catalog.int8', 'boolean', 'true'),
+        ('pg_event_trigger_dropped_objects', '',
+         'TABLE (classid pg_catalog.oid, objid pg_catalog.oid, objsubid pg_catalog.int4, original boolean,'
+         ' normal boolean, is_temporary boolean, object_type pg_catalog.text, schema_name pg_catalog.text,'
+         ' object_name pg_catalog.text, object_identity pg_catalog.text, address_names pg_catalog.text[],'
+         ' address_args pg_catalog.text[])', ''),
+        ('current_setting', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('current_setting', 'pg_catalog.text, boolean', 'pg_catalog.text', $$''$$),
+        ('set_config', 'pg_catalog.text, pg_catalog.text, boolean', 'pg_catalog.text', $$''$$),
+        ('current_schemas', 'boolean', 'pg_catalog.name[]', $$'{}'$$),
+        ('pg_get_constraintdef', 'pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('pg_get_userbyid', 'pg_catalog.oid', 'pg_catalog.name', $$''$$)
+      ) AS v(name, args, result, wrong)
+    LOOP
+        i := i + 1;
+        EXECUTE format($f$CREATE FUNCTION hostile.%I(%s) RETURNS %s LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM hostile.record(%L);
+    RETURN %s;
+END
+$body$$f$, f.name, f.args, f.result,
+              format('function %s(%s)', f.name, replace(f.args, 'pg_catalog.', '')), f.wrong);
+    END LOOP;
+    RAISE NOTICE 'hostile functions: %', i;
+END
+$gen$;
+
+-- Aggregates (max(int2) is above): name, input types, state and result
+-- type, the wrong result.
+DO $gen$
+DECLARE
+    a record;
+    i integer := 0;
+BEGIN
+    FOR a IN SELECT * FROM (VALUES
+        ('max', 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('max', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('max', 'pg_catalog.oid', 'pg_catalog.oid', '0'),
+        ('max', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('min', 'pg_catalog.int2', 'pg_catalog.int2', '0'),
+        ('min', 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('min', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('min', 'pg_catalog.oid', 'pg_catalog.oid', '0'),
+        ('min', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('sum', 'pg_catalog.int2', 'pg_catalog.int8', '0'),
+        ('sum', 'pg_catalog.int4', 'pg_catalog.int8', '0'),
+        ('sum', 'pg_catalog.int8', 'pg_catalog.numeric', '0'),
+        ('count', '*', 'pg_catalog.int8', '0'),
+        ('count', 'pg_catalog.int2', 'pg_catalog.int8', '0'),
+        ('count', 'pg_catalog.int4', 'pg_catalog.int8', '0'),
+        ('count', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('count', 'pg_catalog.text', 'pg_catalog.int8', '0'),
+        ('count', 'pg_catalog.oid', 'pg_catalog.int8', '0'),
+        ('count', 'pg_catalog.regtype', 'pg_catalog.int8', '0'),
+        ('string_agg', 'pg_catalog.text, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('array_agg', 'pg_catalog.int2', 'pg_catalog.int2[]', $$'{}'$$),
+        ('array_agg', 'pg_catalog.int4', 'pg_catalog.int4[]', $$'{}'$$),
+        ('array_agg', 'pg_catalog.int8', 'pg_catalog.int8[]', $$'{}'$$),
+        ('array_agg', 'pg_catalog.text', 'pg_catalog.text[]', $$'{}'$$),
+        ('array_agg', 'pg_catalog.oid', 'pg_catalog.oid[]', $$'{}'$$),
+        ('array_agg', 'pg_catalog.regtype', 'pg_catalog.regtype[]', $$'{}'$$),
+        ('bool_and', 'boolean', 'boolean', 'true'),
+        ('bool_or', 'boolean', 'boolean', 'true')
+      ) AS v(name, args, stype, wrong)
+    LOOP
+        i := i + 1;
+        EXECUTE format($f$CREATE FUNCTION hostile.%I(%s) RETURNS %s LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM hostile.record(%L);
+    RETURN %s;
+END
+$body$$f$, 'agg_state_' || i,
+              a.stype || CASE a.args WHEN '*' THEN '' ELSE ', ' || a.args END, a.stype,
+              format('aggregate %s(%s)', a.name, replace(a.args, 'pg_catalog.', '')), a.wrong);
+        EXECUTE format('CREATE AGGREGATE hostile.%I(%s) (SFUNC = hostile.%I, STYPE = %s)',
+                       a.name, a.args, 'agg_state_' || i, a.stype);
+    END LOOP;
+    RAISE NOTICE 'hostile aggregates: %', i + 1;
+END
+$gen$;
+
+-- Operators on the types the extension handles, alike and mixed.
+DO $gen$
+DECLARE
+    t record;
+    op text;
+    i integer := 0;
+BEGIN
+    -- Comparisons, "= ANY" and IN included: they all use the "=" found by name.
+    FOR t IN SELECT * FROM (VALUES
+        ('pg_catalog.int2', 'pg_catalog.int2'), ('pg_catalog.int4', 'pg_catalog.int4'),
+        ('pg_catalog.int8', 'pg_catalog.int8'), ('pg_catalog.text', 'pg_catalog.text'),
+        ('pg_catalog.oid', 'pg_catalog.oid'), ('pg_catalog.regtype', 'pg_catalog.regtype'),
+        ('pg_catalog.regnamespace', 'pg_catalog.regnamespace'), ('pg_catalog.regclass', 'pg_catalog.regclass'),
+        ('pg_catalog.name', 'pg_catalog.name'), ('boolean', 'boolean'),
+        ('pg_catalog.int2[]', 'pg_catalog.int2[]'), ('pg_catalog.text[]', 'pg_catalog.text[]'),
+        ('pg_catalog.oid[]', 'pg_catalog.oid[]'),
+        ('pg_catalog.int2', 'pg_catalog.int4'), ('pg_catalog.int4', 'pg_catalog.int2'),
+        ('pg_catalog.int2', 'pg_catalog.int8'), ('pg_catalog.int8', 'pg_catalog.int2'),
+        ('pg_catalog.int4', 'pg_catalog.int8'), ('pg_catalog.int8', 'pg_catalog.int4'),
+        ('pg_catalog.name', 'pg_catalog.text'), ('pg_catalog.text', 'pg_catalog.name'),
+        ('pg_catalog.regtype', 'pg_catalog.oid'), ('pg_catalog.oid', 'pg_catalog.regtype'),
+        ('pg_catalog.regnamespace', 'pg_catalog.oid'), ('pg_catalog.oid', 'pg_catalog.regnamespace')
+      ) AS v(l, r)
+    LOOP
+        FOREACH op IN ARRAY ARRAY['=', '<>', '<', '>', '<=', '>=']
+        LOOP
+            i := i + 1;
+            EXECUTE format($f$CREATE FUNCTION hostile.%I(%s, %s) RETURNS boolean LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM hostile.record(%L);
+    RETURN true;
+END
+$body$$f$, 'op_' || i, t.l, t.r,
+                  format('operator %s(%s,%s)', op, replace(t.l, 'pg_catalog.', ''), replace(t.r, 'pg_catalog.', '')));
+            EXECUTE format('CREATE OPERATOR hostile.%s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = hostile.%I)',
+                           op, t.l, t.r, 'op_' || i);
+        END LOOP;
+    END LOOP;
+
+    -- Everything else: operator, left (NULL for prefix), right, result, wrong result.
+    FOR t IN SELECT * FROM (VALUES
+        ('+', 'pg_catalog.int2', 'pg_catalog.int2', 'pg_catalog.int2', '0'),
+        ('+', 'pg_catalog.int4', 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('+', 'pg_catalog.int8', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('+', 'pg_catalog.int2', 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('+', 'pg_catalog.int4', 'pg_catalog.int2', 'pg_catalog.int4', '0'),
+        ('+', 'pg_catalog.int4', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('+', 'pg_catalog.int8', 'pg_catalog.int4', 'pg_catalog.int8', '0'),
+        ('-', 'pg_catalog.int2', 'pg_catalog.int2', 'pg_catalog.int2', '0'),
+        ('-', 'pg_catalog.int4', 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('-', 'pg_catalog.int8', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('-', 'pg_catalog.int2', 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('-', 'pg_catalog.int4', 'pg_catalog.int2', 'pg_catalog.int4', '0'),
+        ('-', 'pg_catalog.int4', 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('-', 'pg_catalog.int8', 'pg_catalog.int4', 'pg_catalog.int8', '0'),
+        ('-', NULL, 'pg_catalog.int2', 'pg_catalog.int2', '0'),
+        ('-', NULL, 'pg_catalog.int4', 'pg_catalog.int4', '0'),
+        ('-', NULL, 'pg_catalog.int8', 'pg_catalog.int8', '0'),
+        ('||', 'pg_catalog.text', 'pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.int2', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.int4', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.int8', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.regtype', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.name', 'pg_catalog.text', $$''$$),
+        ('||', 'pg_catalog.text[]', 'pg_catalog.text', 'pg_catalog.text[]', $$'{}'$$),
+        ('||', 'pg_catalog.text', 'pg_catalog.text[]', 'pg_catalog.text[]', $$'{}'$$),
+        ('||', 'pg_catalog.text[]', 'pg_catalog.text[]', 'pg_catalog.text[]', $$'{}'$$),
+        ('||', 'pg_catalog.int2[]', 'pg_catalog.int2', 'pg_catalog.int2[]', $$'{}'$$),
+        ('||', 'pg_catalog.int2', 'pg_catalog.int2[]', 'pg_catalog.int2[]', $$'{}'$$),
+        ('||', 'pg_catalog.int2[]', 'pg_catalog.int2[]', 'pg_catalog.int2[]', $$'{}'$$),
+        ('@>', 'pg_catalog.int2[]', 'pg_catalog.int2[]', 'boolean', 'true'),
+        ('@>', 'pg_catalog.text[]', 'pg_catalog.text[]', 'boolean', 'true'),
+        ('@>', 'pg_catalog.oid[]', 'pg_catalog.oid[]', 'boolean', 'true'),
+        ('<@', 'pg_catalog.int2[]', 'pg_catalog.int2[]', 'boolean', 'true'),
+        ('<@', 'pg_catalog.text[]', 'pg_catalog.text[]', 'boolean', 'true'),
+        ('&&', 'pg_catalog.int2[]', 'pg_catalog.int2[]', 'boolean', 'true'),
+        ('&&', 'pg_catalog.text[]', 'pg_catalog.text[]', 'boolean', 'true'),
+        ('&&', 'pg_catalog.oid[]', 'pg_catalog.oid[]', 'boolean', 'true'),
+        ('~~', 'pg_catalog.text', 'pg_catalog.text', 'boolean', 'true'),
+        ('~~', 'pg_catalog.name', 'pg_catalog.text', 'boolean', 'true'),
+        ('!~~', 'pg_catalog.text', 'pg_catalog.text', 'boolean', 'true'),
+        ('~', 'pg_catalog.text', 'pg_catalog.text', 'boolean', 'true'),
+        ('~', 'pg_catalog.name', 'pg_catalog.text', 'boolean', 'true')
+      ) AS v(op, l, r, result, wrong)
+    LOOP
+        i := i + 1;
+        EXECUTE format($f$CREATE FUNCTION hostile.%I(%s) RETURNS %s LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM hostile.record(%L);
+    RETURN %s;
+END
+$body$$f$, 'op_' || i, concat_ws(', ', t.l, t.r), t.result,
+                  format('operator %s(%s)', t.op,
+                         replace(concat_ws(',', coalesce(t.l, 'none'), t.r), 'pg_catalog.', '')), t.wrong);
+        IF t.l IS NULL THEN
+            EXECUTE format('CREATE OPERATOR hostile.%s (RIGHTARG = %s, FUNCTION = hostile.%I)',
+                           t.op, t.r, 'op_' || i);
+        ELSE
+            EXECUTE format('CREATE OPERATOR hostile.%s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = hostile.%I)',
+                           t.op, t.l, t.r, 'op_' || i);
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'hostile operators: %', i;
+END
+$gen$;
+
+-- Relations named like what the extension reads: each view records that it
+-- was read (once, through an uncorrelated subquery) and returns nothing, or
+-- a forged label.  A sequence named like the generator's mark must keep its
+-- value.
+DO $gen$
+DECLARE
+    rel text;
+    cols text;
+BEGIN
+    FOREACH rel IN ARRAY ARRAY['pg_type', 'pg_class', 'pg_namespace', 'pg_proc', 'pg_constraint',
+                               'pg_depend', 'pg_extension', 'pg_attribute', 'pg_roles', 'pg_sequence',
+                               'pg_settings', 'pg_database']
+    LOOP
+        -- Same columns, except those of a pseudo-type, which a view cannot have.
+        SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = format('pg_catalog.%I', rel)::regclass AND a.attnum > 0
+           AND NOT a.attisdropped AND a.atttypid <> 'anyarray'::regtype;
+        EXECUTE format('CREATE VIEW hostile.%I AS SELECT %s FROM pg_catalog.%I x WHERE (SELECT NOT hostile.record(%L))',
+                       rel, cols, rel, 'relation ' || rel);
+    END LOOP;
+    FOREACH rel IN ARRAY ARRAY['enum_label', 'enum_labels']
+    LOOP
+        EXECUTE format($v$CREATE VIEW hostile.%I AS
+            SELECT 'public.gb_channel_type'::pg_catalog.regtype AS enum_type, 9::pg_catalog.int2 AS code,
+                   'pwned'::pg_catalog.text AS label, true AS builtin
+             WHERE (SELECT hostile.record(%L))$v$, rel, 'relation ' || rel);
+    END LOOP;
+    GRANT SELECT ON ALL TABLES IN SCHEMA hostile TO PUBLIC;
+END
+$gen$;
+CREATE SEQUENCE hostile.id_mark;
+SELECT pg_catalog.setval('hostile.id_mark', 42);
+
+-- Types named like the ones the extension names in SQL (keywords such as
+-- smallint, integer, bigint and boolean always mean pg_catalog's): a domain
+-- whose CHECK records that a value was cast to it.
+DO $gen$
+DECLARE
+    typ text;
+BEGIN
+    FOREACH typ IN ARRAY ARRAY['text', 'name', 'oid', 'regtype', 'regclass', 'regnamespace', 'regproc',
+                               'regprocedure', 'int2', 'int4', 'int8', 'bool', 'char', 'timestamptz']
+    LOOP
+        EXECUTE format('CREATE DOMAIN hostile.%I AS pg_catalog.%I CHECK (hostile.record(%L))',
+                       typ, typ, 'type ' || typ);
+    END LOOP;
+END
+$gen$;
+
+-- Casts need ownership of one of the types: mallory cannot add one between
+-- built-in types.
+CREATE CAST (pg_catalog.int2 AS pg_catalog.text) WITH FUNCTION hostile.text(pg_catalog.int2);
+RESET SESSION AUTHORIZATION;
+
+-- What the trap holds, by kind.
+SELECT kind, count(*)
+  FROM (SELECT CASE p.prokind WHEN 'a' THEN 'aggregate' ELSE 'function' END AS kind
+          FROM pg_proc p WHERE p.pronamespace = 'hostile'::regnamespace
+        UNION ALL
+        SELECT 'operator' FROM pg_operator o WHERE o.oprnamespace = 'hostile'::regnamespace
+        UNION ALL
+        SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'S' THEN 'sequence' ELSE 'table' END
+          FROM pg_class c WHERE c.relnamespace = 'hostile'::regnamespace AND c.relkind IN ('r', 'v', 'S')
+        UNION ALL
+        SELECT 'domain' FROM pg_type t WHERE t.typnamespace = 'hostile'::regnamespace AND t.typtype = 'd') k
+ GROUP BY kind ORDER BY kind COLLATE "C";
+
+------------------------------------------------------------------------------
+-- The calls
+------------------------------------------------------------------------------
+-- Each probe is run once per phase: %1$s is the phase (for names of objects
+-- a probe creates), %2$s the schema the caller may create in.  A query's rows
+-- are kept as text; an error keeps its SQLSTATE and message.  Probes name
+-- only extension functions and pg_catalog-qualified objects, so that what
+-- runs hostile code can only be the extension.
+CREATE TABLE sec_sp.probe (
+    ord      integer PRIMARY KEY,
+    stmt     text NOT NULL,
+    is_query boolean NOT NULL DEFAULT true,
+    compare  boolean NOT NULL DEFAULT true
+);
+CREATE TABLE sec_sp.result (
+    phase    text NOT NULL,
+    ord      integer NOT NULL,
+    value    text,
+    sqlstate text,
+    message  text
+);
+GRANT SELECT ON sec_sp.probe TO PUBLIC;
+GRANT INSERT ON sec_sp.result TO PUBLIC;
+
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    -- IDs
+    (10, $$SELECT gb_id_timestamp(383959995403735083)$$),
+    (11, $$SELECT gb_id_shard(383959995403735083)$$),
+    (12, $$SELECT gb_id_sequence(383959995403735083)$$),
+    (13, $$SELECT * FROM gb_id_decode(383959995403735083)$$),
+    (14, $$SELECT gb_id_from_time('2025-06-15 12:34:56.789+00', 42::smallint)$$),
+    (15, $$SELECT gb_id_from_time('2030-01-01 00:00:00+00')$$),
+    (16, $$SELECT gb_id_from_time('2023-12-31 23:59:59+00')$$),
+    (17, $$SELECT gb_id_timestamp('-1'::bigint)$$),
+    (18, $$SELECT gb_id_shard(gb_next_id())$$),
+    (19, $$SELECT coalesce((SELECT pg_catalog.max(s.last_id) FROM gb_id_generator_status() s), 0) OPERATOR(pg_catalog.<) gb_next_id()$$),
+    (20, $$SELECT pg_catalog.count(*) FROM gb_next_ids(3)$$),
+    (21, $$SELECT s.shard_id, s.database, s.clock_regressions, s.clock_floor_active
+            FROM gb_id_generator_status() s WHERE s.shard_id OPERATOR(pg_catalog.=) 1$$),
+    -- Built-in enums
+    (30, $$SELECT gb_label(9::gb_channel_type)$$),
+    (31, $$SELECT gb_label(42::gb_channel_type)$$),
+    (32, $$SELECT gb_enum_label('gb_message_role', 10::smallint)$$),
+    (33, $$SELECT gb_enum_label('gb_message_role', 5::smallint)$$),
+    (34, $$SELECT gb_enum_code('gb_task_status', 'waiting_approval')$$),
+    (35, $$SELECT gb_enum_code('gb_message_role', 'bot')$$),
+    (36, $$SELECT * FROM gb_enum_labels('gb_message_role')$$),
+    (37, $$SELECT v.enum_type, v.code, v.label FROM gb_scale.enum_labels v
+            WHERE v.enum_type OPERATOR(pg_catalog.=) 'gb_plan_tier'::pg_catalog.regtype ORDER BY v.code$$),
+    (38, $$SELECT gb_label(1::smallint)$$),
+    (39, $$SELECT * FROM gb_enum_labels('integer')$$),
+    (40, $$SELECT gb_enum_add('gb_channel_type', 'discord')$$),
+    (41, $$SELECT gb_enum_rename('gb_message_role', 'user', 'human')$$),
+    -- An enum of the caller's own
+    (50, $$SELECT pg_catalog.replace(gb_enum_create('%2$s.%1$s_ticket', ARRAY['open', 'pending', 'closed'])::pg_catalog.text, '%1$s', 'PHASE')$$),
+    (51, $$SELECT pg_catalog.replace(gb_enum_create('%2$s.%1$s_prio', ARRAY['low', 'high'], ARRAY[10, 20]::smallint[])::pg_catalog.text, '%1$s', 'PHASE')$$),
+    (52, $$SELECT pg_catalog.replace(gb_enum_create('%2$s."%1$s Mixed Case"', ARRAY['x'])::pg_catalog.text, '%1$s', 'PHASE')$$),
+    (53, $$SELECT gb_enum_create('%2$s.%1$s_bad', ARRAY['a', 'a'])$$),
+    (54, $$SELECT * FROM gb_enum_labels('%2$s.%1$s_ticket')$$),
+    (55, $$SELECT gb_enum_add('%2$s.%1$s_ticket', 'reopened')$$),
+    (56, $$SELECT gb_enum_add('%2$s.%1$s_ticket', 'archived', 10::smallint)$$),
+    (57, $$SELECT gb_enum_add('%2$s.%1$s_ticket', 'other', 10::smallint)$$),
+    (58, $$SELECT gb_enum_add('%2$s.%1$s_ticket', 'open')$$),
+    (59, $$SELECT gb_enum_rename('%2$s.%1$s_ticket', 'pending', 'waiting')$$),
+    (60, $$SELECT gb_enum_rename('%2$s.%1$s_ticket', 'gone', 'x')$$),
+    (61, $$SELECT gb_label(10::%2$s.%1$s_ticket)$$),
+    (62, $$SELECT gb_label(1::%2$s.%1$s_ticket)$$),
+    (63, $$SELECT gb_enum_code('%2$s.%1$s_ticket', 'reopened')$$),
+    (64, $$SELECT gb_enum_label('%2$s.%1$s_prio', 20::smallint)$$),
+    (65, $$SELECT gb_label(0::%2$s."%1$s Mixed Case")$$),
+    (66, $$SELECT 5::%2$s.%1$s_ticket$$),
+    (67, $$SELECT * FROM gb_enum_labels('%2$s.%1$s_ticket')$$),
+    (68, $$SELECT v.code, v.label FROM gb_scale.enum_labels v
+            WHERE v.enum_type OPERATOR(pg_catalog.=) '%2$s.%1$s_ticket'::pg_catalog.regtype ORDER BY v.code$$),
+    -- (Deparsed under the caller's search_path: pg_catalog. prefixes vary.)
+    (69, $$SELECT pg_catalog.replace(pg_catalog.pg_get_constraintdef(c.oid), 'pg_catalog.', '') FROM pg_catalog.pg_constraint c
+            WHERE c.contypid OPERATOR(pg_catalog.=) '%2$s.%1$s_ticket'::pg_catalog.regtype$$),
+    (71, $$SELECT pg_catalog.count(*) FROM gb_scale.enum_label l
+            WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) l.enum_type)$$);
+-- Dropping an enum domain runs the drop event trigger (probe 71 looks for
+-- labels left behind).
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (70, $$DROP DOMAIN %2$s.%1$s_prio$$, false);
+-- An unqualified name goes to the first schema of search_path, as with
+-- CREATE DOMAIN: it depends on the path by design, so it is listed per
+-- phase rather than compared (probe 81 says where the enum went).
+INSERT INTO sec_sp.probe (ord, stmt, is_query, compare) VALUES
+    (80, $$SELECT gb_enum_create('%1$s_unqualified', ARRAY['a', 'b'])$$, false, false),
+    (81, $$SELECT t.typnamespace::pg_catalog.regnamespace FROM pg_catalog.pg_type t
+            WHERE t.typname OPERATOR(pg_catalog.=) '%1$s_unqualified'$$, true, false);
+
+-- Runs every probe for one phase under the caller's current search_path.
+CREATE FUNCTION sec_sp.run(phase pg_catalog.text, app_schema pg_catalog.text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p record;
+    stmt pg_catalog.text;
+    v pg_catalog.text;
+    state pg_catalog.text;
+    msg pg_catalog.text;
+BEGIN
+    FOR p IN SELECT x.ord, x.stmt, x.is_query FROM sec_sp.probe x ORDER BY x.ord
+    LOOP
+        stmt := pg_catalog.format(p.stmt, phase, app_schema);
+        v := NULL;
+        state := NULL;
+        msg := NULL;
+        BEGIN
+            IF p.is_query THEN
+                EXECUTE pg_catalog.concat('SELECT pg_catalog.array_agg(q)::pg_catalog.text FROM (', stmt, ') q')
+                   INTO v;
+            ELSE
+                EXECUTE stmt;
+                v := 'done';
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+        END;
+        INSERT INTO sec_sp.result VALUES (phase, p.ord, v, state, msg);
+    END LOOP;
+END
+$$;
+
+-- A user enum of the superuser's, for the crash sequence at the end.
+SELECT gb_enum_create('super_app.crash', ARRAY['a', 'b']);
+
+-- (a) mallory: clean, then hostile search_path.
+SET SESSION AUTHORIZATION regress_mallory;
+SET search_path = public, pg_catalog;
+SELECT sec_sp.run('clean_mallory', 'mallory_app');
+SET search_path = hostile, pg_catalog, public;
+SELECT sec_sp.run('hostile_mallory', 'mallory_app');
+SET search_path = public, pg_catalog;
+RESET SESSION AUTHORIZATION;
+
+-- (b) the superuser, with mallory's schema first in its search_path.
+SET search_path = public, pg_catalog;
+SELECT sec_sp.run('clean_super', 'super_app');
+SET search_path = hostile, pg_catalog, public;
+SELECT sec_sp.run('hostile_super', 'super_app');
+SET search_path = public, pg_catalog;
+
+-- Each call under the hostile search_path against the same call under the
+-- clean one (phase names in values and messages aside): "same", with the
+-- SQLSTATE when the call is refused in both.
+CREATE FUNCTION sec_sp.verdict(probe integer, clean text, hostile text) RETURNS text
+LANGUAGE sql AS $$
+    SELECT CASE
+             WHEN c.ord IS NULL OR h.ord IS NULL THEN 'MISSING'
+             WHEN replace(c.value, clean, 'PHASE') IS NOT DISTINCT FROM replace(h.value, hostile, 'PHASE')
+              AND c.sqlstate IS NOT DISTINCT FROM h.sqlstate
+              AND replace(c.message, clean, 'PHASE') IS NOT DISTINCT FROM replace(h.message, hostile, 'PHASE')
+             THEN 'same' || coalesce(' ' || c.sqlstate, '')
+             ELSE 'DIFFERENT (' || coalesce(c.sqlstate, 'ok') || ' / ' || coalesce(h.sqlstate, 'ok') || ')'
+           END
+      FROM (SELECT 1) one
+      LEFT JOIN sec_sp.result c ON c.ord = probe AND c.phase = clean
+      LEFT JOIN sec_sp.result h ON h.ord = probe AND h.phase = hostile
+$$;
+SELECT p.ord,
+       sec_sp.verdict(p.ord, 'clean_mallory', 'hostile_mallory') AS as_mallory,
+       sec_sp.verdict(p.ord, 'clean_super', 'hostile_super') AS as_superuser
+  FROM sec_sp.probe p WHERE p.compare ORDER BY p.ord;
+SELECT r.ord, r.phase, coalesce(r.sqlstate, r.value, 'no row') AS result
+  FROM sec_sp.result r JOIN sec_sp.probe p ON p.ord = r.ord
+ WHERE NOT p.compare ORDER BY r.ord, r.phase COLLATE "C";
+
+-- The crash found in review, step by step: a lookup in a backend whose
+-- search_path starts with mallory's schema, then a label change so that
+-- the label cache is read again under that search_path, then a lookup.
+SELECT gb_label(9::gb_channel_type) AS clean;
+SET search_path = hostile, pg_catalog, public;
+SELECT gb_label(9::gb_channel_type) AS hostile_first;
+SELECT gb_enum_rename('super_app.crash', 'a', 'alpha');
+SELECT gb_label(9::gb_channel_type) AS hostile_reloaded, gb_label(0::super_app.crash) AS renamed;
+SET search_path = public, pg_catalog;
+
+-- Nothing of mallory's ran, she is no superuser, her sequence kept its value.
+SELECT * FROM hostile.ran;
+SELECT last_value, is_called FROM hostile.ran_count;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_mallory';
+SELECT last_value FROM hostile.id_mark;
+
+-- Clean up: the drop event trigger removes the labels of every enum dropped.
+SET client_min_messages = warning;
+DROP SCHEMA super_app CASCADE;
+DROP DOMAIN public.clean_super_unqualified;
+DROP SCHEMA sec_sp CASCADE;
+DROP OWNED BY regress_mallory CASCADE;
+DROP ROLE regress_mallory;
+RESET client_min_messages;
+SELECT count(*) AS labels_left_behind
+  FROM gb_scale.enum_label l WHERE NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = l.enum_type);
+SELECT count(DISTINCT enum_type) AS enums FROM gb_scale.enum_label;
+RESET search_path;
+RESET timezone;
