@@ -95,12 +95,20 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	/*
+	 * The lead bound and the clock offset govern a shard slot that every
+	 * session of the instance shares, so they must be the same in every
+	 * session: set in postgresql.conf and reloaded, never per session, role
+	 * or database.  One session's offset would otherwise move every
+	 * session's IDs (and the durable mark) ahead, and one session's high lead
+	 * bound would make the others wait for the clock.
+	 */
 	DefineCustomIntVariable("gb_scale.max_lead_ms",
 							"How far, in milliseconds, issued IDs may run ahead of the clock before callers wait.",
-							NULL,
+							"Instance-wide: set it in postgresql.conf and reload.",
 							&gb_max_lead_ms,
 							2000, 0, 600000,
-							PGC_SUSET, GUC_UNIT_MS,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("gb_scale.reservation_ms",
@@ -111,12 +119,13 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	/* Shown by SHOW ALL and pg_settings: it shifts every ID of the instance. */
 	DefineCustomIntVariable("gb_scale.debug_clock_offset_ms",
-							"Shifts the ID generator's clock of this session, for testing clock steps.",
-							NULL,
+							"Shifts the ID generator's clock, for testing clock steps.",
+							"Instance-wide: set it in postgresql.conf and reload.",
 							&gb_debug_clock_offset_ms,
 							0, -86400000, 86400000,
-							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							PGC_SIGHUP, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("gb_scale");

@@ -134,10 +134,10 @@ gb_ids_shmem_init(void)
 }
 
 /*
- * Milliseconds since the gb_scale epoch by this session's view of the wall
- * clock.  The coarse clock (the kernel tick, 1-4 ms) costs a third of the
- * precise one; it only makes ID timestamps lag by up to a tick, never
- * affects uniqueness or order.
+ * Milliseconds since the gb_scale epoch by the wall clock, shifted by the
+ * instance-wide gb_scale.debug_clock_offset_ms.  The coarse clock (the
+ * kernel tick, 1-4 ms) costs a third of the precise one; it only makes ID
+ * timestamps lag by up to a tick, never affects uniqueness or order.
  */
 static inline int64
 gb_wall_ms(void)
@@ -594,7 +594,7 @@ gb_next_ids(PG_FUNCTION_ARGS)
 					 errmsg("gb_next_ids: cannot reserve %d IDs in one step", n),
 					 errdetail("At most %lld IDs fit within gb_scale.max_lead_ms = %d (4096 per millisecond).",
 							   (long long) capacity, gb_max_lead_ms),
-					 errhint("Reserve in smaller batches.")));
+					 errhint("Reserve in smaller batches, or raise gb_scale.max_lead_ms in postgresql.conf; it applies to every session.")));
 		oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 		run = palloc(sizeof(GbIdRun));
 		MemoryContextSwitchTo(oldcontext);
