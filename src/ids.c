@@ -33,6 +33,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -673,4 +674,55 @@ gb_id_generator_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Called by the install script right after it creates gb_scale.id_mark.
+ *
+ * DROP EXTENSION drops the mark, but tables outside the extension keep the
+ * IDs, which may lie ahead of the clock; a mark restarting at 0 would let
+ * the generator resume below them after a restart.  Shared memory still knows
+ * how far this database's slots got, so the new mark starts there.  Without
+ * shared memory, or with no slot of this database (a new database, or a
+ * restart since the DROP), there is nothing to carry over.  The mark is only
+ * ever raised, should an update script call this again.
+ */
+PG_FUNCTION_INFO_V1(gb_id_mark_init);
+Datum
+gb_id_mark_init(PG_FUNCTION_ARGS)
+{
+	int64		high_ms = 0;
+	Oid			relid;
+
+	if (!creating_extension ||
+		CurrentExtensionObject != get_extension_oid("gb_scale", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("gb_scale.id_mark_init() can only be called by CREATE EXTENSION gb_scale"),
+				 errdetail("It starts a new durable mark past the IDs this instance has issued."),
+				 errhint("To raise the mark by hand, call setval() on gb_scale.id_mark before the first gb_next_id() since the server started.")));
+
+	if (gb_ids == NULL)
+		PG_RETURN_VOID();
+	for (int i = 0; i <= GB_MAX_SHARD_ID; i++)
+	{
+		GbIdSlot   *slot = &gb_ids->slots[i];
+
+		if (pg_atomic_read_u32(&slot->owner_db) != MyDatabaseId)
+			continue;
+		/* Pairs with the write barrier that publishes the owner. */
+		pg_read_barrier();
+		high_ms = Max(high_ms, (int64) pg_atomic_read_u64(&slot->mark_ms));
+		high_ms = Max(high_ms,
+					  (int64) (pg_atomic_read_u64(&slot->last_tick) >> GB_SEQUENCE_BITS));
+	}
+	if (high_ms == 0)
+		PG_RETURN_VOID();
+
+	relid = gb_id_mark_relid();
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
+	if (gb_read_mark(relid) < high_ms)
+		gb_write_mark(relid, high_ms);
+	UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+	PG_RETURN_VOID();
 }
