@@ -461,7 +461,7 @@ gb_current_shard(void)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("environment variable SHARD_ID has invalid value \"%s\"",
 							gb_shard_id_env_error),
-					 errdetail("A shard id is an integer from 0 to %d.", GB_MAX_SHARD_ID),
+					 errdetail("A shard id is 0 to %d, written with 1 to 4 digits and nothing else.", GB_MAX_SHARD_ID),
 					 errhint("Fix SHARD_ID in the server's environment, or set gb_scale.shard_id in postgresql.conf or with ALTER DATABASE ... SET.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -268,8 +268,9 @@ $node->stop;
 
 # ---------------------------------------------------------------------------
 # (d) Invalid SHARD_ID values: a WARNING at start, and a clear error naming the
-# value when an ID is asked for.  An explicit setting still works.
-for my $bad ('5000', 'abc', '12x', '-1')
+# value when an ID is asked for.  An explicit setting still works.  Only 1 to
+# 4 digits are a shard id: no sign, no whitespace on either side.
+for my $bad ('5000', 'abc', '12x', '-1', ' 7', '9 ', '+7', '00007', '1024')
 {
 	my $log_offset = -s $node->logfile;
 	start_with_shard_env($node, $bad);
