@@ -347,7 +347,11 @@ gb_raise_mark(GbIdSlot *slot, int64 needed_ms, int64 now)
 			GbIdSlot   *other = &gb_ids->slots[i];
 
 			if (pg_atomic_read_u32(&other->owner_db) == MyDatabaseId)
+			{
+				/* The owner is published after the mark (gb_claim_slot). */
+				pg_read_barrier();
 				db_mark = Max(db_mark, (int64) pg_atomic_read_u64(&other->mark_ms));
+			}
 		}
 		gb_write_mark(relid, db_mark);
 		pg_atomic_write_u64(&slot->mark_ms, (uint64) new_mark);
@@ -426,6 +430,15 @@ gb_claim_slot(GbIdSlot *slot, int shard)
 				slot->clock_regressions++;
 			SpinLockRelease(&slot->mutex);
 		}
+
+		/*
+		 * Publish the owner only after the state above: other backends of
+		 * this database read owner_db without the lock and then use
+		 * last_tick and mark_ms.  On weakly ordered CPUs (ARM, POWER) they
+		 * could otherwise see the owner first and compute, or even CAS, from
+		 * a zero last_tick that our store of the resume tick then overwrites.
+		 */
+		pg_write_barrier();
 		pg_atomic_write_u32(&slot->owner_db, MyDatabaseId);
 		owner = MyDatabaseId;
 	}
@@ -507,6 +520,12 @@ gb_reserve_ticks(int64 count, int *shard_out, const char *what)
 	slot = &gb_ids->slots[shard];
 	if (pg_atomic_read_u32(&slot->owner_db) != MyDatabaseId)
 		gb_claim_slot(slot, shard);
+
+	/*
+	 * Pairs with the write barrier that publishes the owner in gb_claim_slot:
+	 * having seen the owner, we see the last_tick and mark_ms stored before.
+	 */
+	pg_read_barrier();
 	*shard_out = shard;
 
 	for (;;)
@@ -645,6 +664,8 @@ gb_id_generator_status(PG_FUNCTION_ARGS)
 
 		if (owner == InvalidOid)
 			continue;
+		/* The owner is published after the state (gb_claim_slot). */
+		pg_read_barrier();
 		last_tick = pg_atomic_read_u64(&slot->last_tick);
 		last_ms = (int64) (last_tick >> GB_SEQUENCE_BITS);
 		dbname = get_database_name(owner);
