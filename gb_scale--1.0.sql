@@ -22,6 +22,19 @@ COMMENT ON SEQUENCE gb_scale.id_mark IS
 REVOKE ALL ON SEQUENCE gb_scale.id_mark FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('gb_scale.id_mark', '');
 
+-- After DROP EXTENSION, tables may still hold IDs issued ahead of the clock:
+-- the new mark starts past every ID this instance issued for this database's
+-- shards, as shared memory knows them.  Refuses to run outside CREATE
+-- EXTENSION.
+CREATE FUNCTION gb_scale.id_mark_init()
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_id_mark_init'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.id_mark_init() IS
+  'gb_scale ID generator: starts a new durable mark past the IDs issued; run by CREATE EXTENSION only';
+REVOKE ALL ON FUNCTION gb_scale.id_mark_init() FROM PUBLIC;
+SELECT gb_scale.id_mark_init();
+
 CREATE FUNCTION @extschema@.gb_next_id()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'gb_next_id'

@@ -101,3 +101,8 @@ SET gb_scale.max_lead_ms = 0;
 SELECT nextval('gb_scale.id_mark');
 RESET ROLE;
 DROP ROLE regress_gb_app;
+
+-- The lead bound and the clock offset are instance-wide (postgresql.conf and
+-- reload): no session sets them, not even a superuser's.
+SET gb_scale.max_lead_ms = 0;
+SET gb_scale.debug_clock_offset_ms = 1000;

@@ -54,6 +54,29 @@ gb_shmem_startup(void)
 }
 
 /*
+ * A shard id in SHARD_ID: 1 to 4 decimal digits, 0-1023, nothing else.
+ * strtol() would skip leading whitespace and take a sign, so that " 7" was
+ * accepted while "7 " was not; a hand-written check refuses both alike.
+ * Returns GB_SHARD_UNSET when the text is not a shard id.
+ */
+static int
+gb_parse_shard_id(const char *raw)
+{
+	int			value = 0;
+	int			digits = 0;
+
+	for (const char *p = raw; *p != '\0'; p++)
+	{
+		if (*p < '0' || *p > '9' || ++digits > 4)
+			return GB_SHARD_UNSET;
+		value = value * 10 + (*p - '0');
+	}
+	if (digits == 0 || value > GB_MAX_SHARD_ID)
+		return GB_SHARD_UNSET;
+	return value;
+}
+
+/*
  * The SHARD_ID environment variable of the server process supplies the
  * default of gb_scale.shard_id, as General Bots' quick start sets it per
  * instance.  A malformed value is remembered and reported, never guessed.
@@ -62,25 +85,22 @@ static int
 gb_shard_id_from_environment(void)
 {
 	const char *raw = getenv("SHARD_ID");
-	char	   *end;
-	long		value;
+	int			value;
 
 	if (raw == NULL || raw[0] == '\0')
 		return GB_SHARD_UNSET;
-	errno = 0;
-	value = strtol(raw, &end, 10);
-	if (errno != 0 || *end != '\0' || end == raw ||
-		value < 0 || value > GB_MAX_SHARD_ID)
+	value = gb_parse_shard_id(raw);
+	if (value == GB_SHARD_UNSET)
 	{
 		gb_shard_id_env_error = MemoryContextStrdup(TopMemoryContext, raw);
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("environment variable SHARD_ID has invalid value \"%s\"", raw),
-				 errdetail("A shard id is an integer from 0 to %d.", GB_MAX_SHARD_ID),
+				 errdetail("A shard id is 0 to %d, written with 1 to 4 digits and nothing else.", GB_MAX_SHARD_ID),
 				 errhint("Fix SHARD_ID in the server's environment or set gb_scale.shard_id.")));
 		return GB_SHARD_UNSET;
 	}
-	return (int) value;
+	return value;
 }
 
 void
@@ -95,12 +115,20 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	/*
+	 * The lead bound and the clock offset govern a shard slot that every
+	 * session of the instance shares, so they must be the same in every
+	 * session: set in postgresql.conf and reloaded, never per session, role
+	 * or database.  One session's offset would otherwise move every
+	 * session's IDs (and the durable mark) ahead, and one session's high lead
+	 * bound would make the others wait for the clock.
+	 */
 	DefineCustomIntVariable("gb_scale.max_lead_ms",
 							"How far, in milliseconds, issued IDs may run ahead of the clock before callers wait.",
-							NULL,
+							"Instance-wide: set it in postgresql.conf and reload.",
 							&gb_max_lead_ms,
 							2000, 0, 600000,
-							PGC_SUSET, GUC_UNIT_MS,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("gb_scale.reservation_ms",
@@ -111,12 +139,13 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	/* Shown by SHOW ALL and pg_settings: it shifts every ID of the instance. */
 	DefineCustomIntVariable("gb_scale.debug_clock_offset_ms",
-							"Shifts the ID generator's clock of this session, for testing clock steps.",
-							NULL,
+							"Shifts the ID generator's clock, for testing clock steps.",
+							"Instance-wide: set it in postgresql.conf and reload.",
 							&gb_debug_clock_offset_ms,
 							0, -86400000, 86400000,
-							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							PGC_SIGHUP, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("gb_scale");

@@ -33,6 +33,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -134,10 +135,10 @@ gb_ids_shmem_init(void)
 }
 
 /*
- * Milliseconds since the gb_scale epoch by this session's view of the wall
- * clock.  The coarse clock (the kernel tick, 1-4 ms) costs a third of the
- * precise one; it only makes ID timestamps lag by up to a tick, never
- * affects uniqueness or order.
+ * Milliseconds since the gb_scale epoch by the wall clock, shifted by the
+ * instance-wide gb_scale.debug_clock_offset_ms.  The coarse clock (the
+ * kernel tick, 1-4 ms) costs a third of the precise one; it only makes ID
+ * timestamps lag by up to a tick, never affects uniqueness or order.
  */
 static inline int64
 gb_wall_ms(void)
@@ -346,7 +347,11 @@ gb_raise_mark(GbIdSlot *slot, int64 needed_ms, int64 now)
 			GbIdSlot   *other = &gb_ids->slots[i];
 
 			if (pg_atomic_read_u32(&other->owner_db) == MyDatabaseId)
+			{
+				/* The owner is published after the mark (gb_claim_slot). */
+				pg_read_barrier();
 				db_mark = Max(db_mark, (int64) pg_atomic_read_u64(&other->mark_ms));
+			}
 		}
 		gb_write_mark(relid, db_mark);
 		pg_atomic_write_u64(&slot->mark_ms, (uint64) new_mark);
@@ -425,6 +430,15 @@ gb_claim_slot(GbIdSlot *slot, int shard)
 				slot->clock_regressions++;
 			SpinLockRelease(&slot->mutex);
 		}
+
+		/*
+		 * Publish the owner only after the state above: other backends of
+		 * this database read owner_db without the lock and then use
+		 * last_tick and mark_ms.  On weakly ordered CPUs (ARM, POWER) they
+		 * could otherwise see the owner first and compute, or even CAS, from
+		 * a zero last_tick that our store of the resume tick then overwrites.
+		 */
+		pg_write_barrier();
 		pg_atomic_write_u32(&slot->owner_db, MyDatabaseId);
 		owner = MyDatabaseId;
 	}
@@ -460,7 +474,7 @@ gb_current_shard(void)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("environment variable SHARD_ID has invalid value \"%s\"",
 							gb_shard_id_env_error),
-					 errdetail("A shard id is an integer from 0 to %d.", GB_MAX_SHARD_ID),
+					 errdetail("A shard id is 0 to %d, written with 1 to 4 digits and nothing else.", GB_MAX_SHARD_ID),
 					 errhint("Fix SHARD_ID in the server's environment, or set gb_scale.shard_id in postgresql.conf or with ALTER DATABASE ... SET.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -506,6 +520,12 @@ gb_reserve_ticks(int64 count, int *shard_out, const char *what)
 	slot = &gb_ids->slots[shard];
 	if (pg_atomic_read_u32(&slot->owner_db) != MyDatabaseId)
 		gb_claim_slot(slot, shard);
+
+	/*
+	 * Pairs with the write barrier that publishes the owner in gb_claim_slot:
+	 * having seen the owner, we see the last_tick and mark_ms stored before.
+	 */
+	pg_read_barrier();
 	*shard_out = shard;
 
 	for (;;)
@@ -594,7 +614,7 @@ gb_next_ids(PG_FUNCTION_ARGS)
 					 errmsg("gb_next_ids: cannot reserve %d IDs in one step", n),
 					 errdetail("At most %lld IDs fit within gb_scale.max_lead_ms = %d (4096 per millisecond).",
 							   (long long) capacity, gb_max_lead_ms),
-					 errhint("Reserve in smaller batches.")));
+					 errhint("Reserve in smaller batches, or raise gb_scale.max_lead_ms in postgresql.conf; it applies to every session.")));
 		oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 		run = palloc(sizeof(GbIdRun));
 		MemoryContextSwitchTo(oldcontext);
@@ -644,6 +664,8 @@ gb_id_generator_status(PG_FUNCTION_ARGS)
 
 		if (owner == InvalidOid)
 			continue;
+		/* The owner is published after the state (gb_claim_slot). */
+		pg_read_barrier();
 		last_tick = pg_atomic_read_u64(&slot->last_tick);
 		last_ms = (int64) (last_tick >> GB_SEQUENCE_BITS);
 		dbname = get_database_name(owner);
@@ -673,4 +695,55 @@ gb_id_generator_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Called by the install script right after it creates gb_scale.id_mark.
+ *
+ * DROP EXTENSION drops the mark, but tables outside the extension keep the
+ * IDs, which may lie ahead of the clock; a mark restarting at 0 would let
+ * the generator resume below them after a restart.  Shared memory still knows
+ * how far this database's slots got, so the new mark starts there.  Without
+ * shared memory, or with no slot of this database (a new database, or a
+ * restart since the DROP), there is nothing to carry over.  The mark is only
+ * ever raised, should an update script call this again.
+ */
+PG_FUNCTION_INFO_V1(gb_id_mark_init);
+Datum
+gb_id_mark_init(PG_FUNCTION_ARGS)
+{
+	int64		high_ms = 0;
+	Oid			relid;
+
+	if (!creating_extension ||
+		CurrentExtensionObject != get_extension_oid("gb_scale", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("gb_scale.id_mark_init() can only be called by CREATE EXTENSION gb_scale"),
+				 errdetail("It starts a new durable mark past the IDs this instance has issued."),
+				 errhint("To raise the mark by hand, call setval() on gb_scale.id_mark before the first gb_next_id() since the server started.")));
+
+	if (gb_ids == NULL)
+		PG_RETURN_VOID();
+	for (int i = 0; i <= GB_MAX_SHARD_ID; i++)
+	{
+		GbIdSlot   *slot = &gb_ids->slots[i];
+
+		if (pg_atomic_read_u32(&slot->owner_db) != MyDatabaseId)
+			continue;
+		/* Pairs with the write barrier that publishes the owner. */
+		pg_read_barrier();
+		high_ms = Max(high_ms, (int64) pg_atomic_read_u64(&slot->mark_ms));
+		high_ms = Max(high_ms,
+					  (int64) (pg_atomic_read_u64(&slot->last_tick) >> GB_SEQUENCE_BITS));
+	}
+	if (high_ms == 0)
+		PG_RETURN_VOID();
+
+	relid = gb_id_mark_relid();
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
+	if (gb_read_mark(relid) < high_ms)
+		gb_write_mark(relid, high_ms);
+	UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+	PG_RETURN_VOID();
 }

@@ -8,8 +8,8 @@
 #   (i)   a runtime step back of 120 s while a session is generating, then a
 #         step forward again;
 #   (ii)  a restart with the clock 10 minutes behind the IDs issued before;
-#   (iii) the per-session gb_scale.debug_clock_offset_ms (on a second server
-#         without libfaketime).
+#   (iii) gb_scale.debug_clock_offset_ms, set in postgresql.conf and reloaded
+#         (on a second server without libfaketime).
 use strict;
 use warnings;
 
@@ -90,6 +90,21 @@ sub count_matches
 	my ($text, $re) = @_;
 	my @m = $text =~ /$re/g;
 	return scalar @m;
+}
+
+# Sets an instance-wide setting in postgresql.conf (undef: back to its
+# default) and reloads; returns once new sessions see the value.
+sub set_instance_setting
+{
+	my ($node, $name, $value) = @_;
+	$node->adjust_conf('postgresql.conf', $name, undef);
+	$node->append_conf('postgresql.conf', "$name = $value\n") if defined $value;
+	$node->reload;
+	my $check = defined $value ? "setting = '$value'" : 'setting = boot_val';
+	$node->poll_query_until('postgres',
+		"SELECT $check FROM pg_settings WHERE name = '$name'")
+	  or die "$name was not reloaded";
+	return;
 }
 
 ###########################################################################
@@ -249,9 +264,11 @@ is(status($node, 'clock_regressions, clock_floor_active'), '1|t',
 $node->stop;
 
 ###########################################################################
-# (iii) gb_scale.debug_clock_offset_ms shifts one session's clock.
+# (iii) gb_scale.debug_clock_offset_ms, reloaded from postgresql.conf,
+# shifts the generator's clock for the whole instance.
 ###########################################################################
-my $plain = new_node('offset');
+my $offset = 'gb_scale.debug_clock_offset_ms';
+my $plain  = new_node('offset');
 $plain->start;
 $plain->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
 my $old_max = $plain->safe_psql('postgres',
@@ -259,17 +276,18 @@ my $old_max = $plain->safe_psql('postgres',
 );
 $log_offset = -s $plain->logfile;
 
-# A small step back, right after IDs were issued: the session's clock then
-# runs at full speed after the floor running at half speed, catches up with
-# it after about twice the step, and the floor ends by itself.
+# A small step back, right after IDs were issued (a reload takes far less
+# than the step): the clock then runs at full speed after the floor running
+# at half speed, catches up with it after about twice the step, and the
+# floor ends by itself.
+my $pre_step = $plain->safe_psql('postgres', 'SELECT gb_next_id()');
+set_instance_setting($plain, $offset, -2000);
 ($ret, $stdout, $stderr) = $plain->psql(
 	'postgres', qq{
 	SELECT gb_next_id();
-	SET gb_scale.debug_clock_offset_ms = -500;
-	SELECT gb_next_id();
 	SELECT clock_floor_active FROM gb_id_generator_status() WHERE shard_id = $shard;
 	DO \$\$ BEGIN
-		FOR i IN 1 .. 1000 LOOP  -- at most some 10 s
+		FOR i IN 1 .. 2000 LOOP  -- at most some 20 s
 			PERFORM gb_next_id();
 			EXIT WHEN NOT (SELECT clock_floor_active FROM gb_id_generator_status()
 			               WHERE shard_id = $shard);
@@ -280,49 +298,50 @@ $log_offset = -s $plain->logfile;
 	  WHERE shard_id = $shard;
 	SELECT gb_next_id();
 });
-is($ret, 0, '(iii) a session steps its clock back 500 ms') or diag $stderr;
+is($ret, 0, '(iii) the instance\'s clock steps back 2 s') or diag $stderr;
 my @lines = split /\n/, $stdout;
-is(scalar(@lines), 5, '(iii) all queries answered');
-cmp_ok($lines[0], '>', $old_max, '(iii) IDs increase before the step');
-cmp_ok($lines[1], '>', $lines[0], '(iii) IDs increase after the step');
-is($lines[2], 't', '(iii) the clock floor starts');
-is($lines[3], 'f|1', '(iii) the floor ends once the clock has caught up');
-cmp_ok($lines[4], '>', $lines[1], '(iii) IDs keep increasing');
-cmp_ok(id_unix_ms($lines[4]), '<', real_ms() - 300,
-	'(iii) then the IDs follow the session\'s clock (500 ms behind) again');
+is(scalar(@lines), 4, '(iii) all queries answered');
+cmp_ok($pre_step, '>', $old_max, '(iii) IDs increase before the step');
+cmp_ok($lines[0], '>', $pre_step, '(iii) IDs increase after the step');
+is($lines[1], 't', '(iii) the clock floor starts');
+is($lines[2], 'f|1', '(iii) the floor ends once the clock has caught up');
+cmp_ok($lines[3], '>', $lines[0], '(iii) IDs keep increasing');
+cmp_ok(id_unix_ms($lines[3]), '<', real_ms() - 1500,
+	'(iii) then the IDs follow the shifted clock (2 s behind) again');
 is(count_matches($stderr, qr/WARNING:  clock moved backwards by \d+ ms/),
-	1, '(iii) the session was warned once');
-$old_max = $lines[4];
+	1, '(iii) the first session after the step was warned once');
 
-# One session steps its clock back a minute right after IDs were issued.
+# Back to the real clock (a step forward), then back a minute right after
+# IDs were issued.
+set_instance_setting($plain, $offset, undef);
+my $pre = $plain->safe_psql('postgres', 'SELECT gb_next_id()');
+cmp_ok($pre, '>', $lines[3], '(iii) IDs increase after the step forward');
+set_instance_setting($plain, $offset, -60000);
 ($ret, $stdout, $stderr) = $plain->psql(
 	'postgres', qq{
-	SELECT gb_next_id();
-	SET gb_scale.debug_clock_offset_ms = -60000;
 	SELECT min(x), max(x), count(*) FROM
 	  (SELECT gb_next_id() x FROM generate_series(1, 50000)) s;
 	SELECT clock_regressions, clock_floor_active FROM gb_id_generator_status()
 	  WHERE shard_id = $shard;
 });
-is($ret, 0, '(iii) the session with the clock offset generates IDs');
+is($ret, 0, '(iii) IDs are generated with the clock a minute back');
 @lines = split /\n/, $stdout;
-my ($pre) = $lines[0];
-($min, $max, $count) = split /\|/, ($lines[1] // '');
-cmp_ok($pre, '>', $old_max, '(iii) IDs before the offset are increasing');
+($min, $max, $count) = split /\|/, ($lines[0] // '');
 cmp_ok($min, '>', $pre, '(iii) IDs after stepping back a minute are larger');
 is($count, 50000, '(iii) all IDs were issued');
-is($lines[2], '2|t',
+is($lines[1], '2|t',
 	'(iii) one more regression counted, clock floor active');
 is(count_matches($stderr, qr/WARNING:  clock moved backwards by \d+ ms/),
 	1, '(iii) the session was warned once');
 $log = slurp_file($plain->logfile, $log_offset);
 my @backs = $log =~ /WARNING:  clock moved backwards by (\d+) ms/g;
 is(scalar(@backs), 2, '(iii) the server log has one warning per step');
-cmp_ok($backs[0] // 0, '>=', 400, '(iii) it reports the 500 ms step');
+cmp_ok($backs[0] // 0, '>=', 1500, '(iii) it reports the 2 s step');
 cmp_ok($backs[1] // 0, '>=', 59000, '(iii) it reports the step of a minute');
+set_instance_setting($plain, $offset, undef);
 my $after_offset = $plain->safe_psql('postgres', 'SELECT gb_next_id()');
 cmp_ok($after_offset, '>', $max,
-	'(iii) a session without the offset continues above those IDs');
+	'(iii) without the offset again, IDs continue above those');
 
 $plain->stop;
 done_testing();

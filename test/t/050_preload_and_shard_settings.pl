@@ -2,7 +2,10 @@
 # extension installs and decodes but refuses to generate; the shard id comes
 # from SHARD_ID, postgresql.conf, ALTER DATABASE/ROLE SET (superuser only),
 # bad values are refused with clear errors, two databases of one instance
-# never share a shard id, and read-only transactions cannot generate.
+# never share a shard id, and read-only transactions cannot generate.  The
+# settings that govern the shared generator (gb_scale.max_lead_ms,
+# gb_scale.debug_clock_offset_ms, gb_scale.reservation_ms) are instance-wide:
+# no session, role or database sets them.
 use strict;
 use warnings;
 
@@ -124,8 +127,6 @@ is($node->safe_psql('postgres', 'SELECT shard_id FROM gb_id_generator_status()')
 $node->safe_psql('postgres', 'CREATE ROLE app LOGIN');
 for my $set (
 	'SET gb_scale.shard_id = 3',
-	'SET gb_scale.max_lead_ms = 0',
-	'SET gb_scale.debug_clock_offset_ms = 1000',
 	'SET LOCAL gb_scale.shard_id = 3',
 	'ALTER ROLE app SET gb_scale.shard_id = 3')
 {
@@ -133,6 +134,13 @@ for my $set (
 	is($e->{state}, '42501', "ordinary role: '$set' is refused (42501)");
 	like($e->{message}, qr/permission denied to set parameter/,
 		'... permission denied to set parameter');
+}
+# The instance-wide settings cannot be set in a session by anybody (see (h)).
+for my $set ('SET gb_scale.max_lead_ms = 0',
+	'SET gb_scale.debug_clock_offset_ms = 1000')
+{
+	$e = sql_error($node, 'postgres', $set, user => 'app');
+	is($e->{state}, '55P02', "ordinary role: '$set' is refused (55P02)");
 }
 is(psql_as($node, 'postgres', 'app', 'SHOW gb_scale.shard_id'),
 	'-1', 'ordinary role still sees the unset shard id');
@@ -171,12 +179,98 @@ is($e->{state}, '25006', 'gb_next_id() fails under default_transaction_read_only
 is($node->safe_psql('postgres',
 		'SELECT count(*) FROM gb_id_generator_status() WHERE shard_id = 12'),
 	'0', 'read-only attempts claimed no shard');
+
+# ---------------------------------------------------------------------------
+# (h) The settings that govern a shard slot, gb_scale.max_lead_ms and
+# gb_scale.debug_clock_offset_ms (and gb_scale.reservation_ms), are the same
+# for every session: postgresql.conf and a reload set them, never a session,
+# a role or a database, not even a superuser's.  Otherwise one session would
+# move or stall the IDs of all the others.
+$node->safe_psql('postgres', 'CREATE DATABASE iso');
+$node->safe_psql('postgres', 'ALTER DATABASE iso SET gb_scale.shard_id = 14');
+$node->safe_psql('iso', 'CREATE EXTENSION gb_scale');
+$node->safe_psql('postgres', 'CREATE DATABASE iso_conf');
+for my $name ('gb_scale.max_lead_ms', 'gb_scale.debug_clock_offset_ms',
+	'gb_scale.reservation_ms')
+{
+	for my $sql (
+		"SET $name = 50000",
+		"BEGIN; SET LOCAL $name = 50000",
+		"SELECT set_config('$name', '50000', false)",
+		"ALTER ROLE app SET $name = 50000",
+		"ALTER DATABASE iso_conf SET $name = 50000",
+		"ALTER ROLE app IN DATABASE iso_conf SET $name = 50000")
+	{
+		$e = sql_error($node, 'iso_conf', $sql);
+		is($e->{state}, '55P02', "superuser: '$sql' is refused (55P02)");
+		like($e->{message}, qr/parameter "\Q$name\E" cannot be changed now/,
+			'... the parameter cannot be changed now');
+	}
+}
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT count(*) FROM pg_db_role_setting
+		  WHERE array_to_string(setconfig, ',') ~ 'max_lead|debug_clock|reservation'}),
+	'0',
+	'no role or database setting of them was stored');
+
+# Runs SQL in a session of its own and lets it go on after errors.
+sub session
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $node->psql(
+		'iso', $sql,
+		on_error_stop => 0,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ],
+		timeout => 120);
+	return ($out, $err);
+}
+
+# One session tries to borrow minutes of IDs in one step; another session
+# must still get its ID at once.
+my ($out, $err) = session(q{
+SET gb_scale.max_lead_ms = 600000;
+SELECT gb_next_ids(200000000) LIMIT 1;
+});
+like($err, qr/ERROR:\s+55P02: parameter "gb_scale.max_lead_ms" cannot be changed now/,
+	'a session cannot SET the lead bound');
+like($err, qr/ERROR:\s+54000: gb_next_ids: cannot reserve 200000000 IDs/,
+	'... so 200M IDs in one step exceed the instance-wide lead bound');
+($out, $err) = session(q{
+SET statement_timeout = '5s';
+SELECT gb_id_shard(gb_next_id());
+SELECT lead_ms < 1000, waits FROM gb_id_generator_status() WHERE shard_id = 14;
+});
+is($out, "14\nt|0", 'another session gets its ID at once, without a lead or a wait')
+  or diag $err;
+
+# One session tries to move the clock a day ahead; another session's IDs
+# must stay on the real clock.
+($out, $err) = session(q{
+SET gb_scale.debug_clock_offset_ms = 86400000;
+SELECT count(gb_next_id()) FROM generate_series(1, 1000);
+});
+like($err,
+	qr/ERROR:\s+55P02: parameter "gb_scale.debug_clock_offset_ms" cannot be changed now/,
+	'a session cannot SET the clock offset');
+($out, $err) = session(q{
+SET statement_timeout = '5s';
+SELECT abs(extract(epoch FROM gb_id_timestamp(gb_next_id()) - clock_timestamp())) < 2;
+SELECT lead_ms < 1000, clock_regressions,
+       durable_mark < clock_timestamp() + interval '10 s'
+  FROM gb_id_generator_status() WHERE shard_id = 14;
+});
+is($out, "t\nt|0|t",
+	'another session\'s IDs follow the real clock: no lead, no clock regression, mark not ahead'
+) or diag $err;
+unlike($err, qr/WARNING/, '... and it is not warned of a clock regression');
 $node->stop;
 
 # ---------------------------------------------------------------------------
 # (d) Invalid SHARD_ID values: a WARNING at start, and a clear error naming the
-# value when an ID is asked for.  An explicit setting still works.
-for my $bad ('5000', 'abc', '12x', '-1')
+# value when an ID is asked for.  An explicit setting still works.  Only 1 to
+# 4 digits are a shard id: no sign, no whitespace on either side.
+for my $bad ('5000', 'abc', '12x', '-1', ' 7', '9 ', '+7', '00007', '1024')
 {
 	my $log_offset = -s $node->logfile;
 	start_with_shard_env($node, $bad);

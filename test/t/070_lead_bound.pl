@@ -1,7 +1,8 @@
 # Guarantee 2: more than 4096 IDs in a millisecond borrow the following
 # milliseconds instead of repeating or wrapping the 12-bit sequence; issued
-# IDs never run further ahead of the clock than gb_scale.max_lead_ms, callers
-# wait instead, and that wait can be cancelled.
+# IDs never run further ahead of the clock than gb_scale.max_lead_ms (set in
+# postgresql.conf for the whole instance), callers wait instead, and that wait
+# can be cancelled.
 use strict;
 use warnings;
 
@@ -45,6 +46,22 @@ sub waits_of
 	return $node->safe_psql('postgres',
 		"SELECT coalesce(max(waits), 0) FROM gb_id_generator_status() WHERE shard_id = $s"
 	);
+}
+
+# gb_scale.max_lead_ms is instance-wide: set it in postgresql.conf (undef:
+# back to the default) and reload; returns once new sessions see the value.
+sub set_max_lead
+{
+	my ($value) = @_;
+	my $name = 'gb_scale.max_lead_ms';
+	$node->adjust_conf('postgresql.conf', $name, undef);
+	$node->append_conf('postgresql.conf', "$name = $value\n") if defined $value;
+	$node->reload;
+	my $check = defined $value ? "setting = '$value'" : 'setting = boot_val';
+	$node->poll_query_until('postgres',
+		"SELECT $check FROM pg_settings WHERE name = '$name'")
+	  or die "$name was not reloaded";
+	return;
 }
 
 # Tick = (ms << 12) | sequence: the generator's position, one per ID.
@@ -140,10 +157,10 @@ my $tolerance_ms = 3;
 sub lead_burst
 {
 	my ($max_lead, $run, $rows) = @_;
+	set_max_lead($max_lead);
 	my $waits_before = waits_of($shard);
 	my $out = $node->safe_psql(
 		'postgres', qq{
-SET gb_scale.max_lead_ms = $max_lead;
 WITH b AS (
     SELECT g, (SELECT gb_next_ids($run + 0 * g) LIMIT 1) AS first_id,
            clock_timestamp() AS t
@@ -178,9 +195,9 @@ lead_burst(5, 20000, 150);
 lead_burst(0, 4096, 300);
 
 # Per-row generation with max_lead_ms = 0: IDs never ahead of the clock either.
+set_max_lead(0);
 $res = $node->safe_psql(
 	'postgres', qq{
-SET gb_scale.max_lead_ms = 0;
 SELECT count(*), count(DISTINCT id),
        count(*) FILTER (WHERE gb_id_timestamp(id) - t > $tolerance_ms * interval '1 ms')
 FROM (SELECT gb_next_id() AS id, clock_timestamp() AS t
@@ -190,17 +207,18 @@ is($res, '100000|100000|0',
 
 # --- 4. gb_next_ids(n) bounds: capacity is (max_lead_ms + 1) * 4096.
 my ($ret, $state, $msg);
-($ret, $state, $msg) =
-  psql_error("SET gb_scale.max_lead_ms = 5; SELECT count(*) FROM gb_next_ids(24577)");
+set_max_lead(5);
+($ret, $state, $msg) = psql_error("SELECT count(*) FROM gb_next_ids(24577)");
 is($state, '54000', 'gb_next_ids over capacity (max_lead_ms=5) fails with 54000');
 like($msg, qr/cannot reserve 24577 IDs/, '... and names the count');
 is( $node->safe_psql('postgres',
-		'SET gb_scale.max_lead_ms = 5; SELECT count(DISTINCT x) FROM gb_next_ids(24576) x'),
+		'SELECT count(DISTINCT x) FROM gb_next_ids(24576) x'),
 	'24576',
 	'gb_next_ids at exactly the capacity (max_lead_ms=5) succeeds');
-($ret, $state, $msg) =
-  psql_error("SET gb_scale.max_lead_ms = 0; SELECT count(*) FROM gb_next_ids(4097)");
+set_max_lead(0);
+($ret, $state, $msg) = psql_error("SELECT count(*) FROM gb_next_ids(4097)");
 is($state, '54000', 'gb_next_ids(4097) with max_lead_ms=0 fails with 54000');
+set_max_lead(undef);
 ($ret, $state, $msg) = psql_error("SELECT count(*) FROM gb_next_ids(8196097)");
 is($state, '54000',
 	'gb_next_ids((2000 + 1) * 4096 + 1) fails with the default max_lead_ms');
@@ -213,21 +231,24 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM gb_next_ids(0)'),
 # --- 5. Waiting is interruptible.
 # 5a. As asked of every long call: max_lead_ms = 0 and far more IDs than fit in
 # the timeout; statement_timeout must end it.
+set_max_lead(0);
 ($ret, $state, $msg) = psql_error(
-	"SET gb_scale.max_lead_ms = 0; SET statement_timeout = '200ms';
+	"SET statement_timeout = '200ms';
 	 SELECT count(gb_next_id()) FROM generate_series(1, 50000000)");
 is($state, '57014',
 	'max_lead_ms=0 with 50M IDs is cancelled by statement_timeout (57014)');
 
 # 5b. A single long wait.  On a shard of its own, reserve ~488 s of ID time in
-# one step (max_lead_ms at its maximum), so any later caller with the default
-# max_lead_ms has to sleep for minutes within one call.
+# one step (max_lead_ms at its maximum for the while), so that any later
+# caller, max_lead_ms back at its default, has to sleep for minutes within
+# one call.
 my $poison = 901;
+set_max_lead(600000);
 $node->safe_psql(
 	'postgres', qq{
 SET gb_scale.shard_id = $poison;
-SET gb_scale.max_lead_ms = 600000;
 SELECT gb_next_ids(2000000000) LIMIT 1}, timeout => 60);
+set_max_lead(undef);
 my $lead = $node->safe_psql('postgres',
 	"SELECT lead_ms FROM gb_id_generator_status() WHERE shard_id = $poison");
 cmp_ok($lead, '>', 400000, "shard $poison now leads the clock by $lead ms");
