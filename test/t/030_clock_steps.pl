@@ -18,6 +18,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use GbScaleTest;
 
 # Debian's package "libfaketime" puts it under the multiarch directory.
 my ($libfaketime) = grep { -e $_ } (
@@ -92,20 +95,6 @@ sub count_matches
 	return scalar @m;
 }
 
-# Sets an instance-wide setting in postgresql.conf (undef: back to its
-# default) and reloads; returns once new sessions see the value.
-sub set_instance_setting
-{
-	my ($node, $name, $value) = @_;
-	$node->adjust_conf('postgresql.conf', $name, undef);
-	$node->append_conf('postgresql.conf', "$name = $value\n") if defined $value;
-	$node->reload;
-	my $check = defined $value ? "setting = '$value'" : 'setting = boot_val';
-	$node->poll_query_until('postgres',
-		"SELECT $check FROM pg_settings WHERE name = '$name'")
-	  or die "$name was not reloaded";
-	return;
-}
 
 ###########################################################################
 # (i) The server's clock steps back 120 s while a session generates IDs.

@@ -10,6 +10,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use GbScaleTest;
 
 # The server's environment must not pick a shard id for us.
 delete $ENV{SHARD_ID};
@@ -48,19 +51,11 @@ sub waits_of
 	);
 }
 
-# gb_scale.max_lead_ms is instance-wide: set it in postgresql.conf (undef:
-# back to the default) and reload; returns once new sessions see the value.
+# gb_scale.max_lead_ms is instance-wide: set in postgresql.conf, reloaded.
 sub set_max_lead
 {
 	my ($value) = @_;
-	my $name = 'gb_scale.max_lead_ms';
-	$node->adjust_conf('postgresql.conf', $name, undef);
-	$node->append_conf('postgresql.conf', "$name = $value\n") if defined $value;
-	$node->reload;
-	my $check = defined $value ? "setting = '$value'" : 'setting = boot_val';
-	$node->poll_query_until('postgres',
-		"SELECT $check FROM pg_settings WHERE name = '$name'")
-	  or die "$name was not reloaded";
+	set_instance_setting($node, 'gb_scale.max_lead_ms', $value);
 	return;
 }
 
