@@ -22,7 +22,6 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
-#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -299,20 +298,12 @@ gb_enum_create(PG_FUNCTION_ARGS)
 										  false));
 }
 
-/* Whether the running CREATE/ALTER EXTENSION is gb_scale's own. */
-static bool
-gb_in_own_script(void)
-{
-	return creating_extension &&
-		CurrentExtensionObject == get_extension_oid("gb_scale", true);
-}
-
 /* gb_scale.enum_create_builtin(): General Bots' enums, from the install script. */
 PG_FUNCTION_INFO_V1(gb_enum_create_builtin);
 Datum
 gb_enum_create_builtin(PG_FUNCTION_ARGS)
 {
-	if (!gb_in_own_script())
+	if (!gb_in_own_extension_script())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("gb_scale.enum_create_builtin() can only run in gb_scale's install or upgrade scripts"),
@@ -351,7 +342,7 @@ gb_enum_lock_for_change(Oid typid, Relation *rel, int *nlabels)
 				 errmsg("type %s is not a gb_scale enum",
 						gb_type_name(typid)),
 				 errhint("Create one with gb_enum_create(name, labels).")));
-	if (builtin && !gb_in_own_script())
+	if (builtin && !gb_in_own_extension_script())
 		gb_refuse_builtin(typid);
 	if (!pg_type_ownercheck(typid, GetUserId()))
 		aclcheck_error_type(ACLCHECK_NOT_OWNER, typid);
@@ -594,7 +585,7 @@ gb_enum_label_guard(PG_FUNCTION_ARGS)
 	/* pg_dump does not dump changes to the extension's own domains. */
 	(void) gb_enum_exists(typid, &enum_is_builtin);
 	if ((enum_is_builtin || DatumGetBool(values[Anum_gb_enum_label_builtin - 1])) &&
-		!gb_in_own_script())
+		!gb_in_own_extension_script())
 		gb_refuse_builtin(typid);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))

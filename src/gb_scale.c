@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -101,6 +102,14 @@ gb_shard_id_from_environment(void)
 		return GB_SHARD_UNSET;
 	}
 	return value;
+}
+
+/* Whether the running CREATE/ALTER EXTENSION is gb_scale's own script. */
+bool
+gb_in_own_extension_script(void)
+{
+	return creating_extension &&
+		CurrentExtensionObject == get_extension_oid("gb_scale", true);
 }
 
 void

@@ -47,6 +47,8 @@ extern int	gb_reservation_ms;
 extern int	gb_debug_clock_offset_ms;
 extern char *gb_shard_id_env_error;
 
+extern bool gb_in_own_extension_script(void);
+
 /* Shared memory of the ID generator (ids.c) */
 extern Size gb_ids_shmem_size(void);
 extern void gb_ids_shmem_init(void);

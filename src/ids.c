@@ -33,7 +33,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/dbcommands.h"
-#include "commands/extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -715,8 +714,7 @@ gb_id_mark_init(PG_FUNCTION_ARGS)
 	int64		high_ms = 0;
 	Oid			relid;
 
-	if (!creating_extension ||
-		CurrentExtensionObject != get_extension_oid("gb_scale", true))
+	if (!gb_in_own_extension_script())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("gb_scale.id_mark_init() can only be called by CREATE EXTENSION gb_scale"),
