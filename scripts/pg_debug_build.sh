@@ -43,7 +43,7 @@ if [ "$sanitize" = 1 ]; then
 	asan_options="detect_leaks=0:abort_on_error=1:print_stacktrace=1:disable_coredump=0:detect_stack_use_after_return=0:verify_asan_link_order=0"
 	ubsan_options="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
 else
-	cflags="-O0 -g -fno-omit-frame-pointer"
+	cflags="-Og -g -fno-omit-frame-pointer"
 	asan_options=""
 	ubsan_options=""
 fi
