@@ -90,7 +90,7 @@ step() {
 	shift
 	gb_log "$name (log: $logs/$name.log)"
 	set +e
-	("$@") >"$logs/$name.log" 2>&1
+	(set -e; "$@") >"$logs/$name.log" 2>&1
 	rc=$?
 	set -e
 	if [ $rc -ne 0 ]; then
