@@ -104,7 +104,7 @@ step() {
 # --- Build packages: only what configure and make need, not build-dep's
 # whole list.  pgTAP comes from Debian's package (pure SQL, copied below).
 build_packages=(gcc make bison flex perl libipc-run-perl zlib1g-dev libreadline-dev
-	libicu-dev pkg-config dpkg-dev bzip2 xz-utils postgresql-$pg_major-pgtap)
+	libicu-dev pkg-config dpkg-dev bzip2 xz-utils "postgresql-$pg_major-pgtap")
 step packages gb_ensure_packages "${build_packages[@]}"
 
 # --- deb-src entries, mirroring the deb entries of debian.sources (same
@@ -179,6 +179,7 @@ step configure do_configure
 # /usr/lib/postgresql or /usr/share/postgresql.
 check_dirs() {
 	local dirs d
+	# shellcheck disable=SC2016 # make variables, expanded by make
 	dirs=$(printf 'gb-dirs:\n\t@echo $(bindir) $(pkglibdir) $(pkgincludedir) $(includedir_server) $(datadir) $(pgxsdir)\n' |
 		make -s -C "$srcdir" -f GNUmakefile -f - gb-dirs)
 	echo "$dirs"
