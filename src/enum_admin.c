@@ -282,20 +282,26 @@ gb_enum_create_internal(const char *func, const char *name, ArrayType *label_arr
 	return typid;
 }
 
-PG_FUNCTION_INFO_V1(gb_enum_create);
-Datum
-gb_enum_create(PG_FUNCTION_ARGS)
+/* gb_enum_create() and enum_create_builtin() take the same arguments. */
+static Oid
+gb_enum_create_from_args(FunctionCallInfo fcinfo, const char *func, bool builtin)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("gb_enum_create: name and labels must not be NULL"),
+				 errmsg("%s: name and labels must not be NULL", func),
 				 errhint("Example: gb_enum_create('ticket_state', ARRAY['open', 'closed']).")));
-	PG_RETURN_OID(gb_enum_create_internal("gb_enum_create",
-										  text_to_cstring(PG_GETARG_TEXT_PP(0)),
-										  PG_GETARG_ARRAYTYPE_P(1),
-										  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
-										  false));
+	return gb_enum_create_internal(func, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								   PG_GETARG_ARRAYTYPE_P(1),
+								   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+								   builtin);
+}
+
+PG_FUNCTION_INFO_V1(gb_enum_create);
+Datum
+gb_enum_create(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(gb_enum_create_from_args(fcinfo, "gb_enum_create", false));
 }
 
 /* gb_scale.enum_create_builtin(): General Bots' enums, from the install script. */
@@ -308,11 +314,7 @@ gb_enum_create_builtin(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("gb_scale.enum_create_builtin() can only run in gb_scale's install or upgrade scripts"),
 				 errhint("Create enums of your own with gb_enum_create().")));
-	PG_RETURN_OID(gb_enum_create_internal("gb_scale.enum_create_builtin",
-										  text_to_cstring(PG_GETARG_TEXT_PP(0)),
-										  PG_GETARG_ARRAYTYPE_P(1),
-										  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
-										  true));
+	PG_RETURN_OID(gb_enum_create_from_args(fcinfo, "gb_scale.enum_create_builtin", true));
 }
 
 static void

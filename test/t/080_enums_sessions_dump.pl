@@ -65,6 +65,28 @@ sub sq
 
 my ($out, $err, $ret, $stdout, $stderr);
 
+# pg_dump -Fc of database SRC, restored with --exit-on-error into a new
+# database DST: two test results, named after WHAT.
+sub dump_and_restore
+{
+	my ($src, $dst, $what) = @_;
+	my $file = $node->basedir . "/$src.dump";
+	$node->command_ok(
+		[
+			$node->installed_command('pg_dump'), '-Fc', '-f', $file, '-d',
+			$node->connstr($src)
+		],
+		"pg_dump -Fc $what");
+	$node->safe_psql('postgres', "CREATE DATABASE $dst");
+	$node->command_ok(
+		[
+			$node->installed_command('pg_restore'), '--exit-on-error', '-d',
+			$node->connstr($dst), $file
+		],
+		"pg_restore --exit-on-error $what");
+	return;
+}
+
 ###########################################################################
 # 1. Cross-session cache
 ###########################################################################
@@ -215,20 +237,7 @@ is( $node->safe_psql(
 	'app.prio:false,app.ticket:false,unused:false',
 	'src: the constraint of every enum is NOT VALID (written after the domain by pg_dump)');
 
-my $dump = $node->basedir . '/enums_src.dump';
-$node->command_ok(
-	[
-		$node->installed_command('pg_dump'), '-Fc', '-f', $dump, '-d',
-		$node->connstr('src')
-	],
-	'pg_dump -Fc of a database with user enums');
-$node->safe_psql('postgres', 'CREATE DATABASE dst');
-$node->command_ok(
-	[
-		$node->installed_command('pg_restore'), '--exit-on-error', '-d',
-		$node->connstr('dst'), $dump
-	],
-	'pg_restore --exit-on-error into a new database');
+dump_and_restore('src', 'dst', 'of a database with user enums');
 
 my %compare = (
 	'labels, codes and builtin flags' =>
@@ -304,20 +313,7 @@ is( $node->safe_psql(
            WHERE NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = l.enum_type)}),
 	'0',
 	'no labels of a dropped temporary enum remain');
-my $tmpdump = $node->basedir . '/enums_tmpsrc.dump';
-$node->command_ok(
-	[
-		$node->installed_command('pg_dump'), '-Fc', '-f', $tmpdump, '-d',
-		$node->connstr('tmpsrc')
-	],
-	'pg_dump after a temporary enum');
-$node->safe_psql('postgres', 'CREATE DATABASE tmpdst');
-$node->command_ok(
-	[
-		$node->installed_command('pg_restore'), '--exit-on-error', '-d',
-		$node->connstr('tmpdst'), $tmpdump
-	],
-	'pg_restore --exit-on-error after a temporary enum');
+dump_and_restore('tmpsrc', 'tmpdst', 'after a temporary enum');
 
 # A domain dropped by a cascade from its default (a sequence, a function)
 # takes its labels with it; a label row left behind anyway (here: a DROP in
@@ -354,20 +350,7 @@ is( $node->safe_psql(
            WHERE NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = l.enum_type)}),
 	'1',
 	'a drop without event triggers leaves a label row (the case the dump filter covers)');
-my $orphdump = $node->basedir . '/enums_orph.dump';
-$node->command_ok(
-	[
-		$node->installed_command('pg_dump'), '-Fc', '-f', $orphdump, '-d',
-		$node->connstr('orphsrc')
-	],
-	'pg_dump with a label row of a dropped domain');
-$node->safe_psql('postgres', 'CREATE DATABASE orphdst');
-$node->command_ok(
-	[
-		$node->installed_command('pg_restore'), '--exit-on-error', '-d',
-		$node->connstr('orphdst'), $orphdump
-	],
-	'pg_restore --exit-on-error of it');
+dump_and_restore('orphsrc', 'orphdst', 'with a label row of a dropped domain');
 is( $node->safe_psql('orphdst',
 		q{SELECT string_agg(gb_label(k), ',' ORDER BY k) FROM t}),
 	'k0,k1', 'the other enums keep their labels in the restored database');
