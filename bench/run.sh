@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # gb_scale benchmarks: gb_next_id() against sequences, UUIDs and a PL/pgSQL
 # snowflake in one session, then snowflake vs bigserial keys under pgbench,
-# with the cost of the durable reservation mark next to every number; last,
-# enum domains against native enums and VARCHAR (size and lookups).
+# with the cost of the durable reservation mark next to every number; then
+# enum domains against native enums and VARCHAR (size and lookups); last, the
+# partition manager against pg_partman (bench/partitions.sh).
 #
-#   bash bench/run.sh                 full run (~12 min)
-#   BENCH_QUICK=1 bash bench/run.sh   smoke run (~1 min)
+#   bash bench/run.sh                                full run (~27 min)
+#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~3 min)
+#   BENCH_ONLY=partitions bash bench/run.sh          the partition part alone
+#                                                    (also ids, enums)
 #
 # Runs on a throwaway cluster (unix socket in a temp dir, removed on exit)
 # and writes the printed report to bench/results/latest.txt, the raw samples
-# to bench/results/samples.tsv.
+# to bench/results/samples.tsv and bench/results/partitions.tsv.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
@@ -30,6 +33,10 @@ PGBENCH_CLIENTS=(2 8)
 # this VM hides in the others.
 PGBENCH_CONFIGS=(1:on 100:on 100:off)
 
+# The parts to run: ids (single session and pgbench), enums, partitions.
+BENCH_ONLY=${BENCH_ONLY:-ids enums partitions}
+want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+
 # Single-session expressions, counted over generate_series(1, N).  The
 # first is the empty baseline, the second the subject; the order of the
 # others rotates between repetitions.
@@ -42,7 +49,8 @@ gb_build_install
 
 # jit off and no parallel workers: per-call cost is what is measured, not
 # compile time or plan shape.  max_wal_size keeps checkpoints out of runs;
-# one is forced before each pgbench run instead.
+# one is forced before each pgbench run instead.  The lock table holds
+# pg_partman's run_maintenance() over all tables in one transaction.
 gb_cluster_start B \
 	"shared_preload_libraries = 'gb_scale'" \
 	"gb_scale.shard_id = 1" \
@@ -51,7 +59,8 @@ gb_cluster_start B \
 	"max_wal_size = 8GB" \
 	"checkpoint_timeout = 30min" \
 	"jit = off" \
-	"max_parallel_workers_per_gather = 0"
+	"max_parallel_workers_per_gather = 0" \
+	"max_locks_per_transaction = 1024"
 
 # Scratch files (pgbench scripts, samples) live in the cluster's directory.
 WORK=$B_DIR/bench
@@ -98,13 +107,15 @@ measure_query() { # measure_query INDEX REP
 	gb_log "$(printf '%-20s rep %d: %9.1f ms' "$name" "$2" "$ms")"
 }
 
-gb_log "single session: SELECT count(X) FROM generate_series(1, $N), $QUERY_REPS repetitions"
-nq=${#Q_NAMES[@]}
-for rep in $(seq 1 "$QUERY_REPS"); do
-	for k in $(seq 0 $((nq - 1))); do
-		measure_query $(((k + rep - 1) % nq)) "$rep"
+if want ids; then
+	gb_log "single session: SELECT count(X) FROM generate_series(1, $N), $QUERY_REPS repetitions"
+	nq=${#Q_NAMES[@]}
+	for rep in $(seq 1 "$QUERY_REPS"); do
+		for k in $(seq 0 $((nq - 1))); do
+			measure_query $(((k + rep - 1) % nq)) "$rep"
+		done
 	done
-done
+fi
 
 # 2. pgbench.  Scripts differ only in the table; prepared statements so that
 #    parse and plan costs do not hide the key's cost.
@@ -149,18 +160,25 @@ pgbench_run() { # pgbench_run TABLE ROWS COMMIT CLIENTS REP
 	gb_log "$(printf '%-9s rows/txn %d clients %-10s rep %d: %9.1f tps' "$test" "$clients" "$variant" "$rep" "$tps")"
 }
 
-gb_log "pgbench: ${PGBENCH_SECS}s per run, $PGBENCH_REPS repetitions"
-for rep in $(seq 1 "$PGBENCH_REPS"); do
-	# Alternate which table goes first, so neither always follows the other.
-	if [ $((rep % 2)) -eq 1 ]; then order=(t_snow t_serial); else order=(t_serial t_snow); fi
-	for config in "${PGBENCH_CONFIGS[@]}"; do
-		for clients in "${PGBENCH_CLIENTS[@]}"; do
-			for table in "${order[@]}"; do pgbench_run "$table" "${config%%:*}" "${config##*:}" "$clients" "$rep"; done
+if want ids; then
+	gb_log "pgbench: ${PGBENCH_SECS}s per run, $PGBENCH_REPS repetitions"
+	for rep in $(seq 1 "$PGBENCH_REPS"); do
+		# Alternate which table goes first, so neither always follows the other.
+		if [ $((rep % 2)) -eq 1 ]; then order=(t_snow t_serial); else order=(t_serial t_snow); fi
+		for config in "${PGBENCH_CONFIGS[@]}"; do
+			for clients in "${PGBENCH_CLIENTS[@]}"; do
+				for table in "${order[@]}"; do pgbench_run "$table" "${config%%:*}" "${config##*:}" "$clients" "$rep"; done
+			done
 		done
 	done
-done
+fi
 
-# 3. Report: machine header from the shell, tables from the samples in SQL.
+# 3. The partition manager against pg_partman, in databases of its own.
+# shellcheck source=bench/partitions.sh
+source "$BENCH_DIR/partitions.sh"
+if want partitions; then partitions_bench; fi
+
+# 4. Report: machine header from the shell, tables from the samples in SQL.
 report_header() {
 	local cpu
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
@@ -176,8 +194,13 @@ mkdir -p "$BENCH_DIR/results"
 cp "$SAMPLES" "$BENCH_DIR/results/samples.tsv"
 {
 	report_header
-	bsql -v n="$N" -v query_reps="$QUERY_REPS" -v pgbench_secs="$PGBENCH_SECS" \
-		-v pgbench_reps="$PGBENCH_REPS" -f "$BENCH_DIR/report.sql" <"$SAMPLES"
-	gb_log "enum domains: $ENUM_ROWS rows"
-	bsql -v rows="$ENUM_ROWS" -v reps="$ENUM_REPS" -f "$BENCH_DIR/enums.sql"
+	if want ids; then
+		bsql -v n="$N" -v query_reps="$QUERY_REPS" -v pgbench_secs="$PGBENCH_SECS" \
+			-v pgbench_reps="$PGBENCH_REPS" -f "$BENCH_DIR/report.sql" <"$SAMPLES"
+	fi
+	if want enums; then
+		gb_log "enum domains: $ENUM_ROWS rows"
+		bsql -v rows="$ENUM_ROWS" -v reps="$ENUM_REPS" -f "$BENCH_DIR/enums.sql"
+	fi
+	if want partitions; then partitions_report | tee "$BENCH_DIR/results/partitions.txt"; fi
 } | tee "$BENCH_DIR/results/latest.txt"
