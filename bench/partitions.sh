@@ -181,7 +181,9 @@ pt_insert() {
 #    bench_stall: two pgbench clients, each transaction one single-row
 #    insert or one select pruned to the current day (constant bounds, so
 #    plan-time pruning), 200 transactions a second in all, every latency
-#    logged.  At +2 s a session opens a transaction that counts the parent's
+#    logged; synchronous_commit = off, so that the stalls measured are
+#    waits for locks, not for a disk other processes share.  The same load
+#    alone gives the noise floor.  At +2 s a session opens a transaction that counts the parent's
 #    rows and sleeps PT_READER_SECS; at +3 s retention of 5 days is set and
 #    maintenance starts: pg_partman's run_maintenance() for its table, and for
 #    gb_scale's the background worker (maintenance_databases set to
@@ -215,9 +217,11 @@ pt_stall_setup() {
 	SQL
 }
 
-pt_stall_manager() { # pt_stall_manager gb_scale|pg_partman TABLE
-	local m=$1 t=$2 dir=$WORK/stall_$2 secs=$((PT_READER_SECS + 12)) pgbench_pid reader_pid
-	local maint_pid poller_pid before after day
+# pt_stall_run MODE TABLE: MODE gb_scale or pg_partman; none runs the same
+# load on TABLE with no reader and no maintenance, for the noise floor.
+pt_stall_run() {
+	local m=$1 t=$2 dir=$WORK/stall_$1 secs=$((PT_READER_SECS + 12)) pgbench_pid reader_pid
+	local maint_pid='' poller_pid before after day sc name
 	mkdir -p "$dir"
 	day=$(pt_sql bench_stall -c "SELECT date_trunc('day', now())")
 	printf '%s\n' '\set tenant random(0, 999)' \
@@ -225,30 +229,37 @@ pt_stall_manager() { # pt_stall_manager gb_scale|pg_partman TABLE
 	printf '%s\n' '\set tenant random(0, 999)' \
 		"SELECT count(*) FROM $t WHERE tenant_id = :tenant AND created_at >= '$day' AND created_at < timestamptz '$day' + interval '1 day';" >"$dir/select.sql"
 	before=$(pt_sql bench_stall -c "SELECT bench_leaves('$t')")
-	gb_log "partitions: stall test, $m: ${secs}s of load, a ${PT_READER_SECS}s reader from +2s, maintenance from +3s"
-	"$GB_BINDIR/pgbench" -n -M prepared -c 2 -j 2 -R 200 -T "$secs" -l --log-prefix="$dir/log" \
+	if [ "$m" = none ]; then
+		gb_log "partitions: stall test, no maintenance: ${secs}s of load alone"
+	else
+		gb_log "partitions: stall test, $m: ${secs}s of load, a ${PT_READER_SECS}s reader from +2s, maintenance from +3s"
+	fi
+	PGOPTIONS="-c synchronous_commit=off" \
+		"$GB_BINDIR/pgbench" -n -M prepared -c 2 -j 2 -R 200 -T "$secs" -l --log-prefix="$dir/log" \
 		-f "$dir/insert.sql@1" -f "$dir/select.sql@1" -h "$B_HOST" -p "$B_PORT" -U postgres bench_stall \
 		>"$dir/pgbench.out" 2>&1 &
 	pgbench_pid=$!
-	sleep 2
-	pt_sql bench_stall -c "BEGIN" -c "SELECT count(*) FROM $t" -c "SELECT pg_sleep($PT_READER_SECS)" \
-		-c "COMMIT" >/dev/null &
-	reader_pid=$!
-	sleep 1
-	# Poll every 0.2 s from the start of maintenance until nothing is overdue
-	# and no detach is pending, for as long as the load runs and 10 s more;
-	# the elapsed seconds go to a file.
-	(
-		t0=$(date +%s%N)
-		for _ in $(seq 1 $(((secs + 10) * 5))); do
-			if [ "$(pt_sql bench_stall -c "SELECT bench_overdue('$t', '5 days') + bench_detach_pending('$t')")" = 0 ]; then
-				awk -v a="$(date +%s%N)" -v b="$t0" 'BEGIN { printf "%.1f\n", (a - b) / 1e9 }' >"$dir/done_s"
-				break
-			fi
-			sleep 0.2
-		done
-	) &
-	poller_pid=$!
+	if [ "$m" != none ]; then
+		sleep 2
+		pt_sql bench_stall -c "BEGIN" -c "SELECT count(*) FROM $t" -c "SELECT pg_sleep($PT_READER_SECS)" \
+			-c "COMMIT" >/dev/null &
+		reader_pid=$!
+		sleep 1
+		# Poll every 0.2 s from the start of maintenance until nothing is
+		# overdue and no detach is pending, for as long as the load runs and
+		# 10 s more; the elapsed seconds go to a file.
+		(
+			t0=$(date +%s%N)
+			for _ in $(seq 1 $(((secs + 10) * 5))); do
+				if [ "$(pt_sql bench_stall -c "SELECT bench_overdue('$t', '5 days') + bench_detach_pending('$t')")" = 0 ]; then
+					awk -v a="$(date +%s%N)" -v b="$t0" 'BEGIN { printf "%.1f\n", (a - b) / 1e9 }' >"$dir/done_s"
+					break
+				fi
+				sleep 0.2
+			done
+		) &
+		poller_pid=$!
+	fi
 	if [ "$m" = gb_scale ]; then
 		pt_sql bench_stall >/dev/null <<-SQL
 			SELECT gb_partition_retention('$t', '5 days', 'drop');
@@ -256,8 +267,7 @@ pt_stall_manager() { # pt_stall_manager gb_scale|pg_partman TABLE
 			ALTER SYSTEM SET gb_scale.maintenance_naptime = 1;
 			SELECT pg_reload_conf();
 		SQL
-		maint_pid=
-	else
+	elif [ "$m" = pg_partman ]; then
 		pt_sql bench_stall >/dev/null <<-SQL
 			UPDATE partman.part_config SET retention = '5 days', retention_keep_table = false
 			WHERE parent_table = 'public.$t';
@@ -266,11 +276,13 @@ pt_stall_manager() { # pt_stall_manager gb_scale|pg_partman TABLE
 		maint_pid=$!
 	fi
 	wait "$pgbench_pid" || { cat "$dir/pgbench.out" >&2; gb_die "pgbench failed in the stall test"; }
-	wait "$reader_pid" || gb_die "the long reader failed"
-	if [ -n "$maint_pid" ]; then wait "$maint_pid" || gb_die "pg_partman maintenance failed"; fi
-	# The poller gives the worker 10 s more (it may retry after the reader
-	# is gone); a retention never completed is reported as such.
-	wait "$poller_pid" || true
+	if [ "$m" != none ]; then
+		wait "$reader_pid" || gb_die "the long reader failed"
+		if [ -n "$maint_pid" ]; then wait "$maint_pid" || gb_die "pg_partman maintenance failed"; fi
+		# The poller gives the worker 10 s more (it may retry after the
+		# reader is gone); a retention never completed is reported as such.
+		wait "$poller_pid" || true
+	fi
 	if [ "$m" = gb_scale ]; then
 		pt_sql bench_stall >/dev/null <<-'SQL'
 			ALTER SYSTEM RESET gb_scale.maintenance_databases;
@@ -284,15 +296,16 @@ pt_stall_manager() { # pt_stall_manager gb_scale|pg_partman TABLE
 	# pgbench's log: client, transaction, latency in us, script (0 insert,
 	# 1 select), epoch s, us.  Latencies under -R count from the scheduled
 	# start, so a transaction queued behind a stall carries all of its wait.
-	cat "$dir"/log* | awk -v m="$m" '
-		{ n[$4]++; if ($3 > mx[$4]) mx[$4] = $3 }
-		END {
-			for (s in n) {
-				name = s == 0 ? "insert" : "select"
-				printf "stall\t%s max\t%s\t0\t1\t%.3f\n", name, m, mx[s] / 1000
-				printf "stall\t%s count\t%s\t0\t1\t%d\n", name, m, n[s]
-			}
-		}' >>"$PT_SAMPLES"
+	for sc in 0 1; do
+		name=$([ "$sc" = 0 ] && echo insert || echo select)
+		awk -v s="$sc" '$4 == s { print $3 / 1000 }' "$dir"/log* | sort -n | awk -v m="$m" -v name="$name" '
+			{ v[NR] = $1 }
+			END {
+				printf "stall\t%s max\t%s\t0\t1\t%.3f\n", name, m, v[NR]
+				printf "stall\t%s p99\t%s\t0\t1\t%.3f\n", name, m, v[int(NR * 0.99) + 1]
+				printf "stall\t%s count\t%s\t0\t1\t%d\n", name, m, NR
+			}' >>"$PT_SAMPLES"
+	done
 	gb_log "$(printf 'stall %-10s: retired %d partitions; longest insert %s ms, select %s ms' "$m" $((before - after)) \
 		"$(awk '$4 == 0 { if ($3 > x) x = $3 } END { printf "%.1f", x / 1000 }' "$dir"/log*)" \
 		"$(awk '$4 == 1 { if ($3 > x) x = $3 } END { printf "%.1f", x / 1000 }' "$dir"/log*)")"
@@ -301,8 +314,9 @@ pt_stall_manager() { # pt_stall_manager gb_scale|pg_partman TABLE
 pt_stall() {
 	pt_create_db bench_stall 3
 	pt_stall_setup
-	pt_stall_manager pg_partman st_pm
-	pt_stall_manager gb_scale st_gb
+	pt_stall_run none st_gb
+	pt_stall_run pg_partman st_pm
+	pt_stall_run gb_scale st_gb
 	pt_record stall reader_s both 0 1 "$PT_READER_SECS"
 }
 

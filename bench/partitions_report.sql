@@ -108,18 +108,22 @@ FROM ins_paired p ORDER BY p.clients;
 SELECT format('5d. Longest stall while a %s s transaction reads the parent and maintenance retires partitions older',
 		pg_temp.one('stall', 'reader_s', 'both'));
 \echo '    than 5 days (gb_scale: its background worker, DETACH CONCURRENTLY; pg_partman: run_maintenance()),'
-\echo '    2 pgbench clients at 200 TPS of single-row inserts and selects pruned to the current day;'
+\echo '    2 pgbench clients at 200 TPS of single-row inserts and selects pruned to the current day'
+\echo '    (synchronous_commit = off: lock waits, not disk waits);'
 \echo '    latency counted from each transaction''s scheduled start; "retention done" = seconds after'
 \echo '    maintenance started until no partition older than the retention was left'
-\set sfmt '%-11s %8s %16s %15s %15s %10s %10s'
-SELECT format(:'sfmt', 'manager', 'retired', 'retention done', 'max insert ms', 'max select ms', 'inserts', 'selects');
-SELECT format(:'sfmt', m,
-		pg_temp.num(pg_temp.one('stall', 'retired', m)),
-		CASE WHEN pg_temp.one('stall', 'done_s', m) = 'NaN' THEN 'never'
+\set sfmt '%-16s %8s %15s %9s %9s %9s %9s %8s %8s'
+SELECT format(:'sfmt', '', '', '', '-- insert ms --', '', '-- select ms --', '', '', '');
+SELECT format(:'sfmt', 'manager', 'retired', 'retention done', 'max', 'p99', 'max', 'p99', 'inserts', 'selects');
+SELECT format(:'sfmt', CASE m WHEN 'none' THEN 'no maintenance' ELSE m END,
+		CASE m WHEN 'none' THEN '-' ELSE pg_temp.num(pg_temp.one('stall', 'retired', m)) END,
+		CASE WHEN m = 'none' THEN '-' WHEN pg_temp.one('stall', 'done_s', m) = 'NaN' THEN 'never'
 			ELSE '+' || pg_temp.num(pg_temp.one('stall', 'done_s', m), 1) || ' s' END,
-		pg_temp.num(pg_temp.one('stall', 'insert max', m), 1), pg_temp.num(pg_temp.one('stall', 'select max', m), 1),
+		pg_temp.num(pg_temp.one('stall', 'insert max', m), 1), pg_temp.num(pg_temp.one('stall', 'insert p99', m), 1),
+		pg_temp.num(pg_temp.one('stall', 'select max', m), 1), pg_temp.num(pg_temp.one('stall', 'select p99', m), 1),
 		pg_temp.num(pg_temp.one('stall', 'insert count', m)), pg_temp.num(pg_temp.one('stall', 'select count', m)))
-FROM unnest(ARRAY['gb_scale', 'pg_partman']) m;
-SELECT format('    longest stall, pg_partman / gb_scale: %s',
+FROM unnest(ARRAY['gb_scale', 'pg_partman', 'none']) m;
+SELECT format('    longest stall, pg_partman / gb_scale: %s (the same load with no reader and no maintenance: %s ms)',
 		pg_temp.ratio(greatest(pg_temp.one('stall', 'insert max', 'pg_partman'), pg_temp.one('stall', 'select max', 'pg_partman'))
-			/ nullif(greatest(pg_temp.one('stall', 'insert max', 'gb_scale'), pg_temp.one('stall', 'select max', 'gb_scale')), 0)));
+			/ nullif(greatest(pg_temp.one('stall', 'insert max', 'gb_scale'), pg_temp.one('stall', 'select max', 'gb_scale')), 0)),
+		pg_temp.num(greatest(pg_temp.one('stall', 'insert max', 'none'), pg_temp.one('stall', 'select max', 'none')), 1));
