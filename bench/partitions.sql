@@ -54,10 +54,28 @@ LANGUAGE sql STABLE AS $$
 			'SELECT partman.create_parent(%L, %L, %L, %L, p_premake => %s, p_start_partition => %L)',
 			'public.' || t, 'created_at', 'native', 'daily', premake_days,
 			coalesce(start_at, date_trunc('day', now())))
+		WHEN 'plain DDL' THEN format('SELECT bench_plain_partitions(%L, %s)', t, premake_days)
 		WHEN 'pg_partman default' THEN format(
 			'SELECT partman.create_parent(%L, %L, %L, %L, p_premake => %s)',
 			'public.' || t, 'created_at', 'native', 'daily', premake_days)
 	END
+$$;
+
+-- The floor under both managers: the same daily partitions as gb_scale
+-- makes (the current day and premake_days ahead) by bare CREATE TABLE ...
+-- PARTITION OF statements, nothing registered.
+CREATE FUNCTION bench_plain_partitions(t text, premake_days int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+	d timestamptz := date_trunc('day', now());
+BEGIN
+	FOR i IN 0 .. premake_days LOOP
+		EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+			t || '_p' || to_char(d + make_interval(days => i), 'YYYYMMDD'), t,
+			d + make_interval(days => i), d + make_interval(days => i + 1));
+	END LOOP;
+	RETURN premake_days + 1;
+END
 $$;
 
 -- Leaf partitions under parent t (pg_partman's default partition included).

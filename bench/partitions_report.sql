@@ -24,10 +24,13 @@ LANGUAGE sql STABLE AS $$ SELECT max(value) FROM ps WHERE section = s AND test =
 
 \echo
 \echo '5. Partitions: gb_scale against pg_partman ':partman' on the same cluster, in the same run'
+SELECT format('   machine load average (1 min) before 5a, 5b, 5c, 5d and after: %s',
+		string_agg(value::text, ', ' ORDER BY test = 'after', array_position(ARRAY['maint', 'register', 'insert', 'stall'], variant)))
+FROM ps WHERE section = 'load';
 
 -- 5a. No-op maintenance.
 CREATE TEMP VIEW maint AS
-SELECT variant, min(n) AS tables,
+SELECT variant, min(n) AS tables, min(value) AS best,
 	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS med,
 	max(value) / nullif(min(value), 0) AS spread
 FROM ps WHERE section = 'maint' AND test = 'pass' GROUP BY variant;
@@ -39,9 +42,11 @@ SELECT format('5a. A maintenance pass with nothing to do over %s tables per mana
 \echo '    its default partitions included), each pass warm (its session made one just before), median of ':passes
 \echo '    passes; pg_partman proc = CALL partman.run_maintenance_proc() (a commit per table), func = SELECT'
 \echo '    partman.run_maintenance() (one transaction); gb_scale = CALL gb_run_maintenance()'
-\set mfmt '%-18s %12s %14s %7s %18s'
-SELECT format(:'mfmt', 'manager', 'ms per pass', 'ms per table', 'spread', 'slower than gb_scale');
-SELECT format(:'mfmt', m.variant, pg_temp.num(m.med, 1), pg_temp.num(m.med / m.tables, 4), pg_temp.ratio(m.spread),
+\set mfmt '%-18s %12s %14s %14s %7s %18s'
+SELECT format(:'mfmt', '', 'median ms', 'median ms', 'best ms', '', 'slower than');
+SELECT format(:'mfmt', 'manager', 'per pass', 'per table', 'per table', 'spread', 'gb_scale (median)');
+SELECT format(:'mfmt', m.variant, pg_temp.num(m.med, 1), pg_temp.num(m.med / m.tables, 4),
+		pg_temp.num(m.best / m.tables, 4), pg_temp.ratio(m.spread),
 		CASE WHEN m.variant = 'gb_scale' THEN '-' ELSE pg_temp.ratio(m.med / g.med) END)
 FROM maint m, maint g WHERE g.variant = 'gb_scale'
 ORDER BY m.variant <> 'gb_scale', m.variant;
@@ -66,19 +71,30 @@ SELECT format('5b. Registering a table with 30 daily partitions premade, one tra
 		(SELECT max(tables) FROM reg));
 \echo '    (after one warm-up registration each): gb_partition_create(..., premake => 30 days) against'
 \echo '    partman.create_parent(..., p_premake => 30) given the current day as p_start_partition (the same'
-\echo '    partitions) and with its default start (30 days back: twice the partitions); on the messages table'
-\echo '    (indexed: primary key and one index, each costing an fsync per partition) and on a bare one'
+\echo '    partitions) and with its default start (30 days back: twice the partitions), and the same partitions'
+\echo '    made by bare CREATE TABLE ... PARTITION OF statements (plain DDL: the floor under any manager); on'
+\echo '    the messages table (indexed: primary key and one index) and on a bare one (no index)'
 \set rfmt '%-8s %-19s %9s %9s %9s %9s %12s %8s %7s'
 SELECT format(:'rfmt', 'table', 'manager', 'mean ms', 'median', 'best', 'worst', 'leaves/table', 'ratio', 'target');
 SELECT format(:'rfmt', r.shape, r.variant, pg_temp.num(r.mean, 1), pg_temp.num(r.med, 1), pg_temp.num(r.best, 1),
 		pg_temp.num(r.worst, 1),
 		pg_temp.num(pg_temp.one('create', 'leaves ' || r.shape, r.variant) / r.tables, 1),
 		CASE WHEN r.variant = 'gb_scale' THEN '-' ELSE pg_temp.ratio(r.mean / g.mean) END,
-		CASE WHEN r.variant = 'gb_scale' THEN '' ELSE pg_temp.verdict(r.mean / g.mean, 10) END)
+		CASE WHEN r.variant LIKE 'pg_partman%' THEN pg_temp.verdict(r.mean / g.mean, 10) ELSE '' END)
 FROM reg r JOIN reg g ON g.shape = r.shape AND g.variant = 'gb_scale'
-ORDER BY r.shape DESC, r.variant <> 'gb_scale', r.variant;
-\echo '    ratio = pg_partman mean / gb_scale mean (target >= 10x); pg_partman''s leaves include its default'
-\echo '    partition; judge the target on the rows with the same partitions ("pg_partman")'
+ORDER BY r.shape DESC, r.variant <> 'gb_scale', r.variant = 'plain DDL', r.variant;
+\echo '    ratio = its mean / gb_scale''s mean (target: pg_partman >= 10x; judge it on the rows with the same'
+\echo '    partitions, "pg_partman"); pg_partman''s leaves include its default partition'
+SELECT format('    cost over the plain DDL, ms per table: gb_scale %s (indexed), %s (bare); pg_partman %s, %s',
+		pg_temp.num(max(mean) FILTER (WHERE shape = 'indexed' AND variant = 'gb_scale')
+			- max(mean) FILTER (WHERE shape = 'indexed' AND variant = 'plain DDL'), 1),
+		pg_temp.num(max(mean) FILTER (WHERE shape = 'bare' AND variant = 'gb_scale')
+			- max(mean) FILTER (WHERE shape = 'bare' AND variant = 'plain DDL'), 1),
+		pg_temp.num(max(mean) FILTER (WHERE shape = 'indexed' AND variant = 'pg_partman')
+			- max(mean) FILTER (WHERE shape = 'indexed' AND variant = 'plain DDL'), 1),
+		pg_temp.num(max(mean) FILTER (WHERE shape = 'bare' AND variant = 'pg_partman')
+			- max(mean) FILTER (WHERE shape = 'bare' AND variant = 'plain DDL'), 1))
+FROM reg;
 
 -- 5c. Inserts.
 \echo
