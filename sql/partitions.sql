@@ -45,7 +45,7 @@ RETURNS TABLE (partition text, tenant_id bigint, bucket integer, is_default bool
 LANGUAGE sql AS $$
     SELECT l.partition::text, l.tenant_id, l.bucket, l.is_default, l.from_time, l.to_time
       FROM gb_partition_list(p) l
-     ORDER BY l.tenant_id NULLS FIRST, l.from_time NULLS LAST, l.bucket, 1 COLLATE "C"
+     ORDER BY l.tenant_id NULLS FIRST, l.from_time NULLS LAST, l.bucket, l.partition::text COLLATE "C"
 $$;
 
 -- Gaps and overlaps: within each time tree (tenant subtree and bucket), each
@@ -275,6 +275,10 @@ SELECT count(*) AS partitions, count(DISTINCT partition) AS names,
   FROM part.list('part.sp_hour_fall');
 SELECT * FROM part.gaps('part.sp_hour_fall');
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+-- (Dropped now: maintenance in 2025 would fill years of hours.)
+DROP TABLE part.berlin_spring, part.berlin_fall, part.berlin_hour_spring, part.berlin_hour_fall,
+           part.sp_spring, part.sp_fall, part.sp_hour_spring, part.sp_hour_fall;
+SELECT count(*) AS dst_configs_left FROM gb_scale.partition_config WHERE parent::text ~ '^part\.(berlin|sp)_';
 
 ------------------------------------------------------------------------------
 -- The session's TimeZone and DateStyle change nothing
@@ -515,7 +519,7 @@ CREATE TABLE part.bad_plain (at timestamptz NOT NULL, t bigint, txt text, i int)
 CREATE TABLE part.bad_hash (at timestamptz NOT NULL, t bigint) PARTITION BY HASH (t);
 CREATE TABLE part.bad_key (at timestamptz NOT NULL, t bigint, other timestamptz) PARTITION BY RANGE (other);
 CREATE TABLE part.bad_two (at timestamptz NOT NULL, t bigint) PARTITION BY RANGE (at, t);
-CREATE TABLE part.bad_expr (at timestamptz NOT NULL, t bigint) PARTITION BY RANGE ((at + interval '1 hour'));
+CREATE TABLE part.bad_expr (at timestamptz NOT NULL, t bigint) PARTITION BY RANGE ((t + 1));
 CREATE TABLE part.bad_list (at timestamptz NOT NULL, t bigint, u bigint) PARTITION BY LIST (t);
 CREATE TABLE part.bad_types (at timestamptz NOT NULL, txt text, i int, t bigint, n numeric)
   PARTITION BY RANGE (txt);
@@ -527,7 +531,7 @@ SELECT gb_partition_create('part.bad_plain', 'at', '1 day');
 SELECT gb_partition_create('part.bad_hash', 'at', '1 day');
 SELECT gb_partition_create('part.bad_key', 'at', '1 day');
 SELECT gb_partition_create('part.bad_two', 'at', '1 day');
-SELECT gb_partition_create('part.bad_expr', 'at', '1 day');
+SELECT gb_partition_create('part.bad_expr', 't', '1 day');
 SELECT gb_partition_create('part.bad_list', 'at', '1 day');
 SELECT gb_partition_create('part.bad_list', 'at', '1 day', tenant_column => 'u');
 -- 42703: a missing column.
