@@ -14,6 +14,7 @@
 SET search_path = public, pg_catalog;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
+SET intervalstyle = 'postgres';
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 
 -- Roles belong to the cluster: a run that crashed left them behind.
@@ -35,7 +36,7 @@ LANGUAGE sql AS $$
            coalesce(pg_get_partkeydef(c.oid), '-')
       FROM pg_partition_tree(p) t JOIN pg_class c ON c.oid = t.relid
      WHERE t.level > 0
-     ORDER BY 1 COLLATE "C"
+     ORDER BY t.relid::text COLLATE "C"
 $$;
 
 -- gb_partition_list, ordered, without the estimates.
@@ -59,7 +60,7 @@ LANGUAGE sql AS $$
               FROM gb_partition_list(p) l
              WHERE NOT l.is_default) x
      WHERE x.next_from IS NOT NULL AND x.next_from <> x.to_time
-     ORDER BY 1 COLLATE "C"
+     ORDER BY x.partition::text COLLATE "C"
 $$;
 
 -- The configuration, without what depends on the wall clock.
@@ -104,7 +105,7 @@ SELECT parent, layout, control, control_type, granularity, time_zone, partitions
        dedicated_tenants, last_run IS NOT NULL AS has_run,
        last_success IS NOT NULL AS has_succeeded, last_error
   FROM gb_scale.partition_status WHERE parent = 'part.events'::regclass;
-SELECT partition::text, rows >= 0 AS rows_known, bytes >= 0 AS bytes_known, bounds IS NOT NULL AS has_bounds
+SELECT partition::text, rows IS NULL OR rows >= 0 AS rows_sane, bytes >= 0 AS bytes_known, bounds IS NOT NULL AS has_bounds
   FROM gb_partition_list('part.events') ORDER BY from_time;
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 
@@ -190,7 +191,7 @@ SELECT l.partition, pg_get_expr(c.relpartbound, c.oid)
 INSERT INTO part.c_ids
 SELECT gb_id_from_time('2025-03-11 10:00:00+00', 1::smallint) + g, 1, 'x' FROM generate_series(0, 2) g;
 INSERT INTO part.c_ids VALUES (gb_id_from_time('2025-03-14 23:59:59.999+00', 1::smallint) + 4095, 1, 'last');
-SELECT tableoid::regclass AS partition, count(*) FROM part.c_ids GROUP BY 1 ORDER BY 1;
+SELECT tableoid::regclass::text AS partition, count(*) FROM part.c_ids GROUP BY 1 ORDER BY partition COLLATE "C";
 -- The key is unique across partitions (it is the partition key).
 INSERT INTO part.c_ids VALUES (gb_id_from_time('2025-03-11 10:00:00+00', 1::smallint), 2, 'dup');
 INSERT INTO part.c_ids VALUES (gb_id_from_time('2025-03-15 00:00:00+00'), 1, 'too late');
@@ -222,8 +223,10 @@ CREATE TABLE part.berlin_hour_spring (at timestamptz NOT NULL) PARTITION BY RANG
 SELECT gb_partition_create('part.berlin_hour_spring', 'at', '1 hour', time_zone => 'Europe/Berlin') AS created;
 SELECT partition, from_time, to_time FROM part.list('part.berlin_hour_spring');
 SELECT * FROM part.gaps('part.berlin_hour_spring');
+-- 03:15 UTC is 3 h 45 min after the clock, within the 4 hours premade.
+INSERT INTO part.berlin_hour_spring VALUES ('2025-03-30 03:15:00+00');
 -- Berlin, hourly across fall back: local 02:00 happens twice (00:00 and 01:00
--- UTC).  Five one-hour partitions all the same, with distinct names, each
+-- UTC).  Five partitions of one hour each, with distinct names, each
 -- starting with the local hour it begins in.
 SET gb_scale.test_now = '2025-10-25 23:30:00+00';
 CREATE TABLE part.berlin_hour_fall (at timestamptz NOT NULL) PARTITION BY RANGE (at);
@@ -231,7 +234,9 @@ SELECT gb_partition_create('part.berlin_hour_fall', 'at', '1 hour', time_zone =>
 SELECT from_time, to_time,
        partition LIKE 'part.berlin_hour_fall_p' || to_char(from_time AT TIME ZONE 'Europe/Berlin', 'YYYYMMDD_HH24') || '%' AS named_by_local_hour
   FROM part.list('part.berlin_hour_fall');
-SELECT count(*) AS partitions, count(DISTINCT partition) AS names FROM part.list('part.berlin_hour_fall');
+SELECT count(*) AS partitions, count(DISTINCT partition) AS names,
+       count(*) FILTER (WHERE to_time - from_time <> interval '1 hour') AS not_one_hour
+  FROM part.list('part.berlin_hour_fall');
 SELECT * FROM part.gaps('part.berlin_hour_fall');
 INSERT INTO part.berlin_hour_fall SELECT '2025-10-25 23:00:00+00'::timestamptz + g * interval '10 minutes' FROM generate_series(0, 29) g;
 SELECT from_time, count(*) FROM part.berlin_hour_fall JOIN part.list('part.berlin_hour_fall') l ON l.partition = tableoid::regclass::text
@@ -257,6 +262,7 @@ CREATE TABLE part.sp_hour_spring (at timestamptz NOT NULL) PARTITION BY RANGE (a
 SELECT gb_partition_create('part.sp_hour_spring', 'at', '1 hour', time_zone => 'America/Sao_Paulo') AS created;
 SELECT partition, from_time, to_time FROM part.list('part.sp_hour_spring');
 SELECT * FROM part.gaps('part.sp_hour_spring');
+INSERT INTO part.sp_hour_spring VALUES ('2018-11-04 05:15:00+00');
 -- Sao Paulo hourly, fall back: local 23:00 on 2019-02-16 happens twice.
 SET gb_scale.test_now = '2019-02-17 00:30:00+00';
 CREATE TABLE part.sp_hour_fall (at timestamptz NOT NULL) PARTITION BY RANGE (at);
@@ -264,13 +270,24 @@ SELECT gb_partition_create('part.sp_hour_fall', 'at', '1 hour', time_zone => 'Am
 SELECT from_time, to_time,
        partition LIKE 'part.sp_hour_fall_p' || to_char(from_time AT TIME ZONE 'America/Sao_Paulo', 'YYYYMMDD_HH24') || '%' AS named_by_local_hour
   FROM part.list('part.sp_hour_fall');
-SELECT count(*) AS partitions, count(DISTINCT partition) AS names FROM part.list('part.sp_hour_fall');
-SELECT * FROM part.gaps('part.sp_hour_fall');
--- Maintenance across the transition keeps the chain contiguous: a week of
--- hourly maintenance later (horizon 2019-02-24 04:30 UTC).
-SET gb_scale.test_now = '2019-02-24 00:30:00+00';
-CALL gb_run_maintenance('part.sp_hour_fall');
 SELECT count(*) AS partitions, count(DISTINCT partition) AS names,
+       count(*) FILTER (WHERE to_time - from_time <> interval '1 hour') AS not_one_hour
+  FROM part.list('part.sp_hour_fall');
+SELECT * FROM part.gaps('part.sp_hour_fall');
+-- Maintenance every 3 hours for a day keeps the chain contiguous, one hour
+-- per partition: the last horizon is 2019-02-18 04:30 UTC, so 29 partitions
+-- from 2019-02-17 00:00 to 2019-02-18 05:00 UTC.
+DO $$
+BEGIN
+    FOR step IN 1..8 LOOP
+        PERFORM set_config('gb_scale.test_now',
+                           ('2019-02-17 00:30:00+00'::timestamptz + step * interval '3 hours')::text, false);
+        CALL gb_run_maintenance('part.sp_hour_fall');
+    END LOOP;
+END
+$$;
+SELECT count(*) AS partitions, count(DISTINCT partition) AS names,
+       count(*) FILTER (WHERE to_time - from_time <> interval '1 hour') AS not_one_hour,
        min(from_time) AS oldest, max(to_time) AS newest
   FROM part.list('part.sp_hour_fall');
 SELECT * FROM part.gaps('part.sp_hour_fall');
@@ -297,7 +314,7 @@ SELECT gb_partition_create('part.s_date', 'day', '1 day') AS created;
 SET gb_scale.test_now = '2025-03-12 12:00:00+00';
 CALL gb_run_maintenance('part.s_utc');
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
-RESET intervalstyle;
+SET intervalstyle = 'postgres';
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 -- The same bounds as if the session were in UTC: 03-10 .. 03-16 for s_utc
@@ -306,7 +323,7 @@ SELECT * FROM part.tree('part.s_utc');
 SELECT * FROM part.tree('part.s_berlin');
 SELECT * FROM part.tree('part.s_ts');
 SELECT * FROM part.tree('part.s_date');
-SELECT parent, granularity, premake FROM part.config WHERE parent LIKE 'part.s\_%' ORDER BY 1 COLLATE "C";
+SELECT parent, granularity, premake FROM part.config WHERE parent LIKE 'part.s\_%' ORDER BY parent COLLATE "C";
 
 ------------------------------------------------------------------------------
 -- RANGE + HASH buckets on the tenant column
@@ -391,7 +408,7 @@ SELECT tenant_id, 'part.chat_t3'::regclass = ANY (ARRAY(SELECT pg_partition_ance
 SELECT * FROM part.list('part.chat');
 SELECT * FROM part.tree('part.chat');
 SELECT * FROM part.gaps('part.chat');
-SELECT parent::text, tenant_id, retention, subtree::text FROM gb_scale.partition_tenant ORDER BY 1 COLLATE "C", 2;
+SELECT parent::text, tenant_id, retention, subtree::text FROM gb_scale.partition_tenant ORDER BY parent::text COLLATE "C", tenant_id;
 SELECT dedicated_tenants FROM gb_scale.partition_status WHERE parent = 'part.chat'::regclass;
 -- New rows of tenant 3 go to its subtree, others to the tail.
 INSERT INTO part.chat VALUES (1001, 3, '2025-03-12 12:00+00', 'new'), (1002, 4, '2025-03-12 12:00+00', 'new');
@@ -471,7 +488,7 @@ SELECT gb_partition_create('part.p_override', 'at', NULL, premake => '2 days', r
 CREATE TABLE part.p_weekly (at timestamptz NOT NULL) PARTITION BY RANGE (at);
 SELECT gb_partition_create('part.p_weekly', 'at', '1 week', profile => 'messages') AS created;
 SELECT parent, granularity, premake, retention, profile FROM part.config
- WHERE parent LIKE 'part.p\_%' ORDER BY 1 COLLATE "C";
+ WHERE parent LIKE 'part.p\_%' ORDER BY parent COLLATE "C";
 SELECT partition, from_time, to_time FROM part.list('part.p_sessions');
 SELECT partition, from_time, to_time FROM part.list('part.p_weekly');
 
@@ -492,6 +509,8 @@ SELECT gb_tenant_dedicate('"Quo ""ted"" Sch"."Chat Log ""X"""', 7) AS moved;
 CALL gb_run_maintenance('"Quo ""ted"" Sch"."Chat Log ""X"""');
 SELECT gb_partition_ensure('"Quo ""ted"" Sch"."Chat Log ""X"""', '2025-03-08 00:00+00', '2025-03-09 00:00+00') AS ensured;
 SELECT * FROM part.list('"Quo ""ted"" Sch"."Chat Log ""X"""');
+-- (Gaps where ensure and the stray row asked for single days: 03-09 and
+-- 03-15 .. 03-29 were never needed.)
 SELECT * FROM part.gaps('"Quo ""ted"" Sch"."Chat Log ""X"""');
 SELECT "Id", tableoid::regclass FROM "Quo ""ted"" Sch"."Chat Log ""X""" ORDER BY 1;
 SELECT gb_partition_retention('"Quo ""ted"" Sch"."Chat Log ""X"""', '30 days', 'archive', 'Quo "ted" Sch');
@@ -598,7 +617,7 @@ ROLLBACK;
 SELECT count(*) AS registered FROM gb_scale.partition_config WHERE parent = 'part.ok'::regclass;
 SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'part.ok'::regclass;
 SELECT count(*) AS tables_left FROM pg_class WHERE relname LIKE 'ok\_%' AND relnamespace = 'part'::regnamespace;
--- A failed registration in a savepoint likewise.
+-- A registration rolled back to a savepoint likewise.
 BEGIN;
 SAVEPOINT s;
 SELECT gb_partition_create('part.ok', 'at', '1 day');
@@ -653,7 +672,7 @@ SELECT gb_partition_retention('part.r_drop', '3 days');
 SELECT gb_partition_retention('part.r_detach', '3 days', 'detach');
 SELECT gb_partition_retention('part.r_archive', '3 days', 'archive', 'part_archive');
 SELECT parent, retention, retention_mode, archive_schema FROM part.config
- WHERE parent LIKE 'part.r\_%' ORDER BY 1 COLLATE "C";
+ WHERE parent LIKE 'part.r\_%' ORDER BY parent COLLATE "C";
 -- Setting retention does nothing by itself; maintenance applies it.
 SELECT count(*) AS partitions FROM gb_partition_list('part.r_drop');
 CALL gb_run_maintenance();
@@ -737,7 +756,7 @@ SET gb_scale.test_now = '2025-03-12 12:00:00+00';
 CALL gb_run_maintenance();
 SELECT partition, from_time FROM part.list('part_renamed.messages');
 SELECT parent, last_error FROM gb_scale.partition_status
- WHERE last_error IS NOT NULL OR last_success IS NULL ORDER BY 1::text COLLATE "C";
+ WHERE last_error IS NOT NULL OR last_success IS NULL ORDER BY parent::text COLLATE "C";
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 -- A table moved to another schema likewise.
 ALTER TABLE part_renamed.messages SET SCHEMA part;
@@ -852,3 +871,4 @@ RESET gb_scale.test_now;
 RESET search_path;
 RESET timezone;
 RESET datestyle;
+RESET intervalstyle;
