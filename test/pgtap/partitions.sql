@@ -186,7 +186,7 @@ SELECT throws_ok($$SELECT gb_tenant_dedicate('ptap.reg', 5)$$, '42P17', NULL, 'd
 SELECT throws_ok($$SELECT gb_tenant_dedicate('ptap.maint_list', 1)$$, '42710', NULL, 'dedicate twice: 42710');
 SELECT throws_ok($$INSERT INTO ptap.reg VALUES (1, '2031-01-01')$$, '23514', NULL,
                  'out of range without a default partition: 23514');
-SELECT throws_ok($$SET gb_scale.test_now = 'not a time'$$, '22007', NULL, 'test_now must be a time: 22007');
+SELECT throws_ok($$SET gb_scale.test_now = 'not a time'$$, '22023', NULL, 'test_now must be a time: 22023');
 SELECT is((SELECT count(*)::int FROM gb_scale.partition_config WHERE parent IN ('ptap.plain'::regclass, 'ptap.fresh'::regclass)),
           0, 'nothing registered by the failures');
 SELECT is((SELECT count(*)::int FROM pg_inherits WHERE inhparent = 'ptap.fresh'::regclass), 0,
