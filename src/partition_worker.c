@@ -230,14 +230,17 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
  * Retire one partition without blocking the application: DETACH ...
  * CONCURRENTLY waits for the transactions that still use the partition while
  * holding only SHARE UPDATE EXCLUSIVE, then (in a new transaction) the
- * partition is dropped or archived.  An interruption leaves the partition
- * detach-pending; the next pass finishes it.
+ * partition is dropped or archived as its owner.  An interruption leaves the
+ * partition detach-pending; the next pass finishes it.
+ *
+ * The detach itself runs as the worker: it commits and starts transactions,
+ * which PostgreSQL refuses inside a security-restricted operation.  It runs
+ * none of the owner's code (no triggers, defaults or index expressions; the
+ * foreign-key checks it may make switch to the owners themselves).
  */
 static void
 gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 {
-	Oid			save_userid;
-	int			save_sec;
 	char	   *sql;
 
 	StartTransactionCommand();
@@ -248,16 +251,15 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 	}
 	sql = MemoryContextStrdup(cxt, psprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY",
 											gb_qualified_name(p->tree), gb_qualified_name(p->partition)));
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(p->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	gb_run_toplevel(sql, cxt);
-	SetUserIdAndSecContext(save_userid, save_sec);
 	CommitTransactionCommand();
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->partition)))
 	{
+		Oid			save_userid;
+		int			save_sec;
 		int			nestlevel;
 
 		gb_as_owner_begin(p->owner, &save_userid, &save_sec, &nestlevel);
