@@ -443,6 +443,34 @@ SELECT gb_tenant_retention('part.events', 3, '2 days');
 SELECT gb_tenant_retention('part.c_date_hour', 3, '2 days');
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 
+-- Per-tenant retention of tenants in the tail (LIST) or in hash buckets
+-- (RANGE): their rows go period by period, as partitions would, other
+-- tenants' rows stay.  Tenant 1 keeps 2 days at 03-14 12:00: its rows of
+-- periods that end by 03-12 12:00 (03-10, 03-11) are deleted.  Tenant 2 of
+-- the bucketed table keeps 1 day: 03-10 .. 03-12 go.
+CREATE TABLE part.tail_ret (id bigint, tenant_id bigint NOT NULL, created_at timestamptz NOT NULL)
+  PARTITION BY LIST (tenant_id);
+CREATE TABLE part.hash_ret (id bigint, tenant_id bigint NOT NULL, created_at timestamptz NOT NULL)
+  PARTITION BY RANGE (created_at);
+SELECT gb_partition_create('part.tail_ret', 'created_at', '1 day', tenant_column => 'tenant_id') AS created;
+SELECT gb_partition_create('part.hash_ret', 'created_at', '1 day', tenant_column => 'tenant_id', tenant_buckets => 2) AS created;
+INSERT INTO part.tail_ret
+SELECT row_number() OVER (), t, '2025-03-10 01:00+00'::timestamptz + d * interval '1 day' + r * interval '5 hours'
+  FROM generate_series(1, 2) t, generate_series(0, 4) d, generate_series(0, 3) r;
+INSERT INTO part.hash_ret SELECT * FROM part.tail_ret;
+SELECT gb_tenant_retention('part.tail_ret', 1, '2 days');
+SELECT gb_tenant_retention('part.hash_ret', 2, '1 day');
+SELECT parent::text, tenant_id, retention, subtree FROM gb_scale.partition_tenant
+ WHERE parent IN ('part.tail_ret'::regclass, 'part.hash_ret'::regclass) ORDER BY parent::text COLLATE "C", tenant_id;
+SET gb_scale.test_now = '2025-03-14 12:00:00+00';
+CALL gb_run_maintenance('part.tail_ret');
+CALL gb_run_maintenance('part.hash_ret');
+SELECT 'tail_ret' AS t, tenant_id, count(*), min(created_at) FROM part.tail_ret GROUP BY 1, 2
+UNION ALL
+SELECT 'hash_ret', tenant_id, count(*), min(created_at) FROM part.hash_ret GROUP BY 1, 2
+ ORDER BY 1, 2;
+SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+
 -- LIST + default partition: each time tree gets <tree>_default; 1 + 5 + 1.
 CREATE TABLE part.chat_def (
     id bigint NOT NULL,
