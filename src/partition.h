@@ -137,6 +137,7 @@ typedef struct GbPendingDetach
 /* What a pass did to one table. */
 typedef struct GbPassCounts
 {
+	char	   *error;			/* first step that failed, kept for last_error */
 	int			created;
 	int			retired;
 	int64		moved;
