@@ -164,7 +164,6 @@ CREATE TABLE gb.messages (
     PRIMARY KEY (tenant_id, id, shard_id, created_at)
 ) PARTITION BY LIST (tenant_id);
 CREATE INDEX ON gb.messages (session_id, created_at);
-ALTER TABLE gb.messages SET (autovacuum_vacuum_scale_factor = 0.02);
 
 -- Analytics events: monthly (profile 'analytics': 3 months ahead, 12 months
 -- kept), each month split into 4 hash buckets of tenant_id.
