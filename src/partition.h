@@ -82,6 +82,7 @@ typedef struct GbPartConfig
 	char	   *tenant_column;	/* NULL: no tenant column */
 	bool		default_partition;
 	char	   *time_zone;
+	bool		has_tenant_rows;	/* any row in gb_scale.partition_tenant */
 } GbPartConfig;
 
 /* One row of gb_scale.partition_tenant. */

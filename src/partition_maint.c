@@ -154,13 +154,15 @@ gb_config_load(Oid parent)
 	(void) gb_internal_relid(GB_PARTITION_CONFIG_TABLE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT parent::pg_catalog.oid, layout, granularity, premake, retention,"
+	if (SPI_execute_with_args("SELECT c.parent::pg_catalog.oid, layout, granularity, premake, retention,"
 							  " retention_mode, archive_schema, tenant_buckets, tenant_column,"
-							  " default_partition, time_zone"
-							  " FROM gb_scale.partition_config"
+							  " default_partition, time_zone,"
+							  " EXISTS (SELECT FROM gb_scale.partition_tenant t"
+							  " WHERE t.parent::pg_catalog.oid OPERATOR(pg_catalog.=) c.parent::pg_catalog.oid)"
+							  " FROM gb_scale.partition_config c"
 							  " WHERE $1 OPERATOR(pg_catalog.=) 0::pg_catalog.oid"
-							  " OR parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
-							  " ORDER BY parent::pg_catalog.oid",
+							  " OR c.parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+							  " ORDER BY c.parent::pg_catalog.oid",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read gb_scale.partition_config");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -196,6 +198,7 @@ gb_config_load(Oid parent)
 		d = SPI_getbinval(tup, desc, 10, &isnull);
 		cfg->default_partition = !isnull && DatumGetBool(d);
 		cfg->time_zone = SPI_getvalue(tup, desc, 11);
+		cfg->has_tenant_rows = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 		result = lappend(result, cfg);
 		MemoryContextSwitchTo(spi);
 	}
@@ -628,7 +631,7 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 		relation_close(rel, NoLock);
 	}
 	owner = gb_rel_owner(cfg->parent);
-	tenants = gb_tenants_load(cfg->parent);
+	tenants = cfg->has_tenant_rows ? gb_tenants_load(cfg->parent) : NIL;
 	foreach(lc, tenants)
 	{
 		GbTenantRow *t = (GbTenantRow *) lfirst(lc);

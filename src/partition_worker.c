@@ -192,16 +192,21 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	RawStmt    *raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
 	PlannedStmt *pstmt = makeNode(PlannedStmt);
+	MemoryContext save_portal = PortalContext;
 
 	pstmt->commandType = CMD_UTILITY;
 	pstmt->canSetTag = false;
 	pstmt->utilityStmt = raw->stmt;
 	pstmt->stmt_location = raw->stmt_location;
 	pstmt->stmt_len = raw->stmt_len;
+
+	/* DETACH ... CONCURRENTLY keeps names across its commit in PortalContext */
+	PortalContext = cxt;
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL, None_Receiver, NULL);
 	if (ActiveSnapshotSet())
 		PopActiveSnapshot();
+	PortalContext = save_portal;
 	MemoryContextSwitchTo(old);
 }
 
