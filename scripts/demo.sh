@@ -112,7 +112,7 @@ SQL
 # months of traffic simulated day by day with gb_scale.test_now (the clock of
 # maintenance in this session only), maintenance run after every day.
 # ---------------------------------------------------------------------------
-DEMO_SIM_MONTHS=${DEMO_SIM_MONTHS:-5}
+DEMO_SIM_MONTHS=${DEMO_SIM_MONTHS:-4}
 SIM_START=$(date -u -d "$(date -u +%Y-%m-01) -$DEMO_SIM_MONTHS months" +%F)
 SIM_END=$(date -u -d 'yesterday' +%F)
 SIM_DEDICATE=$(date -u -d "$SIM_START +2 months" +%F)
@@ -176,8 +176,7 @@ CREATE TABLE gb.analytics_events (
     PRIMARY KEY (id, tenant_id, created_at)
 ) PARTITION BY RANGE (created_at);
 
--- Daily usage aggregates, on a date column: monthly partitions, 3 months kept,
--- older months archived to schema gb_archive rather than dropped.
+-- Daily usage aggregates, on a date column (profile 'analytics': monthly).
 CREATE TABLE gb.usage_analytics (
     day        date NOT NULL,
     tenant_id  bigint NOT NULL,
@@ -187,10 +186,10 @@ CREATE TABLE gb.usage_analytics (
     PRIMARY KEY (tenant_id, day)
 ) PARTITION BY RANGE (day);
 
-\echo '--- registering the four tables (partitions created by each call)'
+\echo '--- registering the four tables (tables created by each call: partitions, buckets, subtrees)'
 SELECT 'gb.sessions' AS parent,
        gb_partition_create('gb.sessions', 'id', NULL, profile => 'sessions',
-                           start_at => :'sim_start') AS partitions_created
+                           start_at => :'sim_start') AS tables_created
 UNION ALL
 SELECT 'gb.messages',
        gb_partition_create('gb.messages', 'created_at', NULL, profile => 'messages',
@@ -204,33 +203,36 @@ SELECT 'gb.analytics_events',
 UNION ALL
 SELECT 'gb.usage_analytics',
        gb_partition_create('gb.usage_analytics', 'day', NULL, profile => 'analytics',
-                           retention => '3 months', start_at => :'sim_start');
-SELECT gb_partition_retention('gb.usage_analytics', '3 months', 'archive', 'gb_archive');
+                           start_at => :'sim_start');
+-- Usage aggregates: 3 months kept, then archived to schema gb_archive rather than dropped.
+SELECT gb_partition_retention('gb.usage_analytics', '3 months', 'archive', 'gb_archive') \gset
 RESET ROLE;
 
 -- The demo's bookkeeping: every message ever inserted, to count what survives.
 CREATE SCHEMA demo;
 CREATE TABLE demo.message_ledger (tenant_id bigint, id bigint, created_at timestamptz);
 
--- One simulated day of traffic: 300 tenants, tenant 1 a quarter of it all.
+-- One simulated day of traffic for 300 tenants, tenant 1 a quarter of it:
+-- 100 sessions of 10 messages each, 400 analytics events, and the day's usage
+-- aggregated per tenant.  IDs are the snowflake IDs of the rows' times.
 CREATE PROCEDURE demo.traffic(d date) LANGUAGE plpgsql AS $proc$
 DECLARE
     t0 timestamptz := d::timestamp AT TIME ZONE 'UTC';
     n  integer := d - date '2024-01-01';
 BEGIN
     INSERT INTO gb.sessions (id, tenant_id, channel, user_ref, last_active)
-    SELECT gb_id_from_time(t0 + i * interval '432 s', 3::smallint),
-           CASE WHEN i % 4 = 0 THEN 1 ELSE 2 + (i * 7919 + n * 31) % 299 END,
-           (i % 10)::smallint, 'user-' || i, t0 + i * interval '432 s' + interval '5 min'
-      FROM generate_series(0, 199) i;
+    SELECT gb_id_from_time(t0 + j * interval '864 s', 3::smallint),
+           CASE WHEN j % 4 = 0 THEN 1 ELSE 2 + (j * 7919 + n * 31) % 299 END,
+           (j % 10)::smallint, 'user-' || j, t0 + j * interval '864 s' + interval '14 min'
+      FROM generate_series(0, 99) j;
 
     WITH ins AS (
         INSERT INTO gb.messages (id, tenant_id, session_id, role, body, created_at)
-        SELECT gb_id_from_time(t0 + i * interval '43.2 s', 3::smallint),
-               CASE WHEN i % 4 = 0 THEN 1 ELSE 2 + (i * 7919 + n * 31) % 299 END,
-               gb_id_from_time(t0 + (i / 10) * interval '432 s', 3::smallint),
-               (1 + i % 2)::smallint, repeat('x', 20 + i % 80), t0 + i * interval '43.2 s'
-          FROM generate_series(0, 1999) i
+        SELECT gb_id_from_time(t0 + i * interval '86.4 s', 3::smallint),
+               CASE WHEN i / 10 % 4 = 0 THEN 1 ELSE 2 + (i / 10 * 7919 + n * 31) % 299 END,
+               gb_id_from_time(t0 + i / 10 * interval '864 s', 3::smallint),
+               (1 + i % 2)::smallint, repeat('x', 20 + i % 80), t0 + i * interval '86.4 s'
+          FROM generate_series(0, 999) i
         RETURNING tenant_id, id, created_at)
     INSERT INTO demo.message_ledger SELECT * FROM ins;
     -- A few messages from devices whose clock runs 40 days ahead: past the
@@ -246,17 +248,16 @@ BEGIN
     END IF;
 
     INSERT INTO gb.analytics_events (id, tenant_id, event_type, payload, created_at)
-    SELECT gb_id_from_time(t0 + i * interval '86.4 s', 3::smallint),
+    SELECT gb_id_from_time(t0 + i * interval '216 s', 3::smallint),
            CASE WHEN i % 4 = 0 THEN 1 ELSE 2 + (i * 104729 + n * 17) % 299 END,
-           (i % 12)::smallint, jsonb_build_object('k', i), t0 + i * interval '86.4 s'
-      FROM generate_series(0, 999) i;
+           (i % 12)::smallint, jsonb_build_object('k', i), t0 + i * interval '216 s'
+      FROM generate_series(0, 399) i;
 
     INSERT INTO gb.usage_analytics (day, tenant_id, messages, sessions, body_bytes)
     SELECT d, tenant_id, count(*), count(DISTINCT session_id), sum(length(body))
       FROM gb.messages
      WHERE created_at >= t0 AND created_at < t0 + interval '1 day'
      GROUP BY tenant_id;
-
 END
 $proc$;
 
@@ -295,7 +296,16 @@ SELECT 'tenant 1 keeps 30 days of messages instead of 90'
 SQL
 		fi
 		echo "SET gb_scale.test_now = '$d 23:50:00+00';"
-		echo "CALL gb_run_maintenance();"
+		if [ "${d:8:2}" == "10" ] && [ -z "${SHOWN_DEFAULT:-}" ]; then
+			SHOWN_DEFAULT=1
+			echo "\\echo '--- $d: 3 messages stamped 40 days ahead wait in the default partition; maintenance moves them out'"
+			echo "SELECT * FROM demo.progress('$d');"
+			echo "CALL gb_run_maintenance();"
+			echo "SELECT * FROM demo.progress('$d');"
+			echo "\\echo '---'"
+		else
+			echo "CALL gb_run_maintenance();"
+		fi
 		if [ "${d:8:2}" == "01" ]; then
 			echo "SELECT * FROM demo.progress('$d');"
 		fi
@@ -345,10 +355,16 @@ SELECT (SELECT count(*) FROM demo.message_ledger) AS inserted,
        (SELECT count(*) - count(DISTINCT (tenant_id, id)) FROM gb.messages) AS duplicates,
        (SELECT count(*) FROM gb_scale.partition_status WHERE default_rows > 0) AS tables_with_rows_in_default;
 
-\echo '--- oldest partition kept against the retention horizon (clock: the last simulated day)'
-SELECT coalesce('tenant ' || tenant_id, 'tail') AS subtree, min(from_time) AS oldest_from,
-       max(to_time) AS newest_to, count(*) AS partitions
-  FROM gb_partition_list('gb.messages') WHERE NOT is_default GROUP BY tenant_id ORDER BY tenant_id NULLS LAST;
+\echo '--- oldest partition kept per subtree against its retention (clock: the last simulated day)'
+SELECT coalesce('tenant ' || l.tenant_id, 'tail') AS subtree, count(*) AS partitions,
+       min(l.from_time) AS oldest_from, max(l.to_time) AS newest_to,
+       coalesce(t.retention, c.retention) AS retention,
+       c.last_run - coalesce(t.retention, c.retention) AS clock_minus_retention
+  FROM gb_partition_list('gb.messages') l
+  JOIN gb_scale.partition_config c ON c.parent = 'gb.messages'::regclass
+  LEFT JOIN gb_scale.partition_tenant t ON t.parent = c.parent AND t.tenant_id = l.tenant_id
+ WHERE NOT l.is_default
+ GROUP BY l.tenant_id, t.retention, c.retention, c.last_run ORDER BY l.tenant_id NULLS LAST;
 
 \echo '--- excerpt of gb_partition_list: the newest partitions of tenant 1 and of the tail'
 (SELECT partition, tenant_id, is_default, from_time, to_time, rows
