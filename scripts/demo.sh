@@ -280,10 +280,12 @@ SQL
 
 # The simulation, one psql session: each day's traffic, then maintenance with
 # the clock at the end of that day; a progress line on the first of each month.
-{
+(
 	echo "\\pset footer off"
 	echo "\\pset format unaligned"
 	echo "\\pset tuples_only on"
+	export TZ=UTC
+	day_s=$(date -u -d "$SIM_START" +%s)
 	d=$SIM_START
 	while [[ "$d" < "$SIM_END" || "$d" == "$SIM_END" ]]; do
 		echo "CALL demo.traffic('$d');"
@@ -298,21 +300,22 @@ SQL
 		echo "SET gb_scale.test_now = '$d 23:50:00+00';"
 		if [ "${d:8:2}" == "10" ] && [ -z "${SHOWN_DEFAULT:-}" ]; then
 			SHOWN_DEFAULT=1
-			echo "\\echo '--- $d: 3 messages stamped 40 days ahead wait in the default partition; maintenance moves them out'"
+			printf '%s\n' "\\echo '--- $d: 3 messages stamped 40 days ahead wait in the default partition; maintenance moves them out'"
 			echo "SELECT * FROM demo.progress('$d');"
 			echo "CALL gb_run_maintenance();"
 			echo "SELECT * FROM demo.progress('$d');"
-			echo "\\echo '---'"
+			printf '%s\n' "\\echo '---'"
 		else
 			echo "CALL gb_run_maintenance();"
 		fi
 		if [ "${d:8:2}" == "01" ]; then
 			echo "SELECT * FROM demo.progress('$d');"
 		fi
-		d=$(date -u -d "$d +1 day" +%F)
+		day_s=$((day_s + 86400))
+		printf -v d '%(%F)T' "$day_s"
 	done
 	echo "SELECT * FROM demo.progress('$SIM_END');"
-} >"$DEMO_DIR/simulation.sql"
+) >"$DEMO_DIR/simulation.sql"
 
 psql_demo -d gb_partitions <<'SQL'
 -- One line of the simulation's progress: partitions (leaves) and rows waiting
@@ -339,19 +342,20 @@ ANALYZE;
 SELECT * FROM gb_scale.partition_status ORDER BY parent::text;
 
 \echo '--- every message inserted is there exactly once, unless retention dropped its day'
-WITH leaves AS (SELECT * FROM gb_partition_list('gb.messages') WHERE NOT is_default),
-     kept AS (
+WITH oldest AS MATERIALIZED (           -- per subtree: NULL tenant_id is the tail
+        SELECT tenant_id, min(from_time) AS from_time
+          FROM gb_partition_list('gb.messages') WHERE NOT is_default GROUP BY tenant_id),
+     kept AS MATERIALIZED (
         SELECT l.* FROM demo.message_ledger l
-         WHERE l.created_at >= (SELECT min(from_time) FROM leaves
-                                 WHERE leaves.tenant_id IS NOT DISTINCT FROM
-                                       (SELECT p.tenant_id FROM gb_scale.partition_tenant p
-                                         WHERE p.parent = 'gb.messages'::regclass
-                                           AND p.tenant_id = l.tenant_id)))
+          LEFT JOIN gb_scale.partition_tenant d
+                 ON d.parent = 'gb.messages'::regclass AND d.tenant_id = l.tenant_id AND d.subtree IS NOT NULL
+          JOIN oldest o ON o.tenant_id IS NOT DISTINCT FROM d.tenant_id
+         WHERE l.created_at >= o.from_time)
 SELECT (SELECT count(*) FROM demo.message_ledger) AS inserted,
        (SELECT count(*) FROM kept) AS expected,
        (SELECT count(*) FROM gb.messages) AS present,
-       (SELECT count(*) FROM kept k WHERE NOT EXISTS
-           (SELECT FROM gb.messages m WHERE (m.tenant_id, m.id) = (k.tenant_id, k.id))) AS missing,
+       (SELECT count(*) FROM kept k LEFT JOIN gb.messages m USING (tenant_id, id)
+         WHERE m.id IS NULL) AS missing,
        (SELECT count(*) - count(DISTINCT (tenant_id, id)) FROM gb.messages) AS duplicates,
        (SELECT count(*) FROM gb_scale.partition_status WHERE default_rows > 0) AS tables_with_rows_in_default;
 
