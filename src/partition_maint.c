@@ -454,6 +454,7 @@ gb_maintain_tree(GbTreeJob *job)
 	GbPeriodCtx ctx;
 	GbTreeBounds *bounds;
 	int64		now_key;
+	int64		first_key;
 	int64		horizon;
 	Timestamp	start;
 	ListCell   *lc;
@@ -516,10 +517,24 @@ gb_maintain_tree(GbTreeJob *job)
 		}
 	}
 
-	/* the premake horizon: every period from now's until now + premake */
+	/*
+	 * The premake horizon: every period from now's until now + premake, and
+	 * those a pause of maintenance left missing since the newest partition
+	 * (but none that retention would retire at once).
+	 */
 	now_key = gb_key_from_time(&ctx, job->now);
 	horizon = gb_key_from_time(&ctx, gb_time_add(ctx.time_zone, job->now, &cfg->premake, false));
-	for (start = gb_period_of_key(&ctx, now_key); gb_period_lower(&ctx, start) < horizon;
+	first_key = now_key;
+	if (bounds->nranges > 0 && bounds->ranges[bounds->nranges - 1].hi < now_key &&
+		bounds->ranges[bounds->nranges - 1].hi != PG_INT64_MIN)
+	{
+		int64		cutoff;
+
+		first_key = bounds->ranges[bounds->nranges - 1].hi;
+		if (job->has_retention && gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff))
+			first_key = Max(first_key, cutoff);
+	}
+	for (start = gb_period_of_key(&ctx, first_key); gb_period_lower(&ctx, start) < horizon;
 		 start = gb_period_next(&ctx, start))
 	{
 		int64		lo = gb_period_lower(&ctx, start);
