@@ -18,6 +18,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # Static analysis; both must stay silent on src/.
 lint:
 	cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
