@@ -16,7 +16,7 @@
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	PT_TABLES=20 PT_PASSES=2 PT_REG=5 PT_INS_SECS=5 PT_INS_REPS=1 PT_READER_SECS=5 PT_STALL_ROWS=20000
 else
-	# ~15 min on 2 cores, most of it setting up 2 x 200 tables of 60
+	# ~18 min on 2 cores, most of it setting up 2 x 200 tables of 60
 	# partitions (pg_partman takes ~1 s a table) and the insert runs.
 	PT_TABLES=200 PT_PASSES=5 PT_REG=20 PT_INS_SECS=10 PT_INS_REPS=4 PT_READER_SECS=20 PT_STALL_ROWS=200000
 fi

@@ -5,14 +5,15 @@
 # enum domains against native enums and VARCHAR (size and lookups); last, the
 # partition manager against pg_partman (bench/partitions.sh).
 #
-#   bash bench/run.sh                                full run (~27 min)
-#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~3 min)
+#   bash bench/run.sh                                full run (~30 min)
+#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~5 min)
 #   BENCH_ONLY=partitions bash bench/run.sh          the partition part alone
 #                                                    (also ids, enums)
 #
 # Runs on a throwaway cluster (unix socket in a temp dir, removed on exit)
 # and writes the printed report to bench/results/latest.txt, the raw samples
-# to bench/results/samples.tsv and bench/results/partitions.tsv.
+# to bench/results/samples.tsv and bench/results/partitions.tsv (the partition
+# report alone also to bench/results/partitions.txt).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
