@@ -2,7 +2,8 @@
 
 EXTENSION = gb_scale
 MODULE_big = gb_scale
-OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enum_catalog.o src/enum_cache.o src/enum_admin.o
+OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enum_catalog.o src/enum_cache.o src/enum_admin.o \
+	src/partition_bounds.o src/partition_ddl.o src/partition_maint.o src/partition_api.o src/partition_worker.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 

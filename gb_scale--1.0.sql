@@ -256,3 +256,137 @@ SELECT gb_scale.enum_create_builtin('@extschema@.' || e.name, e.labels, e.codes)
     ('gb_designer_change_type', '{style,html,database,tool,scheduler,config,multiple,unknown}', NULL),
     ('gb_plan_tier', '{free,starter,pro,enterprise}', NULL)
   ) AS e(name, labels, codes);
+
+------------------------------------------------------------------------------
+-- Automatic time and tenant partitions (src/partition*.c)
+------------------------------------------------------------------------------
+
+-- One row per registered table.  Read by the C code like a catalog, written
+-- only by the functions below; dumped with the database so that a restore
+-- brings the registrations back (parent is a regclass: it follows renames,
+-- and the sql_drop event trigger removes the row of a dropped table).
+CREATE TABLE gb_scale.partition_config (
+    parent            regclass    PRIMARY KEY,
+    layout            text        NOT NULL CHECK (layout IN ('range', 'list')),
+    granularity       interval    NOT NULL,
+    premake           interval    NOT NULL,
+    retention         interval,
+    retention_mode    text        NOT NULL DEFAULT 'drop'
+                                  CHECK (retention_mode IN ('drop', 'detach', 'archive')),
+    archive_schema    name,
+    tenant_buckets    integer     CHECK (tenant_buckets BETWEEN 2 AND 1024),
+    tenant_column     name,
+    default_partition boolean     NOT NULL DEFAULT false,
+    time_zone         text        NOT NULL DEFAULT 'UTC',
+    profile           text,
+    last_run          timestamptz,
+    last_success      timestamptz,
+    last_error        text
+);
+COMMENT ON TABLE gb_scale.partition_config IS 'gb_scale partitions: the registered tables';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.partition_config', '');
+
+-- Tenants with a retention of their own, or partitions of their own.
+CREATE TABLE gb_scale.partition_tenant (
+    parent        regclass    NOT NULL REFERENCES gb_scale.partition_config ON DELETE CASCADE,
+    tenant_id     bigint      NOT NULL,
+    retention     interval,
+    subtree       regclass,
+    purged_before timestamptz,
+    PRIMARY KEY (parent, tenant_id)
+);
+COMMENT ON TABLE gb_scale.partition_tenant IS 'gb_scale partitions: per-tenant retention and dedicated subtrees';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.partition_tenant', '');
+
+REVOKE ALL ON gb_scale.partition_config, gb_scale.partition_tenant FROM PUBLIC;
+GRANT SELECT ON gb_scale.partition_config, gb_scale.partition_tenant TO PUBLIC;
+
+CREATE FUNCTION @extschema@.gb_partition_create(
+    parent regclass, control name, granularity interval,
+    premake interval DEFAULT NULL, retention interval DEFAULT NULL,
+    tenant_column name DEFAULT NULL, tenant_buckets integer DEFAULT NULL,
+    default_partition boolean DEFAULT false, time_zone text DEFAULT 'UTC',
+    profile text DEFAULT NULL, start_at timestamptz DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'gb_partition_create'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_partition_create(regclass, name, interval, interval, interval, name, integer, boolean, text, text, timestamptz) IS
+  'register a partitioned table and create its partitions through the premake horizon; returns the tables created';
+
+CREATE FUNCTION @extschema@.gb_partition_retention(
+    parent regclass, retention interval, mode text DEFAULT 'drop', archive_schema name DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_partition_retention'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_partition_retention(regclass, interval, text, name) IS
+  'set how long partitions are kept and what happens to them then: drop, detach or archive';
+
+CREATE FUNCTION @extschema@.gb_partition_forget(parent regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_partition_forget'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_partition_forget(regclass) IS
+  'stop managing a table; its partitions stay';
+
+CREATE FUNCTION @extschema@.gb_partition_ensure(parent regclass, from_time timestamptz, to_time timestamptz)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'gb_partition_ensure'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_partition_ensure(regclass, timestamptz, timestamptz) IS
+  'create the partitions that [from_time, to_time) needs, for a backfill; returns the tables created';
+
+CREATE FUNCTION @extschema@.gb_tenant_dedicate(parent regclass, tenant_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'gb_tenant_dedicate'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_dedicate(regclass, bigint) IS
+  'give one tenant of a LIST-partitioned table its own time partitions, moving its rows; returns the rows moved';
+
+CREATE FUNCTION @extschema@.gb_tenant_retention(parent regclass, tenant_id bigint, retention interval)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_retention'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_retention(regclass, bigint, interval) IS
+  'give one tenant a retention of its own (NULL removes it)';
+
+CREATE PROCEDURE @extschema@.gb_run_maintenance(parent regclass DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'gb_run_maintenance'
+LANGUAGE C;
+COMMENT ON PROCEDURE @extschema@.gb_run_maintenance(regclass) IS
+  'premake, retention and default-partition moves for every registered table (or one), one short transaction each';
+
+CREATE FUNCTION @extschema@.gb_partition_list(parent regclass)
+RETURNS TABLE (partition regclass, tenant_id bigint, bucket integer, is_default boolean,
+               from_time timestamptz, to_time timestamptz, bounds text, "rows" bigint, bytes bigint)
+AS 'MODULE_PATHNAME', 'gb_partition_list'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_partition_list(regclass) IS
+  'every leaf partition of a registered table with its bounds, tenant or bucket, estimated rows and bytes';
+
+CREATE FUNCTION gb_scale.partition_stats(parent regclass,
+    OUT control name, OUT control_type regtype, OUT partitions integer,
+    OUT oldest_bound timestamptz, OUT newest_bound timestamptz, OUT ahead interval,
+    OUT default_rows bigint, OUT dedicated_tenants integer)
+AS 'MODULE_PATHNAME', 'gb_partition_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.partition_stats(regclass) IS
+  'what gb_scale.partition_status shows of one registered table''s partitions';
+
+CREATE VIEW gb_scale.partition_status AS
+SELECT c.parent, c.layout, s.control, s.control_type, c.granularity, c.time_zone,
+       s.partitions, s.oldest_bound, s.newest_bound, s.ahead, s.default_rows,
+       c.retention, c.retention_mode, c.tenant_buckets, s.dedicated_tenants,
+       c.last_run, c.last_success, c.last_error
+  FROM gb_scale.partition_config c
+  CROSS JOIN LATERAL gb_scale.partition_stats(c.parent) s;
+COMMENT ON VIEW gb_scale.partition_status IS 'gb_scale partitions: one row per registered table';
+REVOKE ALL ON gb_scale.partition_status FROM PUBLIC;
+GRANT SELECT ON gb_scale.partition_status TO PUBLIC;
+
+CREATE FUNCTION gb_scale.partition_on_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'gb_partition_on_drop'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION gb_scale.partition_on_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER gb_scale_partition_drop ON sql_drop
+  EXECUTE FUNCTION gb_scale.partition_on_drop();

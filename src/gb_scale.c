@@ -10,6 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "partition.h"
 
 #include <stdlib.h>
 
@@ -157,6 +158,7 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
+	gb_partition_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

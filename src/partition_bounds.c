@@ -1,0 +1,286 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition_bounds.c
+ *	  Periods and partition bounds: granularities, control column types,
+ *	  time zones.
+ *
+ * A period is aligned in the registration's time zone and mapped to an
+ * instant with the same rule at both of its ends, so consecutive partitions
+ * share a bound: DST can widen a period or leave an empty one (skipped), never
+ * a gap or an overlap.  Nothing here reads the session's TimeZone or
+ * DateStyle: literals are written in ISO form with an explicit UTC offset.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "partition.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+static const Interval gb_granularity_intervals[] = {
+	[GB_GRAN_HOUR] = {.time = USECS_PER_HOUR,.day = 0,.month = 0},
+	[GB_GRAN_DAY] = {.time = 0,.day = 1,.month = 0},
+	[GB_GRAN_WEEK] = {.time = 0,.day = 7,.month = 0},
+	[GB_GRAN_MONTH] = {.time = 0,.day = 0,.month = 1},
+	[GB_GRAN_QUARTER] = {.time = 0,.day = 0,.month = 3},
+	[GB_GRAN_YEAR] = {.time = 0,.day = 0,.month = 12},
+};
+
+static const char *const gb_granularity_names[] = {
+	[GB_GRAN_HOUR] = "1 hour",
+	[GB_GRAN_DAY] = "1 day",
+	[GB_GRAN_WEEK] = "1 week",
+	[GB_GRAN_MONTH] = "1 month",
+	[GB_GRAN_QUARTER] = "3 months",
+	[GB_GRAN_YEAR] = "1 year",
+};
+
+/* date_trunc units that start each granularity's periods */
+static const char *const gb_granularity_units[] = {
+	[GB_GRAN_HOUR] = "hour",
+	[GB_GRAN_DAY] = "day",
+	[GB_GRAN_WEEK] = "week",
+	[GB_GRAN_MONTH] = "month",
+	[GB_GRAN_QUARTER] = "quarter",
+	[GB_GRAN_YEAR] = "year",
+};
+
+bool
+gb_granularity_from_interval(const Interval *iv, GbGranularity *out)
+{
+	for (int g = GB_GRAN_HOUR; g <= GB_GRAN_YEAR; g++)
+	{
+		const Interval *known = &gb_granularity_intervals[g];
+
+		if (iv->time == known->time && iv->day == known->day && iv->month == known->month)
+		{
+			*out = (GbGranularity) g;
+			return true;
+		}
+	}
+	return false;
+}
+
+const Interval *
+gb_granularity_interval(GbGranularity g)
+{
+	return &gb_granularity_intervals[g];
+}
+
+const char *
+gb_granularity_name(GbGranularity g)
+{
+	return gb_granularity_names[g];
+}
+
+bool
+gb_control_kind_from_type(Oid typid, GbControlKind *out)
+{
+	switch (typid)
+	{
+		case TIMESTAMPTZOID:
+			*out = GB_CTL_TIMESTAMPTZ;
+			return true;
+		case TIMESTAMPOID:
+			*out = GB_CTL_TIMESTAMP;
+			return true;
+		case DATEOID:
+			*out = GB_CTL_DATE;
+			return true;
+		case INT8OID:
+			*out = GB_CTL_SNOWFLAKE;
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* Comparison of intervals as PostgreSQL orders them (a month is 30 days). */
+int
+gb_interval_cmp(const Interval *a, const Interval *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(a),
+											 IntervalPGetDatum(b)));
+}
+
+static Timestamp gb_to_local(const char *tz, TimestampTz t);
+static TimestampTz gb_from_local(const char *tz, Timestamp local);
+
+/* T plus or minus IV, with days and months counted in time zone TZ. */
+TimestampTz
+gb_time_add(const char *tz, TimestampTz t, const Interval *iv, bool subtract)
+{
+	PGFunction	fn = subtract ? timestamp_mi_interval : timestamp_pl_interval;
+	Timestamp	local = gb_to_local(tz, t);
+
+	local = DatumGetTimestamp(DirectFunctionCall2(fn, TimestampGetDatum(local),
+												  IntervalPGetDatum(iv)));
+	return gb_from_local(tz, local);
+}
+
+static Timestamp
+gb_to_local(const char *tz, TimestampTz t)
+{
+	return DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum(tz),
+												 TimestampTzGetDatum(t)));
+}
+
+static TimestampTz
+gb_from_local(const char *tz, Timestamp local)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, CStringGetTextDatum(tz),
+												   TimestampGetDatum(local)));
+}
+
+/* Raises 22023 naming the zone when PostgreSQL does not know it. */
+void
+gb_check_time_zone(const char *tz)
+{
+	(void) gb_to_local(tz, 0);
+}
+
+static bool
+gb_kind_is_local(GbControlKind kind)
+{
+	return kind == GB_CTL_TIMESTAMP || kind == GB_CTL_DATE;
+}
+
+static int64
+gb_snowflake_from_time(TimestampTz t)
+{
+	int64		ms = t / 1000 - GB_EPOCH_PG_MS;
+
+	/* floor division, so that an instant before a millisecond maps below it */
+	if (t < 0 && t % 1000 != 0)
+		ms--;
+	if (ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("partition bound %s is before the snowflake epoch 2024-01-01 00:00:00+00",
+						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(t)))),
+				 errhint("Snowflake IDs start at 2024-01-01; choose a later start_at.")));
+	if (ms > GB_MAX_TIME_MS)
+		ms = GB_MAX_TIME_MS;
+	return ms << GB_TIME_SHIFT;
+}
+
+int64
+gb_key_from_time(const GbPeriodCtx *ctx, TimestampTz t)
+{
+	if (gb_kind_is_local(ctx->kind))
+		return gb_to_local(ctx->time_zone, t);
+	if (ctx->kind == GB_CTL_SNOWFLAKE)
+		return gb_snowflake_from_time(t);
+	return t;
+}
+
+TimestampTz
+gb_time_from_key(const GbPeriodCtx *ctx, int64 key)
+{
+	if (gb_kind_is_local(ctx->kind))
+		return gb_from_local(ctx->time_zone, key);
+	if (ctx->kind == GB_CTL_SNOWFLAKE)
+		return gb_ms_to_timestamptz(key >> GB_TIME_SHIFT);
+	return key;
+}
+
+/* The key of the instant where the period starting at local START begins. */
+int64
+gb_period_lower(const GbPeriodCtx *ctx, Timestamp start)
+{
+	if (gb_kind_is_local(ctx->kind))
+		return start;
+	return gb_key_from_time(ctx, gb_from_local(ctx->time_zone, start));
+}
+
+Timestamp
+gb_period_next(const GbPeriodCtx *ctx, Timestamp start)
+{
+	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(start),
+												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
+}
+
+static Timestamp
+gb_period_prev(const GbPeriodCtx *ctx, Timestamp start)
+{
+	return DatumGetTimestamp(DirectFunctionCall2(timestamp_mi_interval, TimestampGetDatum(start),
+												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
+}
+
+/* Local start of the period that holds KEY: lower(start) <= key < lower(next). */
+Timestamp
+gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
+{
+	Timestamp	local;
+	Timestamp	start;
+
+	if (gb_kind_is_local(ctx->kind))
+		local = key;
+	else if (ctx->kind == GB_CTL_SNOWFLAKE)
+		local = gb_to_local(ctx->time_zone, gb_ms_to_timestamptz(key >> GB_TIME_SHIFT));
+	else
+		local = gb_to_local(ctx->time_zone, key);
+	start = DatumGetTimestamp(DirectFunctionCall2(timestamp_trunc,
+												  CStringGetTextDatum(gb_granularity_units[ctx->granularity]),
+												  TimestampGetDatum(local)));
+	/* An ambiguous local time can map its period's start past the key. */
+	while (gb_period_lower(ctx, start) > key)
+		start = gb_period_prev(ctx, start);
+	while (gb_period_lower(ctx, gb_period_next(ctx, start)) <= key)
+		start = gb_period_next(ctx, start);
+	return start;
+}
+
+/* A bound as SQL: ISO text with an explicit offset, or the ID itself. */
+char *
+gb_key_literal(const GbPeriodCtx *ctx, int64 key)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (ctx->kind == GB_CTL_SNOWFLAKE)
+		return psprintf(INT64_FORMAT, key);
+	if (timestamp2tm(key, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("partition bound out of range")));
+	if (ctx->kind == GB_CTL_DATE)
+		return psprintf("'%04d-%02d-%02d'::pg_catalog.date", tm.tm_year, tm.tm_mon, tm.tm_mday);
+	return psprintf("'%04d-%02d-%02d %02d:%02d:%02d.%06d%s'::pg_catalog.%s",
+					tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+					(int) fsec, ctx->kind == GB_CTL_TIMESTAMP ? "" : "+00",
+					ctx->kind == GB_CTL_TIMESTAMP ? "timestamp" : "timestamptz");
+}
+
+/* The name suffix of the period starting at local START. */
+char *
+gb_period_suffix(const GbPeriodCtx *ctx, Timestamp start)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(start, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("partition period out of range")));
+	switch (ctx->granularity)
+	{
+		case GB_GRAN_HOUR:
+			return psprintf("%04d%02d%02d_%02d", tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour);
+		case GB_GRAN_DAY:
+		case GB_GRAN_WEEK:
+			return psprintf("%04d%02d%02d", tm.tm_year, tm.tm_mon, tm.tm_mday);
+		case GB_GRAN_MONTH:
+		case GB_GRAN_QUARTER:
+			return psprintf("%04d%02d", tm.tm_year, tm.tm_mon);
+		case GB_GRAN_YEAR:
+			return psprintf("%04d", tm.tm_year);
+	}
+	return NULL;				/* keep compilers quiet */
+}

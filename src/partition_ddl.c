@@ -1,0 +1,587 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition_ddl.c
+ *	  Reading a time tree's bounds and changing its partitions.
+ *
+ * A new partition is created as a standalone table (LIKE its tree), given
+ * its hash buckets, its grants and storage parameters, filled from the
+ * default partition when that holds rows of its period, and only then
+ * attached: ATTACH takes SHARE UPDATE EXCLUSIVE on the tree, so inserts and
+ * queries go on.  A CHECK constraint equal to the bounds spares ATTACH the
+ * scan of the rows it was just given, and is dropped afterwards.
+ *
+ * The SQL runs through SPI as whoever the caller made current (the table's
+ * owner, in a security-restricted operation: see gb_as_owner_begin), with
+ * search_path pinned, every name quoted and every operator qualified.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "partition.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "partitioning/partbounds.h"
+#include "storage/lmgr.h"
+#include "partitioning/partdesc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+/* Run one SQL statement through SPI; returns the rows it processed. */
+uint64
+gb_exec_count(const char *sql)
+{
+	uint64		processed;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute(sql, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed (%d): %s", rc, sql);
+	processed = SPI_processed;
+	SPI_finish();
+	CommandCounterIncrement();
+	return processed;
+}
+
+void
+gb_exec_sql(const char *sql)
+{
+	(void) gb_exec_count(sql);
+}
+
+char *
+gb_qualified_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), relname);
+}
+
+/*
+ * Work out how a tree's partition key maps to periods: RANGE on one plain
+ * column of a supported type.
+ */
+void
+gb_period_ctx_for_tree(Relation tree, const GbPartConfig *cfg, GbPeriodCtx *ctx)
+{
+	PartitionKey key = RelationGetPartitionKey(tree);
+
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+		key->partattrs[0] == 0 ||
+		!gb_control_kind_from_type(key->parttypid[0], &ctx->kind))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("table %s is not partitioned by RANGE on one timestamptz, timestamp, date or bigint column",
+						RelationGetRelationName(tree)),
+				 errhint("gb_scale manages trees declared PARTITION BY RANGE (control_column).")));
+	ctx->granularity = cfg->granularity;
+	ctx->control_type = key->parttypid[0];
+	ctx->control_attnum = key->partattrs[0];
+	ctx->control_name = get_attname(RelationGetRelid(tree), key->partattrs[0], false);
+	ctx->time_zone = cfg->time_zone;
+}
+
+static int64
+gb_datum_key(GbControlKind kind, Datum d)
+{
+	if (kind == GB_CTL_DATE)
+		return (int64) DatumGetDateADT(d) * USECS_PER_DAY;
+	return DatumGetInt64(d);
+}
+
+static int
+gb_range_cmp(const void *a, const void *b)
+{
+	const GbRange *ra = (const GbRange *) a;
+	const GbRange *rb = (const GbRange *) b;
+
+	if (ra->lo != rb->lo)
+		return ra->lo < rb->lo ? -1 : 1;
+	return 0;
+}
+
+/* The tree's partitions in key order, from the relcache's bound info. */
+GbTreeBounds *
+gb_tree_bounds(Relation tree, const GbPeriodCtx *ctx)
+{
+	PartitionDesc pd = RelationGetPartitionDesc(tree, true);
+	PartitionBoundInfo bi = pd->boundinfo;
+	GbTreeBounds *result = palloc0(sizeof(GbTreeBounds));
+
+	result->ranges = palloc0(sizeof(GbRange) * Max(pd->nparts, 1));
+	result->default_oid = get_default_oid_from_partdesc(pd);
+	if (bi == NULL)
+		return result;
+	for (int i = 1; i < bi->ndatums; i++)
+	{
+		int			part = bi->indexes[i];
+		GbRange    *r;
+
+		if (part < 0)
+			continue;
+		r = &result->ranges[result->nranges++];
+		r->relid = pd->oids[part];
+		if (bi->kind[i - 1][0] == PARTITION_RANGE_DATUM_MINVALUE)
+			r->lo = PG_INT64_MIN;
+		else if (bi->kind[i - 1][0] == PARTITION_RANGE_DATUM_MAXVALUE)
+			r->lo = PG_INT64_MAX;
+		else
+			r->lo = gb_datum_key(ctx->kind, bi->datums[i - 1][0]);
+		if (bi->kind[i][0] == PARTITION_RANGE_DATUM_MAXVALUE)
+			r->hi = PG_INT64_MAX;
+		else if (bi->kind[i][0] == PARTITION_RANGE_DATUM_MINVALUE)
+			r->hi = PG_INT64_MIN;
+		else
+			r->hi = gb_datum_key(ctx->kind, bi->datums[i][0]);
+	}
+	qsort(result->ranges, result->nranges, sizeof(GbRange), gb_range_cmp);
+	return result;
+}
+
+/* A name in the namespace that no relation has: BASE_SUFFIX, clipped to fit. */
+static char *
+gb_unique_name(Oid nsp, const char *base, const char *suffix)
+{
+	for (int attempt = 1; attempt < 1000; attempt++)
+	{
+		char	   *tail = attempt == 1 ? psprintf("_%s", suffix) : psprintf("_%s_%d", suffix, attempt);
+		int			room = NAMEDATALEN - 1 - (int) strlen(tail);
+		int			keep = pg_mbcliplen(base, (int) strlen(base), Max(room, 1));
+		char	   *name = psprintf("%.*s%s", keep, base, tail);
+
+		if (!OidIsValid(get_relname_relid(name, nsp)))
+			return name;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_TABLE),
+			 errmsg("no free name for a partition of \"%s\" with suffix \"%s\"", base, suffix)));
+	return NULL;				/* keep compilers quiet */
+}
+
+/* " WITH (...)" holding a relation's storage parameters, or "". */
+static char *
+gb_reloptions_clause(Oid relid)
+{
+	HeapTuple	tup;
+	Datum		d;
+	bool		isnull;
+	Datum	   *elems;
+	int			nelems;
+	StringInfoData buf;
+
+	if (!OidIsValid(relid))
+		return "";
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return "";
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_reloptions, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return "";
+	}
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+	initStringInfo(&buf);
+	for (int i = 0; i < nelems; i++)
+	{
+		char	   *opt = TextDatumGetCString(elems[i]);
+		char	   *eq = strchr(opt, '=');
+
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		appendStringInfo(&buf, "%s%s = %s", buf.len == 0 ? " WITH (" : ", ",
+						 quote_identifier(opt), quote_literal_cstr(eq + 1));
+	}
+	ReleaseSysCache(tup);
+	if (buf.len > 0)
+		appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
+ * The leaf whose storage parameters new partitions take: the newest time
+ * partition (its first bucket when it has buckets).  A partitioned table has
+ * no storage parameters of its own, so this is how a setting made on the
+ * current partition carries forward.
+ */
+static Oid
+gb_template_leaf(const GbTreeBounds *bounds)
+{
+	Oid			relid;
+
+	if (bounds->nranges == 0)
+		return InvalidOid;
+	relid = bounds->ranges[bounds->nranges - 1].relid;
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *children = find_inheritance_children(relid, NoLock);
+
+		relid = children != NIL ? linitial_oid(children) : InvalidOid;
+	}
+	return relid;
+}
+
+static const struct
+{
+	AclMode		mode;
+	const char *name;
+}			gb_table_privileges[] = {
+	{ACL_SELECT, "SELECT"},
+	{ACL_INSERT, "INSERT"},
+	{ACL_UPDATE, "UPDATE"},
+	{ACL_DELETE, "DELETE"},
+	{ACL_TRUNCATE, "TRUNCATE"},
+	{ACL_REFERENCES, "REFERENCES"},
+	{ACL_TRIGGER, "TRIGGER"},
+};
+
+static void
+gb_append_privileges(StringInfo buf, AclMode privs)
+{
+	bool		first = true;
+
+	for (int i = 0; i < (int) lengthof(gb_table_privileges); i++)
+	{
+		if ((privs & gb_table_privileges[i].mode) == 0)
+			continue;
+		appendStringInfo(buf, "%s%s", first ? "" : ", ", gb_table_privileges[i].name);
+		first = false;
+	}
+}
+
+/* Give TARGET the grants SOURCE has, other than its owner's own. */
+static void
+gb_copy_grants(Oid source, const char *target)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(source));
+	Datum		d;
+	bool		isnull;
+	Oid			owner;
+	Acl		   *acl;
+	AclItem    *items;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relacl, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return;
+	}
+	acl = DatumGetAclPCopy(d);
+	ReleaseSysCache(tup);
+	items = ACL_DAT(acl);
+	for (int i = 0; i < ACL_NUM(acl); i++)
+	{
+		AclMode		privs = ACLITEM_GET_PRIVS(items[i]);
+		AclMode		goptions = ACLITEM_GET_GOPTIONS(items[i]);
+		const char *grantee;
+		StringInfoData sql;
+
+		if (items[i].ai_grantee == owner)
+			continue;
+		grantee = items[i].ai_grantee == ACL_ID_PUBLIC ? "PUBLIC" :
+			quote_identifier(GetUserNameFromId(items[i].ai_grantee, false));
+		initStringInfo(&sql);
+		if ((privs & ~goptions) != 0)
+		{
+			appendStringInfoString(&sql, "GRANT ");
+			gb_append_privileges(&sql, privs & ~goptions);
+			appendStringInfo(&sql, " ON TABLE %s TO %s", target, grantee);
+			gb_exec_sql(sql.data);
+		}
+		if (goptions != 0)
+		{
+			resetStringInfo(&sql);
+			appendStringInfoString(&sql, "GRANT ");
+			gb_append_privileges(&sql, goptions);
+			appendStringInfo(&sql, " ON TABLE %s TO %s WITH GRANT OPTION", target, grantee);
+			gb_exec_sql(sql.data);
+		}
+	}
+}
+
+/* The registered table a tree belongs to (itself, or its LIST parent). */
+static Oid
+gb_registered_parent(Oid tree, const GbPartConfig *cfg)
+{
+	return cfg->is_list && tree != cfg->parent ? cfg->parent : tree;
+}
+
+/* The columns a row move copies: every stored column, quoted, comma-separated. */
+char *
+gb_column_list(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		appendStringInfo(&buf, "%s%s", buf.len == 0 ? "" : ", ", quote_identifier(NameStr(att->attname)));
+	}
+	return buf.data;
+}
+
+char *
+gb_tenant_column_of(const GbPartConfig *cfg)
+{
+	if (cfg->is_list)
+	{
+		Relation	parent = relation_open(cfg->parent, NoLock);
+		PartitionKey key = RelationGetPartitionKey(parent);
+		char	   *name = get_attname(cfg->parent, key->partattrs[0], false);
+
+		relation_close(parent, NoLock);
+		return name;
+	}
+	return cfg->tenant_column;
+}
+
+static const char *gb_like_options =
+"INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE "
+"INCLUDING COMPRESSION INCLUDING STATISTICS";
+
+/*
+ * Create the partition of TREE for the period starting at local START,
+ * moving into it the rows of that period that wait in the default
+ * partition.  Returns the new partition.
+ */
+Oid
+gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *ctx,
+						 const GbTreeBounds *bounds, Timestamp start, int64 *moved)
+{
+	Oid			nsp = get_rel_namespace(tree);
+	char	   *treename = get_rel_name(tree);
+	char	   *nspname = get_namespace_name(nsp);
+	int64		lo = gb_period_lower(ctx, start);
+	int64		hi = gb_period_lower(ctx, gb_period_next(ctx, start));
+	char	   *lo_lit = gb_key_literal(ctx, lo);
+	char	   *hi_lit = gb_key_literal(ctx, hi);
+	char	   *name = gb_unique_name(nsp, treename, psprintf("p%s", gb_period_suffix(ctx, start)));
+	char	   *qname = quote_qualified_identifier(nspname, name);
+	char	   *qtree = quote_qualified_identifier(nspname, treename);
+	const char *qcol = quote_identifier(ctx->control_name);
+	Oid			grants_from = gb_registered_parent(tree, cfg);
+	char	   *with = gb_reloptions_clause(gb_template_leaf(bounds));
+	bool		fill = OidIsValid(bounds->default_oid);
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TABLE %s (LIKE %s %s)", qname, qtree, gb_like_options);
+	if (cfg->tenant_buckets > 0)
+		appendStringInfo(&sql, " PARTITION BY HASH (%s)", quote_identifier(gb_tenant_column_of(cfg)));
+	else
+		appendStringInfoString(&sql, with);
+	gb_exec_sql(sql.data);
+	gb_copy_grants(grants_from, qname);
+
+	for (int b = 0; b < cfg->tenant_buckets; b++)
+	{
+		char	   *bucket = gb_unique_name(nsp, name, psprintf("h%d", b));
+		char	   *qbucket = quote_qualified_identifier(nspname, bucket);
+
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE TABLE %s PARTITION OF %s FOR VALUES WITH (MODULUS %d, REMAINDER %d)%s",
+						 qbucket, qname, cfg->tenant_buckets, b, with);
+		gb_exec_sql(sql.data);
+		gb_copy_grants(grants_from, qbucket);
+	}
+
+	if (fill)
+	{
+		Relation	deflt = relation_open(bounds->default_oid, NoLock);
+		char	   *columns = gb_column_list(deflt);
+		uint64		n;
+
+		relation_close(deflt, NoLock);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "ALTER TABLE %s ADD CONSTRAINT gb_scale_period CHECK (%s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s)",
+						 qname, qcol, lo_lit, qcol, hi_lit);
+		gb_exec_sql(sql.data);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "WITH moved AS (DELETE FROM %s WHERE %s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s RETURNING %s) "
+						 "INSERT INTO %s (%s) SELECT %s FROM moved",
+						 gb_qualified_name(bounds->default_oid), qcol, lo_lit, qcol, hi_lit, columns,
+						 qname, columns, columns);
+		n = gb_exec_count(sql.data);
+		if (moved)
+			*moved += (int64) n;
+	}
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)",
+					 qtree, qname, lo_lit, hi_lit);
+	gb_exec_sql(sql.data);
+	if (fill)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s DROP CONSTRAINT gb_scale_period", qname);
+		gb_exec_sql(sql.data);
+	}
+	return get_relname_relid(name, nsp);
+}
+
+/* Give TREE a default partition: <tree>_default, a plain table. */
+void
+gb_create_default_partition(const GbPartConfig *cfg, Oid tree)
+{
+	Oid			nsp = get_rel_namespace(tree);
+	char	   *nspname = get_namespace_name(nsp);
+	char	   *qname = quote_qualified_identifier(nspname, gb_unique_name(nsp, get_rel_name(tree), "default"));
+	char	   *qtree = quote_qualified_identifier(nspname, get_rel_name(tree));
+
+	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s)", qname, qtree, gb_like_options));
+	gb_copy_grants(gb_registered_parent(tree, cfg), qname);
+	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s DEFAULT", qtree, qname));
+}
+
+/*
+ * A time tree under a LIST parent: the tenants tail (attached at once as the
+ * parent's DEFAULT partition) or a dedicated tenant's subtree, which the
+ * caller fills and attaches.  A subtree carries CHECK (tenant = id) so that
+ * attaching it needs no scan of its rows.
+ */
+Oid
+gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant, int64 tenant_id,
+				  bool as_default)
+{
+	Oid			nsp = get_rel_namespace(cfg->parent);
+	char	   *nspname = get_namespace_name(nsp);
+	char	   *name = gb_unique_name(nsp, get_rel_name(cfg->parent),
+									  has_tenant ? psprintf("t" INT64_FORMAT, tenant_id) : "tenants");
+	char	   *qname = quote_qualified_identifier(nspname, name);
+	char	   *qparent = quote_qualified_identifier(nspname, get_rel_name(cfg->parent));
+
+	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s) PARTITION BY RANGE (%s)",
+						 qname, qparent, gb_like_options, quote_identifier(control)));
+	gb_copy_grants(cfg->parent, qname);
+	if (has_tenant)
+		gb_exec_sql(psprintf("ALTER TABLE %s ADD CONSTRAINT gb_scale_tenant CHECK (%s OPERATOR(pg_catalog.=) " INT64_FORMAT ")",
+							 qname, quote_identifier(gb_tenant_column_of(cfg)), tenant_id));
+	if (as_default)
+		gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s DEFAULT", qparent, qname));
+	return get_relname_relid(name, nsp);
+}
+
+/*
+ * Retire a partition past retention: detach it (unless DETACHED says that
+ * was done concurrently), then drop it, leave it, or move it (and its
+ * buckets) to the archive schema.
+ */
+void
+gb_retire_partition(Oid tree, Oid partition, GbRetentionMode mode, const char *archive_schema,
+					bool detached)
+{
+	char	   *qpart = gb_qualified_name(partition);
+
+	if (!detached)
+		gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", gb_qualified_name(tree), qpart));
+	switch (mode)
+	{
+		case GB_RETAIN_DROP:
+			gb_exec_sql(psprintf("DROP TABLE %s", qpart));
+			break;
+		case GB_RETAIN_DETACH:
+			break;
+		case GB_RETAIN_ARCHIVE:
+			{
+				List	   *rels = find_all_inheritors(partition, AccessExclusiveLock, NULL);
+
+				for (int i = 0; i < list_length(rels); i++)
+					gb_exec_sql(psprintf("ALTER TABLE %s SET SCHEMA %s", gb_qualified_name(list_nth_oid(rels, i)),
+										 quote_identifier(archive_schema)));
+			}
+			break;
+	}
+}
+
+void
+gb_finalize_detach(Oid tree, Oid partition)
+{
+	gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s FINALIZE",
+						 gb_qualified_name(tree), gb_qualified_name(partition)));
+}
+
+/* Partitions of TREE left half-detached by an interrupted DETACH CONCURRENTLY. */
+List *
+gb_pending_detaches(Oid tree)
+{
+	Relation	rel = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *result = NIL;
+
+	ScanKeyInit(&key, Anum_pg_inherits_inhparent, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(tree));
+	scan = systable_beginscan(rel, InheritsParentIndexId, true, NULL, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_inherits inh = (Form_pg_inherits) GETSTRUCT(tup);
+
+		if (inh->inhdetachpending)
+			result = lappend_oid(result, inh->inhrelid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * Lock TREE for reading (a dry run never waits) and read its period rules and
+ * bounds.  The relation is closed again, keeping the lock: DDL on a table
+ * refuses to run while this backend still has it open.  False when the tree
+ * is gone or, in a dry run, busy.
+ */
+bool
+gb_read_tree(Oid tree, const GbPartConfig *cfg, bool dry_run, GbPeriodCtx *ctx, GbTreeBounds **bounds)
+{
+	Relation	rel;
+
+	if (dry_run)
+	{
+		if (!ConditionalLockRelationOid(tree, AccessShareLock))
+			return false;
+		rel = try_relation_open(tree, NoLock);
+	}
+	else
+		rel = try_relation_open(tree, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	gb_period_ctx_for_tree(rel, cfg, ctx);
+	*bounds = gb_tree_bounds(rel, ctx);
+	relation_close(rel, NoLock);
+	return true;
+}

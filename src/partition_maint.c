@@ -1,0 +1,860 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition_maint.c
+ *	  The registrations (gb_scale.partition_config, partition_tenant) and
+ *	  the maintenance pass over them.
+ *
+ * A pass first looks at every table without changing anything; tables with
+ * nothing to do are recorded together in one statement, which keeps a pass
+ * over hundreds of idle tables cheap.  Each table with work then gets its own
+ * subtransaction (and, when the caller allows, its own transaction), run as
+ * the table's owner in a security-restricted operation with search_path
+ * pinned and a short lock_timeout: a failure, a lock that is not free, is
+ * recorded in last_error and retried on the next pass, and never stops the
+ * other tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "partition.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+/* The clock of maintenance: gb_scale.test_now when a superuser set it. */
+TimestampTz
+gb_maintenance_now(void)
+{
+	if (gb_test_now != NULL && gb_test_now[0] != '\0')
+		return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(gb_test_now),
+													   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	return GetCurrentTimestamp();
+}
+
+static Oid
+gb_internal_relid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %s.%s does not exist", GB_INTERNAL_SCHEMA, relname),
+				 errhint("Is the gb_scale extension installed in this database?")));
+	return relid;
+}
+
+static Oid
+gb_rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Become OWNER for work done on its table, as VACUUM does: a
+ * security-restricted operation (no SET ROLE, no temporary objects), with
+ * search_path pinned and maintenance's lock_timeout, both undone by
+ * gb_as_owner_end or by the (sub)transaction's abort.
+ */
+void
+gb_as_owner_begin(Oid owner, Oid *save_userid, int *save_sec, int *nestlevel)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	*nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("lock_timeout", psprintf("%d", gb_maintenance_lock_timeout),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+gb_as_owner_end(Oid save_userid, int save_sec, int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/*
+ * Run SQL on the extension's own tables as their owner: the caller need not
+ * be able to write them, and only fully qualified names are used.
+ */
+void
+gb_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+
+	gb_as_owner_begin(gb_rel_owner(gb_internal_relid(GB_PARTITION_CONFIG_TABLE)),
+					  &save_userid, &save_sec, &nestlevel);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", sql);
+	SPI_finish();
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
+	CommandCounterIncrement();
+}
+
+static GbRetentionMode
+gb_mode_from_text(const char *mode)
+{
+	if (strcmp(mode, "detach") == 0)
+		return GB_RETAIN_DETACH;
+	if (strcmp(mode, "archive") == 0)
+		return GB_RETAIN_ARCHIVE;
+	return GB_RETAIN_DROP;
+}
+
+/* Registrations, in parent order; only PARENT's when it is valid. */
+List *
+gb_config_load(Oid parent)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(parent)};
+	List	   *result = NIL;
+
+	(void) gb_internal_relid(GB_PARTITION_CONFIG_TABLE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT c.parent::pg_catalog.oid, layout, granularity, premake, retention,"
+							  " retention_mode, archive_schema, tenant_buckets, tenant_column,"
+							  " default_partition, time_zone,"
+							  " EXISTS (SELECT FROM gb_scale.partition_tenant t"
+							  " WHERE t.parent::pg_catalog.oid OPERATOR(pg_catalog.=) c.parent::pg_catalog.oid)"
+							  " FROM gb_scale.partition_config c"
+							  " WHERE $1 OPERATOR(pg_catalog.=) 0::pg_catalog.oid"
+							  " OR c.parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+							  " ORDER BY c.parent::pg_catalog.oid",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read gb_scale.partition_config");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		GbPartConfig *cfg = palloc0(sizeof(GbPartConfig));
+		bool		isnull;
+		Datum		d;
+		char	   *text;
+
+		cfg->parent = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		text = SPI_getvalue(tup, desc, 2);
+		cfg->is_list = text != NULL && strcmp(text, "list") == 0;
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (isnull || !gb_granularity_from_interval(DatumGetIntervalP(d), &cfg->granularity))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("registration of table %u has an unsupported granularity", cfg->parent)));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		cfg->premake = *DatumGetIntervalP(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		cfg->has_retention = !isnull;
+		if (!isnull)
+			cfg->retention = *DatumGetIntervalP(d);
+		text = SPI_getvalue(tup, desc, 6);
+		cfg->retention_mode = gb_mode_from_text(text ? text : "drop");
+		cfg->archive_schema = SPI_getvalue(tup, desc, 7);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		cfg->tenant_buckets = isnull ? 0 : DatumGetInt32(d);
+		cfg->tenant_column = SPI_getvalue(tup, desc, 9);
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		cfg->default_partition = !isnull && DatumGetBool(d);
+		cfg->time_zone = SPI_getvalue(tup, desc, 11);
+		cfg->has_tenant_rows = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		result = lappend(result, cfg);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return result;
+}
+
+List *
+gb_tenants_load(Oid parent)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(parent)};
+	List	   *result = NIL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT tenant_id, retention, subtree::pg_catalog.oid, purged_before"
+							  " FROM gb_scale.partition_tenant"
+							  " WHERE parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1 ORDER BY tenant_id",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read gb_scale.partition_tenant");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		GbTenantRow *t = palloc0(sizeof(GbTenantRow));
+		bool		isnull;
+		Datum		d;
+
+		t->tenant_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		t->has_retention = !isnull;
+		if (!isnull)
+			t->retention = *DatumGetIntervalP(d);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		t->subtree = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		t->has_purged_before = !isnull;
+		if (!isnull)
+			t->purged_before = DatumGetTimestampTz(d);
+		result = lappend(result, t);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return result;
+}
+
+static void
+gb_tenant_record_purge(Oid parent, int64 tenant_id, TimestampTz purged_before)
+{
+	Oid			types[3] = {OIDOID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[3] = {ObjectIdGetDatum(parent), Int64GetDatum(tenant_id),
+	TimestampTzGetDatum(purged_before)};
+
+	gb_catalog_exec("UPDATE gb_scale.partition_tenant SET purged_before = $3"
+					" WHERE parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+					" AND tenant_id OPERATOR(pg_catalog.=) $2",
+					3, types, values, NULL);
+}
+
+void
+gb_config_record(Oid parent, TimestampTz now, const char *error)
+{
+	Oid			types[3] = {OIDOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[3] = {ObjectIdGetDatum(parent), TimestampTzGetDatum(now),
+	error ? CStringGetTextDatum(error) : (Datum) 0};
+	char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
+
+	gb_catalog_exec("UPDATE gb_scale.partition_config SET last_run = $2,"
+					" last_success = CASE WHEN $3 IS NULL THEN $2 ELSE last_success END,"
+					" last_error = $3"
+					" WHERE parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+					3, types, values, nulls);
+}
+
+/* Record a successful pass that had nothing to do, for many tables at once. */
+void
+gb_config_record_many(List *parents, TimestampTz now)
+{
+	Oid			types[2] = {OIDARRAYOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	Datum	   *oids;
+	int			n = list_length(parents);
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	oids = palloc(sizeof(Datum) * n);
+	foreach(lc, parents)
+		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[1] = TimestampTzGetDatum(now);
+	gb_catalog_exec("UPDATE gb_scale.partition_config SET last_run = $2, last_success = $2, last_error = NULL"
+					" WHERE parent::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+					2, types, values, NULL);
+}
+
+/* Whether a plain table holds any row visible now; partitioned ones by SQL. */
+static bool
+gb_has_rows(Oid relid)
+{
+	Relation	rel;
+	bool		found;
+
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(psprintf("SELECT FROM %s LIMIT 1", gb_qualified_name(relid)), true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s", gb_qualified_name(relid));
+		found = SPI_processed > 0;
+		SPI_finish();
+		return found;
+	}
+	rel = table_open(relid, AccessShareLock);
+	{
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+		found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
+		UnregisterSnapshot(snap);
+	}
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Smallest control value in the default partition, as a key; false when none. */
+static bool
+gb_default_min_key(Oid deflt, const GbPeriodCtx *ctx, int64 *key)
+{
+	bool		isnull = true;
+	Datum		d;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT pg_catalog.min(%s) FROM %s", quote_identifier(ctx->control_name),
+							 gb_qualified_name(deflt)), false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the default partition");
+	if (SPI_processed == 1)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*key = ctx->kind == GB_CTL_DATE ? (int64) DatumGetDateADT(d) * USECS_PER_DAY : DatumGetInt64(d);
+	}
+	SPI_finish();
+	return !isnull;
+}
+
+static bool
+gb_bounds_overlap(const GbTreeBounds *b, int64 lo, int64 hi)
+{
+	for (int i = 0; i < b->nranges; i++)
+		if (b->ranges[i].lo < hi && lo < b->ranges[i].hi)
+			return true;
+	return false;
+}
+
+static void
+gb_bounds_add(GbTreeBounds *b, Oid relid, int64 lo, int64 hi)
+{
+	b->ranges = repalloc(b->ranges, sizeof(GbRange) * (b->nranges + 1));
+	b->ranges[b->nranges].relid = relid;
+	b->ranges[b->nranges].lo = lo;
+	b->ranges[b->nranges].hi = hi;
+	b->nranges++;
+	/* kept sorted by lo: insertion from the end */
+	for (int i = b->nranges - 1; i > 0 && b->ranges[i - 1].lo > b->ranges[i].lo; i--)
+	{
+		GbRange		tmp = b->ranges[i];
+
+		b->ranges[i] = b->ranges[i - 1];
+		b->ranges[i - 1] = tmp;
+	}
+}
+
+/* Upper bound (key) of a partition as its pg_class row says; false if none. */
+static bool
+gb_partition_upper_key(Oid partition, const GbPeriodCtx *ctx, int64 *key)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(partition));
+	bool		isnull;
+	Datum		d;
+	bool		found = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
+	if (!isnull)
+	{
+		PartitionBoundSpec *spec = (PartitionBoundSpec *) stringToNode(TextDatumGetCString(d));
+
+		if (spec->strategy == PARTITION_STRATEGY_RANGE && list_length(spec->upperdatums) == 1)
+		{
+			PartitionRangeDatum *upper = linitial_node(PartitionRangeDatum, spec->upperdatums);
+
+			if (upper->kind == PARTITION_RANGE_DATUM_VALUE && IsA(upper->value, Const))
+			{
+				Const	   *c = (Const *) upper->value;
+
+				*key = ctx->kind == GB_CTL_DATE ? (int64) DatumGetDateADT(c->constvalue) * USECS_PER_DAY :
+					DatumGetInt64(c->constvalue);
+				found = true;
+			}
+		}
+	}
+	ReleaseSysCache(tup);
+	return found;
+}
+
+/* The key below which whole periods are past RETENTION, or false when none is. */
+static bool
+gb_retention_cutoff(const GbPeriodCtx *ctx, TimestampTz now, const Interval *retention, int64 *cutoff)
+{
+	TimestampTz t = gb_time_add(ctx->time_zone, now, retention, true);
+
+	if (ctx->kind == GB_CTL_SNOWFLAKE && t < gb_ms_to_timestamptz(0))
+		return false;
+	*cutoff = gb_key_from_time(ctx, t);
+	return true;
+}
+
+typedef struct GbTreeJob
+{
+	const GbPartConfig *cfg;
+	Oid			tree;
+	bool		has_retention;
+	const Interval *retention;
+	List	   *tenant_purges;	/* GbTenantRow * of tenants sharing this tree */
+	TimestampTz now;
+	bool		dry_run;
+	bool		concurrent_detach;
+	Oid			owner;
+	List	  **pending;
+	GbPassCounts *counts;
+} GbTreeJob;
+
+/*
+ * Bring one time tree up to date: its default partition, interrupted
+ * detaches, rows waiting in the default, the premake horizon, retention and
+ * per-tenant purges.  In a dry run only reports whether anything is due.
+ */
+static bool
+gb_maintain_tree(GbTreeJob *job)
+{
+	const GbPartConfig *cfg = job->cfg;
+	Oid			tree = job->tree;
+	GbPeriodCtx ctx;
+	GbTreeBounds *bounds;
+	int64		now_key;
+	int64		horizon;
+	Timestamp	start;
+	ListCell   *lc;
+
+	if (!gb_read_tree(tree, cfg, job->dry_run, &ctx, &bounds))
+		return job->dry_run;
+
+	/* the default partition the registration asks for */
+	if (cfg->default_partition && !OidIsValid(bounds->default_oid))
+	{
+		if (job->dry_run)
+			goto due;
+		gb_create_default_partition(cfg, tree);
+		if (!gb_read_tree(tree, cfg, false, &ctx, &bounds))
+			return false;
+	}
+
+	/* finish what an interrupted DETACH ... CONCURRENTLY began */
+	foreach(lc, gb_pending_detaches(job->tree))
+	{
+		Oid			part = lfirst_oid(lc);
+		int64		upper;
+		int64		cutoff;
+		bool		expired;
+
+		if (job->dry_run)
+			goto due;
+		expired = job->has_retention && gb_partition_upper_key(part, &ctx, &upper) &&
+			gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff) && upper <= cutoff;
+		gb_finalize_detach(job->tree, part);
+		if (expired)
+		{
+			gb_retire_partition(job->tree, part, cfg->retention_mode, cfg->archive_schema, true);
+			job->counts->retired++;
+		}
+	}
+
+	/* rows waiting in the default partition go to partitions of their own */
+	if (OidIsValid(bounds->default_oid) && gb_has_rows(bounds->default_oid))
+	{
+		int64		key = 0;
+
+		if (job->dry_run)
+			goto due;
+		for (int guard = 0; guard < 10000 && gb_default_min_key(bounds->default_oid, &ctx, &key); guard++)
+		{
+			Timestamp	period = gb_period_of_key(&ctx, key);
+			int64		lo = gb_period_lower(&ctx, period);
+			int64		hi = gb_period_lower(&ctx, gb_period_next(&ctx, period));
+			Oid			part;
+
+			if (gb_bounds_overlap(bounds, lo, hi))
+				break;			/* a partition of another shape is in the way */
+			part = gb_create_time_partition(cfg, tree, &ctx, bounds, period, &job->counts->moved);
+			gb_bounds_add(bounds, part, lo, hi);
+			job->counts->created++;
+		}
+	}
+
+	/* the premake horizon: every period from now's until now + premake */
+	now_key = gb_key_from_time(&ctx, job->now);
+	horizon = gb_key_from_time(&ctx, gb_time_add(ctx.time_zone, job->now, &cfg->premake, false));
+	for (start = gb_period_of_key(&ctx, now_key); gb_period_lower(&ctx, start) < horizon;
+		 start = gb_period_next(&ctx, start))
+	{
+		int64		lo = gb_period_lower(&ctx, start);
+		int64		hi = gb_period_lower(&ctx, gb_period_next(&ctx, start));
+		Oid			part;
+
+		if (lo >= hi || gb_bounds_overlap(bounds, lo, hi))
+			continue;
+		if (job->dry_run)
+			goto due;
+		part = gb_create_time_partition(cfg, tree, &ctx, bounds, start, &job->counts->moved);
+		gb_bounds_add(bounds, part, lo, hi);
+		job->counts->created++;
+	}
+
+	/* retention: partitions whose whole period is older than now - retention */
+	if (job->has_retention)
+	{
+		int64		cutoff;
+
+		if (gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff))
+		{
+			for (int i = 0; i < bounds->nranges; i++)
+			{
+				GbRange    *r = &bounds->ranges[i];
+
+				if (r->hi == PG_INT64_MAX || r->hi > cutoff)
+					continue;
+				if (job->dry_run)
+					goto due;
+				if (job->concurrent_detach && !OidIsValid(bounds->default_oid))
+				{
+					GbPendingDetach *p = palloc0(sizeof(GbPendingDetach));
+
+					p->owner = job->owner;
+					p->tree = job->tree;
+					p->partition = r->relid;
+					p->mode = cfg->retention_mode;
+					p->archive_schema = cfg->archive_schema;
+					*job->pending = lappend(*job->pending, p);
+				}
+				else
+				{
+					gb_retire_partition(job->tree, r->relid, cfg->retention_mode, cfg->archive_schema, false);
+					job->counts->retired++;
+				}
+			}
+		}
+	}
+
+	/* tenants with a shorter retention than the tree they share */
+	foreach(lc, job->tenant_purges)
+	{
+		GbTenantRow *t = (GbTenantRow *) lfirst(lc);
+		int64		cutoff;
+		int64		aligned;
+		TimestampTz aligned_time;
+
+		if (!gb_retention_cutoff(&ctx, job->now, &t->retention, &cutoff))
+			continue;
+		aligned = gb_period_lower(&ctx, gb_period_of_key(&ctx, cutoff));
+		aligned_time = gb_time_from_key(&ctx, aligned);
+		if (t->has_purged_before && t->purged_before >= aligned_time)
+			continue;
+		if (job->dry_run)
+			goto due;
+		job->counts->purged += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
+							 " AND %s OPERATOR(pg_catalog.<) %s",
+							 gb_qualified_name(job->tree),
+							 quote_identifier(gb_tenant_column_of(cfg)), t->tenant_id,
+							 quote_identifier(ctx.control_name), gb_key_literal(&ctx, aligned)));
+		gb_tenant_record_purge(cfg->parent, t->tenant_id, aligned_time);
+	}
+
+	return false;
+
+due:
+	return true;
+}
+
+/*
+ * Maintain one registered table (all its trees).  Returns whether anything
+ * was (in a dry run: would be) done.  The caller provides the transaction.
+ */
+bool
+gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool concurrent_detach,
+				List **pending, GbPassCounts *counts)
+{
+	Oid			owner;
+	Oid			save_userid = InvalidOid;
+	int			save_sec = 0;
+	int			nestlevel = 0;
+	List	   *tenants;
+	List	   *shared_purges = NIL;
+	bool		needed = false;
+	ListCell   *lc;
+	GbTreeJob	job;
+	Oid			tail = InvalidOid;
+
+	/* the parent: locked for reading (never waited for in a dry run) */
+	if (!dry_run)
+		LockRelationOid(cfg->parent, AccessShareLock);
+	else if (!ConditionalLockRelationOid(cfg->parent, AccessShareLock))
+		return true;
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(cfg->parent)))
+		return false;
+	if (cfg->is_list)
+	{
+		Relation	rel = relation_open(cfg->parent, NoLock);
+
+		tail = get_default_oid_from_partdesc(RelationGetPartitionDesc(rel, true));
+		relation_close(rel, NoLock);
+	}
+	owner = gb_rel_owner(cfg->parent);
+	tenants = cfg->has_tenant_rows ? gb_tenants_load(cfg->parent) : NIL;
+	foreach(lc, tenants)
+	{
+		GbTenantRow *t = (GbTenantRow *) lfirst(lc);
+
+		if (!OidIsValid(t->subtree) && t->has_retention)
+			shared_purges = lappend(shared_purges, t);
+	}
+	if (!dry_run)
+		gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
+
+	memset(&job, 0, sizeof(job));
+	job.cfg = cfg;
+	job.now = now;
+	job.dry_run = dry_run;
+	job.concurrent_detach = concurrent_detach;
+	job.owner = owner;
+	job.pending = pending;
+	job.counts = counts;
+	job.has_retention = cfg->has_retention;
+	job.retention = &cfg->retention;
+	job.tenant_purges = shared_purges;
+
+	if (!cfg->is_list)
+	{
+		job.tree = cfg->parent;
+		needed = gb_maintain_tree(&job);
+	}
+	else
+	{
+		if (OidIsValid(tail))
+		{
+			job.tree = tail;
+			needed = gb_maintain_tree(&job);
+		}
+		foreach(lc, tenants)
+		{
+			GbTenantRow *t = (GbTenantRow *) lfirst(lc);
+
+			if (needed && dry_run)
+				break;
+			if (!OidIsValid(t->subtree) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->subtree)))
+				continue;
+			job.tree = t->subtree;
+			job.tenant_purges = NIL;
+			job.has_retention = t->has_retention || cfg->has_retention;
+			job.retention = t->has_retention ? &t->retention : &cfg->retention;
+			needed |= gb_maintain_tree(&job);
+		}
+	}
+
+	if (!dry_run)
+		gb_as_owner_end(save_userid, save_sec, nestlevel);
+	return needed;
+}
+
+/* Whether the current user may have this table maintained: its owner's rights. */
+static bool
+gb_may_maintain(Oid parent)
+{
+	return has_privs_of_role(GetUserId(), gb_rel_owner(parent));
+}
+
+/*
+ * Two runs on one table must not interleave: a transaction-level lock on
+ * (gb_scale.partition_config, parent), which no SQL command can take or hold.
+ */
+static bool
+gb_try_lock_table(Oid parent)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, gb_internal_relid(GB_PARTITION_CONFIG_TABLE), parent, 0);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* The dry run; a table whose look fails is due, so that its error is recorded. */
+static bool
+gb_table_is_due(const GbPartConfig *cfg, TimestampTz now)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	GbPassCounts counts = {0};
+	bool		due;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		due = gb_maintain_one(cfg, now, true, false, NULL, &counts);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		/* cppcheck-suppress redundantAssignment ; PG_TRY is setjmp */
+		due = true;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return due;
+}
+
+static void
+gb_pass_commit(bool nonatomic, bool in_worker)
+{
+	if (in_worker)
+	{
+		if (ActiveSnapshotSet())
+			PopActiveSnapshot();
+		CommitTransactionCommand();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
+	else if (nonatomic)
+	{
+		SPI_commit();
+		SPI_start_transaction();
+	}
+}
+
+/* Pending concurrent detaches of the last pass, for the worker. */
+List	   *gb_pass_pending = NIL;
+
+/*
+ * One maintenance pass over every registered table (or ONLY_PARENT).
+ * NONATOMIC: the caller may commit between tables (CALL outside a
+ * transaction block, or the worker).  IN_WORKER: the worker's real clock and
+ * its own transactions; retired partitions are left in gb_pass_pending for
+ * DETACH ... CONCURRENTLY.
+ */
+void
+gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
+{
+	MemoryContext passcxt = AllocSetContextCreate(in_worker ? TopMemoryContext :
+												  nonatomic ? PortalContext : CurrentMemoryContext,
+												  "gb_scale maintenance pass", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(passcxt);
+	TimestampTz now = in_worker ? GetCurrentTimestamp() : gb_maintenance_now();
+	List	   *configs = gb_config_load(only_parent);
+	List	   *idle = NIL;
+	List	   *busy = NIL;
+	ListCell   *lc;
+
+	if (OidIsValid(only_parent) && configs == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table %s is not registered with gb_scale", gb_qualified_name(only_parent)),
+				 errhint("Register it with gb_partition_create().")));
+	gb_pass_pending = NIL;
+
+	foreach(lc, configs)
+	{
+		GbPartConfig *cfg = (GbPartConfig *) lfirst(lc);
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(cfg->parent)))
+			continue;
+		if (!gb_may_maintain(cfg->parent))
+		{
+			if (OidIsValid(only_parent))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("must be owner of table %s to maintain it", gb_qualified_name(cfg->parent)),
+						 errhint("Run maintenance as the table's owner, a member of its role, or a superuser.")));
+			continue;
+		}
+		if (gb_table_is_due(cfg, now))
+			busy = lappend(busy, cfg);
+		else
+			idle = lappend_oid(idle, cfg->parent);
+	}
+	gb_config_record_many(idle, now);
+	gb_pass_commit(nonatomic, in_worker);
+
+	foreach(lc, busy)
+	{
+		GbPartConfig *cfg = (GbPartConfig *) lfirst(lc);
+		GbPassCounts counts = {0};
+		ResourceOwner owner = CurrentResourceOwner;
+		char	   *error = NULL;
+		List	   *pending = NIL;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(passcxt);
+		PG_TRY();
+		{
+			if (gb_try_lock_table(cfg->parent))
+			{
+				(void) gb_maintain_one(cfg, now, false, in_worker, &pending, &counts);
+				if (in_worker && counts.created + counts.retired > 0)
+					ereport(LOG,
+							(errmsg("gb_scale maintenance of %s: %d partitions created, %d retired, " INT64_FORMAT " rows moved",
+									gb_qualified_name(cfg->parent), counts.created, counts.retired, counts.moved)));
+			}
+			else
+				error = "another maintenance run was working on this table";
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(passcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			/* cppcheck-suppress redundantAssignment ; PG_TRY is setjmp */
+			error = edata->message;
+			pending = NIL;
+			if (in_worker)
+				ereport(LOG,
+						(errmsg("gb_scale maintenance of table %u failed: %s", cfg->parent, edata->message)));
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(passcxt);
+		CurrentResourceOwner = owner;
+		gb_pass_pending = list_concat(gb_pass_pending, pending);
+		gb_config_record(cfg->parent, now, error);
+		gb_pass_commit(nonatomic, in_worker);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	if (!in_worker)
+		MemoryContextDelete(passcxt);
+}

@@ -1,0 +1,304 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition_worker.c
+ *	  The maintenance settings and the background worker.
+ *
+ * A launcher (registered at server start when gb_scale is preloaded) wakes
+ * every gb_scale.maintenance_naptime seconds and, unless the server is in
+ * recovery, starts one short-lived worker per database named in
+ * gb_scale.maintenance_databases, one after the other.  Each worker runs a
+ * pass (as the owner of each table, see partition_maint.c) and then retires
+ * expired partitions with DETACH PARTITION ... CONCURRENTLY where the tree
+ * has no default partition: that command must run at top level, outside any
+ * transaction block, which only a process of our own can offer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "partition.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/partition.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+#include "parser/parser.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+char	   *gb_maintenance_databases = NULL;
+int			gb_maintenance_naptime = 600;
+int			gb_maintenance_lock_timeout = 200;
+char	   *gb_test_now = NULL;
+
+PGDLLEXPORT void gb_maintenance_launcher_main(Datum arg);
+PGDLLEXPORT void gb_maintenance_worker_main(Datum arg);
+
+static bool
+gb_check_test_now(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	/* parsed as timestamptz input; a mistake is reported when it is set */
+	(void) DirectFunctionCall3(timestamptz_in, CStringGetDatum(*newval),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	return true;
+}
+
+void
+gb_partition_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomStringVariable("gb_scale.maintenance_databases",
+							   "Databases whose registered tables the background worker maintains.",
+							   "Comma-separated database names; empty turns the worker's passes off.",
+							   &gb_maintenance_databases,
+							   "",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.maintenance_naptime",
+							"Seconds between two maintenance passes of the background worker.",
+							"0 turns the worker's passes off.",
+							&gb_maintenance_naptime,
+							600, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.maintenance_lock_timeout",
+							"Longest wait, in milliseconds, of a maintenance DDL for its lock before it gives up until the next pass.",
+							"A DDL waiting for a lock queues every later query on the table behind it.",
+							&gb_maintenance_lock_timeout,
+							200, 1, 600000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("gb_scale.test_now",
+							   "Replaces the clock of partition maintenance in this session, for tests.",
+							   "Empty means the real clock.  Never affects IDs, other sessions or the worker.",
+							   &gb_test_now,
+							   "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							   gb_check_test_now, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "gb_scale");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "gb_maintenance_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale maintenance launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "gb_scale maintenance launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Start the worker for one database and wait until it is done. */
+static void
+gb_launch_database(const char *dbname)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "gb_scale");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "gb_maintenance_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale maintenance of %s", dbname);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "gb_scale maintenance");
+	strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(LOG,
+				(errmsg("gb_scale: could not start the maintenance worker of database \"%s\"", dbname),
+				 errhint("Raise max_worker_processes.")));
+		return;
+	}
+	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+		return;
+	(void) WaitForBackgroundWorkerShutdown(handle);
+}
+
+void
+gb_maintenance_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	while (!ShutdownRequestPending)
+	{
+		long		wait_ms;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (gb_maintenance_naptime > 0 && !RecoveryInProgress() &&
+			gb_maintenance_databases != NULL && gb_maintenance_databases[0] != '\0')
+		{
+			char	   *raw = pstrdup(gb_maintenance_databases);
+			List	   *names = NIL;
+			ListCell   *lc;
+
+			if (!SplitGUCList(raw, ',', &names))
+				ereport(LOG,
+						(errmsg("gb_scale.maintenance_databases is not a valid list: \"%s\"",
+								gb_maintenance_databases)));
+			foreach(lc, names)
+			{
+				if (ShutdownRequestPending)
+					break;
+				gb_launch_database((const char *) lfirst(lc));
+			}
+			list_free(names);
+			pfree(raw);
+		}
+		wait_ms = gb_maintenance_naptime > 0 ? gb_maintenance_naptime * 1000L : 60000L;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	proc_exit(0);
+}
+
+/*
+ * Run one utility statement at top level, as a client's simple query would:
+ * DETACH ... CONCURRENTLY commits and starts transactions of its own.  The
+ * parse tree lives in CXT, which outlives those transactions.
+ */
+static void
+gb_run_toplevel(const char *sql, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	RawStmt    *raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+	MemoryContext save_portal = PortalContext;
+
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = false;
+	pstmt->utilityStmt = raw->stmt;
+	pstmt->stmt_location = raw->stmt_location;
+	pstmt->stmt_len = raw->stmt_len;
+
+	/* DETACH ... CONCURRENTLY keeps names across its commit in PortalContext */
+	PortalContext = cxt;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL, None_Receiver, NULL);
+	if (ActiveSnapshotSet())
+		PopActiveSnapshot();
+	PortalContext = save_portal;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Retire one partition without blocking the application: DETACH ...
+ * CONCURRENTLY waits for the transactions that still use the partition while
+ * holding only SHARE UPDATE EXCLUSIVE, then (in a new transaction) the
+ * partition is dropped or archived.  An interruption leaves the partition
+ * detach-pending; the next pass finishes it.
+ */
+static void
+gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
+{
+	Oid			save_userid;
+	int			save_sec;
+	char	   *sql;
+
+	StartTransactionCommand();
+	if (!get_rel_relispartition(p->partition) || get_partition_parent(p->partition, false) != p->tree)
+	{
+		CommitTransactionCommand();
+		return;
+	}
+	sql = MemoryContextStrdup(cxt, psprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY",
+											gb_qualified_name(p->tree), gb_qualified_name(p->partition)));
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(p->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	gb_run_toplevel(sql, cxt);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	CommitTransactionCommand();
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->partition)))
+	{
+		int			nestlevel;
+
+		gb_as_owner_begin(p->owner, &save_userid, &save_sec, &nestlevel);
+		gb_retire_partition(p->tree, p->partition, p->mode, p->archive_schema, true);
+		gb_as_owner_end(save_userid, save_sec, nestlevel);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+void
+gb_maintenance_worker_main(Datum arg)
+{
+	char		dbname[BGW_EXTRALEN];
+	MemoryContext cxt;
+	ListCell   *lc;
+	List	   *pending;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof(dbname));
+	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	pgstat_report_appname("gb_scale maintenance");
+	/* the worker's own session: names are never looked up in user schemas */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("gb_scale", true)))
+	{
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "gb_scale maintenance pass");
+	gb_run_pass(InvalidOid, true, true);
+	if (ActiveSnapshotSet())
+		PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "gb_scale concurrent detach", ALLOCSET_DEFAULT_SIZES);
+	pending = gb_pass_pending;
+	foreach(lc, pending)
+	{
+		GbPendingDetach *p = (GbPendingDetach *) lfirst(lc);
+
+		PG_TRY();
+		{
+			gb_detach_concurrently(p, cxt);
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	proc_exit(0);
+}
