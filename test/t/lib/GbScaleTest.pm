@@ -6,7 +6,7 @@ use warnings;
 
 use Exporter 'import';
 our @EXPORT = qw(set_instance_setting sql_error async_start async_done
-  async_wait psql_as);
+  async_wait psql_as server_children);
 
 use Time::HiRes qw(usleep);
 
@@ -94,6 +94,40 @@ sub async_wait
 	$s->{stdout} = '';
 	$s->{stderr} = '';
 	return ($out, $err);
+}
+
+# PIDs of the server's processes (children of the postmaster) whose process
+# title matches PATTERN: background workers that never connect to a
+# database are not in pg_stat_activity.
+sub server_children
+{
+	my ($node, $pattern) = @_;
+	my $pm = $node->safe_psql('postgres',
+		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'});
+	my $ppid_of_checkpointer;
+	{
+		open(my $fh, '<', "/proc/$pm/stat") or die "no /proc/$pm/stat: $!";
+		my $stat = <$fh>;
+		close $fh;
+		($ppid_of_checkpointer) = $stat =~ /^\d+ \(.*\) \S (\d+)/;
+	}
+	my @pids;
+	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
+	for my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		my ($ppid) = ($stat // '') =~ /^\d+ \(.*\) \S (\d+)/;
+		next unless defined $ppid && $ppid == $ppid_of_checkpointer;
+		open($fh, '<', "/proc/$pid/cmdline") or next;
+		my $cmd = <$fh> // '';
+		close $fh;
+		$cmd =~ s/\0/ /g;
+		push @pids, $pid if $cmd =~ $pattern;
+	}
+	closedir $dh;
+	return sort { $a <=> $b } @pids;
 }
 
 1;
