@@ -201,6 +201,7 @@ gb_partition_create(PG_FUNCTION_ARGS)
 	GbControlKind kind;
 	TimestampTz now = gb_maintenance_now();
 	TimestampTz from;
+	TimestampTz to;
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec;
@@ -392,9 +393,12 @@ gb_partition_create(PG_FUNCTION_ARGS)
 		(void) gb_create_subtree(&cfg, control, false, 0, true);
 		created++;
 	}
+	/* through the horizon, and at least start_at's own period */
+	to = gb_time_add(cfg.time_zone, now, &cfg.premake, false);
+	if (to <= from)
+		to = from + 1;
 	foreach(lc, gb_registration_trees(&cfg, false))
-		created += gb_fill_tree(&cfg, lfirst_oid(lc), from,
-								gb_time_add(cfg.time_zone, now, &cfg.premake, false));
+		created += gb_fill_tree(&cfg, lfirst_oid(lc), from, to);
 	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	PG_RETURN_INT32(created);
 }

@@ -419,7 +419,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 
 	if (fill)
 	{
-		Relation	deflt = relation_open(bounds->default_oid, NoLock);
+		Relation	deflt = relation_open(bounds->default_oid, AccessShareLock);
 		char	   *columns = gb_column_list(deflt);
 		uint64		n;
 

@@ -489,6 +489,9 @@ gb_maintain_tree(GbTreeJob *job)
 			gb_retire_partition(job->tree, part, cfg->retention_mode, cfg->archive_schema, true);
 			job->counts->retired++;
 		}
+		/* the bounds read above may still have listed it */
+		if (!gb_read_tree(tree, cfg, false, &ctx, &bounds))
+			return false;
 	}
 
 	/* rows waiting in the default partition go to partitions of their own */

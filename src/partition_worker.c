@@ -33,6 +33,7 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -49,14 +50,28 @@ char	   *gb_test_now = NULL;
 PGDLLEXPORT void gb_maintenance_launcher_main(Datum arg);
 PGDLLEXPORT void gb_maintenance_worker_main(Datum arg);
 
+/* A timestamptz, parsed without raising errors (the postmaster checks it too). */
 static bool
 gb_check_test_now(char **newval, void **extra, GucSource source)
 {
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nfields;
+	int			dtype;
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
-	/* parsed as timestamptz input; a mistake is reported when it is set */
-	(void) DirectFunctionCall3(timestamptz_in, CStringGetDatum(*newval),
-							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	if (strlen(*newval) >= MAXDATELEN ||
+		ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nfields) != 0 ||
+		DecodeDateTime(field, ftype, nfields, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE)
+	{
+		GUC_check_errdetail("gb_scale.test_now must be a timestamp with time zone, such as '2026-03-01 00:00+00', or empty.");
+		return false;
+	}
 	return true;
 }
 
@@ -97,7 +112,8 @@ gb_partition_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	/* never connects; the flag makes the postmaster stop it with the backends */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 10;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "gb_scale");
@@ -214,14 +230,17 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
  * Retire one partition without blocking the application: DETACH ...
  * CONCURRENTLY waits for the transactions that still use the partition while
  * holding only SHARE UPDATE EXCLUSIVE, then (in a new transaction) the
- * partition is dropped or archived.  An interruption leaves the partition
- * detach-pending; the next pass finishes it.
+ * partition is dropped or archived as its owner.  An interruption leaves the
+ * partition detach-pending; the next pass finishes it.
+ *
+ * The detach itself runs as the worker: it commits and starts transactions,
+ * which PostgreSQL refuses inside a security-restricted operation.  It runs
+ * none of the owner's code (no triggers, defaults or index expressions; the
+ * foreign-key checks it may make switch to the owners themselves).
  */
 static void
 gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 {
-	Oid			save_userid;
-	int			save_sec;
 	char	   *sql;
 
 	StartTransactionCommand();
@@ -232,16 +251,15 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 	}
 	sql = MemoryContextStrdup(cxt, psprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY",
 											gb_qualified_name(p->tree), gb_qualified_name(p->partition)));
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(p->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	gb_run_toplevel(sql, cxt);
-	SetUserIdAndSecContext(save_userid, save_sec);
 	CommitTransactionCommand();
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->partition)))
 	{
+		Oid			save_userid;
+		int			save_sec;
 		int			nestlevel;
 
 		gb_as_owner_begin(p->owner, &save_userid, &save_sec, &nestlevel);
