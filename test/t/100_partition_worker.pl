@@ -122,7 +122,8 @@ sub crash_lines
 sub set_string_setting
 {
 	my ($n, $name, $value) = @_;
-	$n->adjust_conf('postgresql.conf', $name, "'$value'");
+	$n->adjust_conf('postgresql.conf', $name, undef);
+	$n->append_conf('postgresql.conf', "$name = '$value'\n");
 	$n->reload;
 	$n->poll_query_until('postgres',
 		"SELECT setting = '$value' FROM pg_settings WHERE name = '$name'")
@@ -139,7 +140,7 @@ sub guard_runs
 	my ($n, $offset) = @_;
 	my $log = slurp_file($n->logfile, $offset);
 	my @runs;
-	while ($log =~ /gb_guard current_user=(\S+) session_user=(\S+) superuser=(\S+)/g)
+	while ($log =~ /LOG:\s+gb_guard current_user=(\w+) session_user=(\w+) file=(\w+)/g)
 	{
 		push @runs, "$1/$3" if $2 ne 'alice';
 	}
@@ -189,11 +190,18 @@ SET ROLE alice;
 CREATE TABLE app.trig_log (
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
     usr name, sess name, is_su text, escalation text, op text, tbl name, body text);
--- The owner's trigger: records who runs it, and tries to make alice a
--- superuser (which only works when it runs with superuser rights).
+-- The owner's trigger: records who runs it, whether it can read a server
+-- file (superuser rights: 'read', else the SQLSTATE), and tries to make
+-- alice a superuser (which only works with superuser rights).
 CREATE FUNCTION app.events_trg() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE esc text; b text;
+DECLARE esc text; b text; su text;
 BEGIN
+    BEGIN
+        PERFORM pg_read_file('postgresql.conf', 0, 10);
+        su := 'read';
+    EXCEPTION WHEN OTHERS THEN
+        su := SQLSTATE;
+    END;
     BEGIN
         EXECUTE 'ALTER ROLE alice SUPERUSER';
         esc := 'escalated';
@@ -202,15 +210,22 @@ BEGIN
     END;
     IF TG_OP = 'DELETE' THEN b := OLD.body; ELSE b := NEW.body; END IF;
     INSERT INTO app.trig_log(usr, sess, is_su, escalation, op, tbl, body)
-    VALUES (current_user, session_user, current_setting('is_superuser'), esc, TG_OP, TG_TABLE_NAME, b);
+    VALUES (current_user, session_user, su, esc, TG_OP, TG_TABLE_NAME, b);
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
     RETURN NEW;
 END $$;
--- The owner's index expression: logs who evaluates it.
+-- The owner's index expression: logs who evaluates it and whether it can
+-- read a server file.
 CREATE FUNCTION app.guard(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE su text;
 BEGIN
-    RAISE LOG 'gb_guard current_user=% session_user=% superuser=%',
-        current_user, session_user, current_setting('is_superuser');
+    BEGIN
+        PERFORM pg_read_file('postgresql.conf', 0, 10);
+        su := 'read';
+    EXCEPTION WHEN OTHERS THEN
+        su := SQLSTATE;
+    END;
+    RAISE LOG 'gb_guard current_user=% session_user=% file=%', current_user, session_user, su;
     RETURN t;
 END $$;
 CREATE TABLE app.events (
@@ -292,13 +307,13 @@ is( $node->safe_psql('app1',
 is( $node->safe_psql('app1', q{
 SELECT count(*) > 0, string_agg(DISTINCT usr || '/' || is_su || '/' || escalation, ',')
 FROM app.trig_log WHERE body LIKE 'stray-%' AND sess <> 'alice'}),
-	't|alice/off/42501',
-	'the owner trigger ran during the move as alice, not superuser, and its ALTER ROLE was refused (42501)'
+	't|alice/42501/42501',
+	'the owner trigger ran during the move as alice, without superuser rights (reading a server file and ALTER ROLE: 42501)'
 );
 my @guard = guard_runs($node, $log_start);
 ok(scalar(@guard) > 0, 'the owner index expression ran during the move (' . scalar(@guard) . ' times)');
 is(join(',', sort keys %{ { map { $_ => 1 } @guard } }),
-	'alice/off', '... always as alice, without superuser rights');
+	'alice/42501', '... always as alice, without superuser rights (reading a server file: 42501)');
 is( $node->safe_psql('app1',
 		q{SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'}),
 	'f', 'alice is still not a superuser');

@@ -46,11 +46,18 @@ SET ROLE alice;
 CREATE TABLE app.trig_log (
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
     usr name, sess name, is_su text, escalation text, op text, tbl name, body text);
--- The owner's trigger: records who runs it, and tries to make alice a
--- superuser (which only works when it runs with superuser rights).
+-- The owner's trigger: records who runs it, whether it can read a server
+-- file (superuser rights: 'read', else the SQLSTATE), and tries to make
+-- alice a superuser (which only works with superuser rights).
 CREATE FUNCTION app.events_trg() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE esc text; b text;
+DECLARE esc text; b text; su text;
 BEGIN
+    BEGIN
+        PERFORM pg_read_file('postgresql.conf', 0, 10);
+        su := 'read';
+    EXCEPTION WHEN OTHERS THEN
+        su := SQLSTATE;
+    END;
     BEGIN
         EXECUTE 'ALTER ROLE alice SUPERUSER';
         esc := 'escalated';
@@ -59,15 +66,22 @@ BEGIN
     END;
     IF TG_OP = 'DELETE' THEN b := OLD.body; ELSE b := NEW.body; END IF;
     INSERT INTO app.trig_log(usr, sess, is_su, escalation, op, tbl, body)
-    VALUES (current_user, session_user, current_setting('is_superuser'), esc, TG_OP, TG_TABLE_NAME, b);
+    VALUES (current_user, session_user, su, esc, TG_OP, TG_TABLE_NAME, b);
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
     RETURN NEW;
 END $$;
--- The owner's index expression: logs who evaluates it.
+-- The owner's index expression: logs who evaluates it and whether it can
+-- read a server file.
 CREATE FUNCTION app.guard(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE su text;
 BEGIN
-    RAISE LOG 'gb_guard current_user=% session_user=% superuser=%',
-        current_user, session_user, current_setting('is_superuser');
+    BEGIN
+        PERFORM pg_read_file('postgresql.conf', 0, 10);
+        su := 'read';
+    EXCEPTION WHEN OTHERS THEN
+        su := SQLSTATE;
+    END;
+    RAISE LOG 'gb_guard current_user=% session_user=% file=%', current_user, session_user, su;
     RETURN t;
 END $$;
 CREATE TABLE app.events (
@@ -140,17 +154,17 @@ FROM gb_partition_list('app.events') WHERE NOT is_default}),
 is( $node->safe_psql('postgres', q{
 SELECT count(*) > 0, string_agg(DISTINCT usr || '/' || is_su || '/' || escalation, ',')
 FROM app.trig_log WHERE body LIKE 'stray-%' AND sess <> 'alice'}),
-	't|alice/off/42501',
-	"the superuser's job ran alice's trigger as alice, not superuser; its ALTER ROLE was refused");
+	't|alice/42501/42501',
+	"the superuser's job ran alice's trigger as alice, without superuser rights (reading a server file and ALTER ROLE: 42501)");
 my @guard;
 my $log = slurp_file($node->logfile);
-while ($log =~ /gb_guard current_user=(\S+) session_user=(\S+) superuser=(\S+)/g)
+while ($log =~ /LOG:\s+gb_guard current_user=(\w+) session_user=(\w+) file=(\w+)/g)
 {
 	push @guard, "$1/$3" if $2 ne 'alice';
 }
 ok(scalar(@guard) > 0, "the job evaluated alice's index expression for the moved rows (" . scalar(@guard) . ' times)');
 is(join(',', sort keys %{ { map { $_ => 1 } @guard } }),
-	'alice/off', '... always as alice, without superuser rights');
+	'alice/42501', '... always as alice, without superuser rights (reading a server file: 42501)');
 is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'}),
 	'f', 'alice is still an ordinary role');
 is( $node->safe_psql('postgres', q{

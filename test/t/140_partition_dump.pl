@@ -152,8 +152,9 @@ is($node->safe_psql('dst', q{SELECT count(*) FROM app.messages WHERE body = 'str
 	'1', 'dst: the stray row is still there (40 days ahead, inside the retention)');
 
 # The worker maintains the restored database once listed.
-$node->adjust_conf('postgresql.conf', 'gb_scale.maintenance_databases', "'dst'");
+$node->append_conf('postgresql.conf', "gb_scale.maintenance_databases = 'dst'\n");
 $node->reload;
+$node->poll_query_until('postgres', 'SHOW gb_scale.maintenance_databases', 'dst');
 my $ahead = q{now() + interval '2 days'};
 my $p = $node->safe_psql('dst', qq{
 SELECT partition FROM gb_partition_list('app.renamed')
