@@ -11,13 +11,13 @@
 #     attempt to make its owner a superuser fails;
 #  3. naptime 0 turns it off; a SIGHUP that changes the database list or the
 #     naptime is obeyed;
-#  4. killed (SIGTERM, then SIGKILL, which restarts the whole server) it
-#     comes back and maintains again;
-#  5. without a default partition it retires partitions with DETACH
+#  4. without a default partition it retires partitions with DETACH
 #     PARTITION ... CONCURRENTLY: while a long transaction holds the parent
 #     the detach is left pending (inserts keep flowing), and it is finished
 #     once the transaction ends; a concurrent detach that a user started and
 #     cancelled is finished by the next pass;
+#  5. killed (SIGTERM, then SIGKILL, which restarts the whole server) it
+#     comes back and maintains again;
 #  6. on a streaming standby it does nothing (no error, no crash), and it
 #     starts maintaining once the standby is promoted.
 use strict;
@@ -43,6 +43,22 @@ timezone = 'UTC'
 });
 $node->start;
 
+# Poll SQL until it returns 't', for at most 90 s (the worker runs every
+# second; its launcher restarts within 10 s).
+sub wait_for
+{
+	my ($n, $db, $sql) = @_;
+	my $deadline = time + 90;
+	while (time < $deadline)
+	{
+		my ($ret, $out) = $n->psql($db, $sql);
+		return 1 if $ret == 0 && $out eq 't';
+		usleep(250_000);
+	}
+	diag("still not true after 90 s: $sql");
+	return 0;
+}
+
 # Partition covering time expression TS (SQL) of PARENT, or '' when none.
 sub partition_at
 {
@@ -60,8 +76,8 @@ sub wait_partition_at
 	my ($n, $db, $parent, $ts, $want) = @_;
 	$want //= 1;
 	my $op = $want ? '=' : '<>';
-	return $n->poll_query_until(
-		$db, qq{
+	return wait_for(
+		$n, $db, qq{
 SELECT count(*) $op 1 FROM gb_partition_list('$parent')
 WHERE NOT is_default AND from_time <= ($ts) AND to_time > ($ts)});
 }
@@ -77,8 +93,8 @@ sub server_now
 sub wait_worker_pass
 {
 	my ($n, $db, $parent, $since) = @_;
-	return $n->poll_query_until(
-		$db, qq{
+	return wait_for(
+		$n, $db, qq{
 SELECT coalesce(last_run > '$since', false)
 FROM gb_scale.partition_config WHERE parent = '$parent'::regclass});
 }
@@ -379,33 +395,7 @@ ok(wait_partition_at($node, 'app1', 'app.events', $t2),
 	"database list 'app1, app2': app1 is maintained again");
 
 ###########################################################################
-# 4. Killed, the worker comes back.
-###########################################################################
-my @before = worker_pids($node);
-ok(scalar(@before) > 0, 'gb_scale background processes run: ' . join(' ', @before));
-
-kill 'TERM', @before;
-my @after = worker_pids($node, @before);
-ok(scalar(@after) > 0, 'after SIGTERM a new gb_scale process runs: ' . join(' ', @after));
-$p2 = partition_at($node, 'app1', 'app.events', $t2);
-psql_as($node, 'app1', 'alice', "DROP TABLE $p2");
-ok(wait_partition_at($node, 'app1', 'app.events', $t2),
-	'after SIGTERM the worker is back and recreates a dropped partition');
-
-@before = worker_pids($node);
-kill 'KILL', @before;
-# The postmaster reinitialises after a child's SIGKILL; wait for it.
-$node->poll_query_until('postgres', 'SELECT 1', '1');
-@after = worker_pids($node, @before);
-ok(scalar(@after) > 0, 'after SIGKILL (server crash-restart) a gb_scale process runs again: ' . join(' ', @after));
-my $log_kill = -s $node->logfile;
-$p2 = partition_at($node, 'app1', 'app.events', $t2);
-psql_as($node, 'app1', 'alice', "DROP TABLE $p2");
-ok(wait_partition_at($node, 'app1', 'app.events', $t2),
-	'after SIGKILL the worker recreates a dropped partition');
-
-###########################################################################
-# 5. DETACH PARTITION ... CONCURRENTLY (app.logs: no default partition).
+# 4. DETACH PARTITION ... CONCURRENTLY (app.logs: no default partition).
 ###########################################################################
 # Old partitions are created with the worker off, so that the worker only
 # meets them while a long transaction holds the parent.
@@ -505,6 +495,41 @@ ok( $node->poll_query_until(
 $detacher->quit;
 $app->quit;
 $long->quit;
+is(crash_lines($node, $log_start), '', 'no crash so far');
+
+###########################################################################
+# 5. Killed, the worker comes back.
+###########################################################################
+my @before = worker_pids($node);
+ok(scalar(@before) > 0, 'gb_scale background processes run: ' . join(' ', @before));
+
+kill 'TERM', @before;
+my @after = worker_pids($node, @before);
+ok(scalar(@after) > 0, 'after SIGTERM a new gb_scale process runs: ' . join(' ', @after));
+$p2 = partition_at($node, 'app1', 'app.events', $t2);
+psql_as($node, 'app1', 'alice', "DROP TABLE $p2");
+ok(wait_partition_at($node, 'app1', 'app.events', $t2),
+	'after SIGTERM the worker is back and recreates a dropped partition');
+
+@before = worker_pids($node);
+if (!@before)
+{
+	diag('no gb_scale process left after SIGTERM: restarting the server for the SIGKILL test');
+	$node->restart;
+	@before = worker_pids($node);
+	wait_partition_at($node, 'app1', 'app.events', $t2);
+}
+ok(scalar(@before) > 0, 'gb_scale background processes run before SIGKILL: ' . join(' ', @before));
+kill 'KILL', @before;
+# The postmaster reinitialises after a child's SIGKILL; wait for it.
+$node->poll_query_until('postgres', 'SELECT 1', '1');
+@after = worker_pids($node, @before);
+ok(scalar(@after) > 0, 'after SIGKILL (server crash-restart) a gb_scale process runs again: ' . join(' ', @after));
+my $log_kill = -s $node->logfile;
+$p2 = partition_at($node, 'app1', 'app.events', $t2);
+psql_as($node, 'app1', 'alice', "DROP TABLE $p2");
+ok(wait_partition_at($node, 'app1', 'app.events', $t2),
+	'after SIGKILL the worker recreates a dropped partition');
 is(crash_lines($node, $log_kill), '', 'no crash since the SIGKILL restart');
 
 ###########################################################################
