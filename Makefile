@@ -7,7 +7,7 @@ OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enum_catalog.o src/enum_cache
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 ISOLATION = enum_concurrency
 ISOLATION_OPTS = --load-extension=gb_scale
@@ -17,6 +17,9 @@ PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 # Static analysis; both must stay silent on src/.
 lint:

@@ -106,3 +106,316 @@ SELECT count(*) FROM gb.messages WHERE role = gb_enum_code('gb_message_role', 'a
 \x on
 SELECT * FROM gb_id_generator_status();
 SQL
+
+# ---------------------------------------------------------------------------
+# Partitions: General Bots' high-volume tables on a second shard database,
+# months of traffic simulated day by day with gb_scale.test_now (the clock of
+# maintenance in this session only), maintenance run after every day.
+# ---------------------------------------------------------------------------
+DEMO_SIM_MONTHS=${DEMO_SIM_MONTHS:-4}
+SIM_START=$(date -u -d "$(date -u +%Y-%m-01) -$DEMO_SIM_MONTHS months" +%F)
+SIM_END=$(date -u -d 'yesterday' +%F)
+SIM_DEDICATE=$(date -u -d "$SIM_START +2 months" +%F)
+echo
+gb_log "partitions: database gb_partitions (shard 3), traffic from $SIM_START to $SIM_END, tenant 1 dedicated on $SIM_DEDICATE"
+
+psql_demo -d postgres <<'SQL'
+CREATE DATABASE gb_partitions;
+-- One shard id belongs to one database of an instance: this one is shard 3 (BRA, sa-east-1).
+ALTER DATABASE gb_partitions SET gb_scale.shard_id = 3;
+-- The application's role owns the tables; maintenance, whoever runs it, acts as that owner.
+CREATE ROLE gb_app;
+SQL
+
+psql_demo -d gb_partitions -v sim_start="$SIM_START" <<'SQL'
+CREATE EXTENSION gb_scale;
+CREATE SCHEMA gb AUTHORIZATION gb_app;
+CREATE SCHEMA gb_archive AUTHORIZATION gb_app;
+-- The simulation's clock (superuser only; this session's maintenance only):
+-- registration premakes from the first simulated day, not from today.
+SET gb_scale.test_now = :'sim_start';
+SET ROLE gb_app;
+
+-- Sessions are keyed by their snowflake ID alone: partitioned by that ID, the
+-- primary key stays (id).  Profile 'sessions': monthly, 3 months ahead, 2 months kept.
+CREATE TABLE gb.sessions (
+    id          bigint NOT NULL DEFAULT gb_next_id(),
+    tenant_id   bigint NOT NULL,
+    channel     gb_channel_type NOT NULL,
+    user_ref    text NOT NULL,
+    last_active timestamptz NOT NULL,
+    PRIMARY KEY (id)
+) PARTITION BY RANGE (id);
+CREATE INDEX ON gb.sessions (tenant_id, last_active);
+
+-- Messages: one list partition per dedicated tenant, every other tenant in the
+-- tail (gb.messages_tenants); below each, daily partitions in the shard's
+-- local time and a default partition for rows outside the premade days.
+-- Profile 'messages': daily, 14 days ahead, 90 days kept.
+CREATE TABLE gb.messages (
+    id           bigint NOT NULL,
+    shard_id     smallint NOT NULL DEFAULT 3,
+    tenant_id    bigint NOT NULL,
+    session_id   bigint NOT NULL,
+    role         gb_message_role NOT NULL,
+    message_type gb_message_type NOT NULL DEFAULT 0,
+    body         text NOT NULL,
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, id, shard_id, created_at)
+) PARTITION BY LIST (tenant_id);
+CREATE INDEX ON gb.messages (session_id, created_at);
+
+-- Analytics events: monthly (profile 'analytics': 3 months ahead, 12 months
+-- kept), each month split into 4 hash buckets of tenant_id.
+CREATE TABLE gb.analytics_events (
+    id         bigint NOT NULL,
+    tenant_id  bigint NOT NULL,
+    event_type smallint NOT NULL,
+    payload    jsonb,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (id, tenant_id, created_at)
+) PARTITION BY RANGE (created_at);
+
+-- Daily usage aggregates, on a date column (profile 'analytics': monthly).
+CREATE TABLE gb.usage_analytics (
+    day        date NOT NULL,
+    tenant_id  bigint NOT NULL,
+    messages   integer NOT NULL,
+    sessions   integer NOT NULL,
+    body_bytes bigint NOT NULL,
+    PRIMARY KEY (tenant_id, day)
+) PARTITION BY RANGE (day);
+
+\echo '--- registering the four tables (tables created by each call: partitions, buckets, subtrees)'
+SELECT 'gb.sessions' AS parent,
+       gb_partition_create('gb.sessions', 'id', NULL, profile => 'sessions',
+                           start_at => :'sim_start') AS tables_created
+UNION ALL
+SELECT 'gb.messages',
+       gb_partition_create('gb.messages', 'created_at', NULL, profile => 'messages',
+                           tenant_column => 'tenant_id', default_partition => true,
+                           time_zone => 'America/Sao_Paulo', start_at => :'sim_start')
+UNION ALL
+SELECT 'gb.analytics_events',
+       gb_partition_create('gb.analytics_events', 'created_at', NULL, profile => 'analytics',
+                           tenant_column => 'tenant_id', tenant_buckets => 4,
+                           start_at => :'sim_start')
+UNION ALL
+SELECT 'gb.usage_analytics',
+       gb_partition_create('gb.usage_analytics', 'day', NULL, profile => 'analytics',
+                           start_at => :'sim_start');
+-- Usage aggregates: 3 months kept, then archived to schema gb_archive rather than dropped.
+SELECT gb_partition_retention('gb.usage_analytics', '3 months', 'archive', 'gb_archive') \gset
+RESET ROLE;
+
+-- The demo's bookkeeping: every message ever inserted, to count what survives.
+CREATE SCHEMA demo;
+CREATE TABLE demo.message_ledger (tenant_id bigint, id bigint, created_at timestamptz);
+
+-- One simulated day of traffic for 300 tenants, tenant 1 a quarter of it:
+-- 100 sessions of 10 messages each, 400 analytics events, and the day's usage
+-- aggregated per tenant.  IDs are the snowflake IDs of the rows' times.
+CREATE PROCEDURE demo.traffic(d date) LANGUAGE plpgsql AS $proc$
+DECLARE
+    t0 timestamptz := d::timestamp AT TIME ZONE 'UTC';
+    n  integer := d - date '2024-01-01';
+BEGIN
+    INSERT INTO gb.sessions (id, tenant_id, channel, user_ref, last_active)
+    SELECT gb_id_from_time(t0 + j * interval '864 s', 3::smallint),
+           CASE WHEN j % 4 = 0 THEN 1 ELSE 2 + (j * 7919 + n * 31) % 299 END,
+           (j % 10)::smallint, 'user-' || j, t0 + j * interval '864 s' + interval '14 min'
+      FROM generate_series(0, 99) j;
+
+    WITH ins AS (
+        INSERT INTO gb.messages (id, tenant_id, session_id, role, body, created_at)
+        SELECT gb_id_from_time(t0 + i * interval '86.4 s', 3::smallint),
+               CASE WHEN i / 10 % 4 = 0 THEN 1 ELSE 2 + (i / 10 * 7919 + n * 31) % 299 END,
+               gb_id_from_time(t0 + i / 10 * interval '864 s', 3::smallint),
+               (1 + i % 2)::smallint, repeat('x', 20 + i % 80), t0 + i * interval '86.4 s'
+          FROM generate_series(0, 999) i
+        RETURNING tenant_id, id, created_at)
+    INSERT INTO demo.message_ledger SELECT * FROM ins;
+    -- A few messages from devices whose clock runs 40 days ahead: past the
+    -- premade days, they land in a default partition until maintenance.
+    IF extract(day FROM d) IN (10, 20) THEN
+        WITH ins AS (
+            INSERT INTO gb.messages (id, tenant_id, session_id, role, body, created_at)
+            SELECT gb_id_from_time(t0 + interval '40 days', 3::smallint) + 100 + i,
+                   2 + i, 0, 1::smallint, 'sent from the future', t0 + interval '40 days'
+              FROM generate_series(0, 2) i
+            RETURNING tenant_id, id, created_at)
+        INSERT INTO demo.message_ledger SELECT * FROM ins;
+    END IF;
+
+    INSERT INTO gb.analytics_events (id, tenant_id, event_type, payload, created_at)
+    SELECT gb_id_from_time(t0 + i * interval '216 s', 3::smallint),
+           CASE WHEN i % 4 = 0 THEN 1 ELSE 2 + (i * 104729 + n * 17) % 299 END,
+           (i % 12)::smallint, jsonb_build_object('k', i), t0 + i * interval '216 s'
+      FROM generate_series(0, 399) i;
+
+    INSERT INTO gb.usage_analytics (day, tenant_id, messages, sessions, body_bytes)
+    SELECT d, tenant_id, count(*), count(DISTINCT session_id), sum(length(body))
+      FROM gb.messages
+     WHERE created_at >= t0 AND created_at < t0 + interval '1 day'
+     GROUP BY tenant_id;
+END
+$proc$;
+
+-- A month of old events imported before the simulation: gb_partition_ensure
+-- creates the partitions the backfill needs (there is no default partition).
+\echo '--- backfill of analytics events from before the first premade month'
+SELECT gb_partition_ensure('gb.analytics_events', :'sim_start'::timestamptz - interval '1 month',
+                           :'sim_start'::timestamptz) AS partitions_created;
+INSERT INTO gb.analytics_events (id, tenant_id, event_type, created_at)
+SELECT gb_id_from_time(ts, 3::smallint), 2 + i % 299, 0, ts
+  FROM generate_series(1, 3000) i,
+       LATERAL (SELECT :'sim_start'::timestamptz - interval '1 month' + i * interval '10 min') t(ts);
+\echo '--- without a default partition, a row outside the partitions fails (23514)'
+\set ON_ERROR_STOP 0
+INSERT INTO gb.sessions (id, tenant_id, channel, user_ref, last_active)
+VALUES (gb_id_from_time(:'sim_start'::timestamptz - interval '1 year', 3::smallint), 1, 0,
+        'imported from the old system', :'sim_start'::timestamptz - interval '1 year');
+\set ON_ERROR_STOP 1
+SQL
+
+# The simulation, one psql session: each day's traffic, then maintenance with
+# the clock at the end of that day; a progress line on the first of each month.
+(
+	echo "\\pset footer off"
+	echo "\\pset format unaligned"
+	echo "\\pset tuples_only on"
+	export TZ=UTC
+	day_s=$(date -u -d "$SIM_START" +%s)
+	d=$SIM_START
+	while [[ "$d" < "$SIM_END" || "$d" == "$SIM_END" ]]; do
+		echo "CALL demo.traffic('$d');"
+		if [ "$d" == "$SIM_DEDICATE" ]; then
+			cat <<SQL
+\\echo '--- $d: tenant 1 gets its own subtree; its rows move there'
+SELECT 'rows moved: ' || gb_tenant_dedicate('gb.messages', 1);
+SELECT 'tenant 1 keeps 30 days of messages instead of 90'
+  FROM (SELECT gb_tenant_retention('gb.messages', 1, '30 days')) r;
+SQL
+		fi
+		echo "SET gb_scale.test_now = '$d 23:50:00+00';"
+		if [ "${d:8:2}" == "10" ] && [ -z "${SHOWN_DEFAULT:-}" ]; then
+			SHOWN_DEFAULT=1
+			printf '%s\n' "\\echo '--- $d: 3 messages stamped 40 days ahead wait in the default partition; maintenance moves them out'"
+			echo "SELECT * FROM demo.progress('$d');"
+			echo "CALL gb_run_maintenance();"
+			echo "SELECT * FROM demo.progress('$d');"
+			printf '%s\n' "\\echo '---'"
+		else
+			echo "CALL gb_run_maintenance();"
+		fi
+		if [ "${d:8:2}" == "01" ]; then
+			echo "SELECT * FROM demo.progress('$d');"
+		fi
+		day_s=$((day_s + 86400))
+		printf -v d '%(%F)T' "$day_s"
+	done
+	echo "SELECT * FROM demo.progress('$SIM_END');"
+) >"$DEMO_DIR/simulation.sql"
+
+psql_demo -d gb_partitions <<'SQL'
+-- One line of the simulation's progress: partitions (leaves) and rows waiting
+-- in default partitions, per table.
+CREATE FUNCTION demo.progress(d date) RETURNS TABLE(line text) LANGUAGE sql AS $$
+SELECT format('%s  %s', d, string_agg(format('%s %s parts%s', replace(parent::text, 'gb.', ''), partitions,
+                                             CASE WHEN default_rows > 0 THEN format(' (%s in default)', default_rows) ELSE '' END),
+                                      ' | ' ORDER BY parent::text))
+  FROM gb_scale.partition_status
+$$;
+SQL
+
+gb_log "simulating $(( ( $(date -u -d "$SIM_END" +%s) - $(date -u -d "$SIM_START" +%s) ) / 86400 + 1 )) days"
+SIM_T0=${EPOCHREALTIME/./}
+psql_demo -d gb_partitions -f "$DEMO_DIR/simulation.sql"
+SIM_MS=$(( (${EPOCHREALTIME/./} - SIM_T0) / 1000 ))
+gb_log "simulation took $((SIM_MS / 1000)).$(printf '%03d' $((SIM_MS % 1000))) s"
+
+echo
+psql_demo -d gb_partitions <<'SQL'
+\pset footer off
+ANALYZE;
+\echo '--- what the simulation left: the registered tables'
+SELECT * FROM gb_scale.partition_status ORDER BY parent::text;
+
+\echo '--- every message inserted is there exactly once, unless retention dropped its day'
+WITH oldest AS MATERIALIZED (           -- per subtree: NULL tenant_id is the tail
+        SELECT tenant_id, min(from_time) AS from_time
+          FROM gb_partition_list('gb.messages') WHERE NOT is_default GROUP BY tenant_id),
+     kept AS MATERIALIZED (
+        SELECT l.* FROM demo.message_ledger l
+          LEFT JOIN gb_scale.partition_tenant d
+                 ON d.parent = 'gb.messages'::regclass AND d.tenant_id = l.tenant_id AND d.subtree IS NOT NULL
+          JOIN oldest o ON o.tenant_id IS NOT DISTINCT FROM d.tenant_id
+         WHERE l.created_at >= o.from_time)
+SELECT (SELECT count(*) FROM demo.message_ledger) AS inserted,
+       (SELECT count(*) FROM kept) AS expected,
+       (SELECT count(*) FROM gb.messages) AS present,
+       (SELECT count(*) FROM kept k LEFT JOIN gb.messages m USING (tenant_id, id)
+         WHERE m.id IS NULL) AS missing,
+       (SELECT count(*) - count(DISTINCT (tenant_id, id)) FROM gb.messages) AS duplicates,
+       (SELECT count(*) FROM gb_scale.partition_status WHERE default_rows > 0) AS tables_with_rows_in_default;
+
+\echo '--- oldest partition kept per subtree against its retention (clock: the last simulated day)'
+SELECT coalesce('tenant ' || l.tenant_id, 'tail') AS subtree, count(*) AS partitions,
+       min(l.from_time) AS oldest_from, max(l.to_time) AS newest_to,
+       coalesce(t.retention, c.retention) AS retention,
+       c.last_run - coalesce(t.retention, c.retention) AS clock_minus_retention
+  FROM gb_partition_list('gb.messages') l
+  JOIN gb_scale.partition_config c ON c.parent = 'gb.messages'::regclass
+  LEFT JOIN gb_scale.partition_tenant t ON t.parent = c.parent AND t.tenant_id = l.tenant_id
+ WHERE NOT l.is_default
+ GROUP BY l.tenant_id, t.retention, c.retention, c.last_run ORDER BY l.tenant_id NULLS LAST;
+
+\echo '--- excerpt of gb_partition_list: the newest partitions of tenant 1 and of the tail'
+(SELECT partition, tenant_id, is_default, from_time, to_time, rows
+   FROM gb_partition_list('gb.messages') WHERE tenant_id = 1 ORDER BY from_time DESC NULLS FIRST LIMIT 3)
+UNION ALL
+(SELECT partition, tenant_id, is_default, from_time, to_time, rows
+   FROM gb_partition_list('gb.messages') WHERE tenant_id IS NULL ORDER BY from_time DESC NULLS FIRST LIMIT 3);
+\echo '--- analytics_events: one month, 4 hash buckets'
+SELECT partition, bucket, from_time, to_time, rows, pg_size_pretty(bytes) AS size
+  FROM gb_partition_list('gb.analytics_events')
+ WHERE from_time = (SELECT min(from_time) FROM gb_partition_list('gb.analytics_events'))
+ ORDER BY bucket;
+\echo '--- usage_analytics: months past 3 archived to schema gb_archive'
+SELECT c.oid::regclass AS archived, c.reltuples::bigint AS rows
+  FROM pg_class c WHERE c.relnamespace = 'gb_archive'::regnamespace AND c.relkind = 'r' ORDER BY 1;
+
+\echo '--- partitions belong to the table owner, whoever ran maintenance'
+SELECT r.rolname AS owner, count(*) AS leaves
+  FROM gb_scale.partition_config c, gb_partition_list(c.parent) l
+  JOIN pg_class k ON k.oid = l.partition JOIN pg_roles r ON r.oid = k.relowner
+ GROUP BY r.rolname;
+
+\echo '--- a tenant''s recent messages: only its own subtree is scanned'
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM gb.messages
+ WHERE tenant_id = 1 AND created_at >= date_trunc('day', now()) - interval '1 day'
+   AND created_at < date_trunc('day', now());
+\echo '--- one tenant''s events of one month: one hash bucket'
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM gb.analytics_events
+ WHERE tenant_id = 42 AND created_at >= date_trunc('month', now()) AND created_at < date_trunc('month', now()) + interval '1 month';
+SQL
+
+# The background worker takes over with the real clock: it runs maintenance in
+# the databases listed in gb_scale.maintenance_databases every naptime seconds.
+gb_log "background worker: gb_scale.maintenance_databases = 'gb_partitions', naptime 1 s"
+psql_demo -d postgres -c "ALTER SYSTEM SET gb_scale.maintenance_databases = 'gb_partitions'" \
+	-c "ALTER SYSTEM SET gb_scale.maintenance_naptime = 1" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 60); do
+	ran=$(psql_demo -d gb_partitions -tAc \
+		"SELECT count(*) FROM gb_scale.partition_status WHERE last_run > now() - interval '1 minute'")
+	[ "$ran" -eq 4 ] && break
+	sleep 0.5
+done
+psql_demo -d gb_partitions <<'SQL'
+\pset footer off
+\echo '--- after the worker''s pass (real clock)'
+SELECT parent, partitions, newest_bound, ahead, default_rows, last_success, last_error
+  FROM gb_scale.partition_status ORDER BY parent::text;
+SQL

@@ -31,7 +31,23 @@
 --   gb_scale.enum_code_support
 --     called by the planner directly, never by the executor: its markings are
 --     not used, and it keeps the defaults.
---   trigger and event-trigger functions, gb_scale.enum_create_builtin,
+--   gb_partition_create, gb_partition_ensure, gb_partition_retention,
+--   gb_partition_forget, gb_tenant_dedicate, gb_tenant_retention,
+--   gb_run_maintenance (a procedure)
+--     volatile parallel unsafe: they run DDL, move rows and write
+--     gb_scale.partition_config and partition_tenant.  Not strict where a
+--     NULL means something: gb_partition_create (NULL granularity with a
+--     profile, NULL premake/retention/tenant arguments), gb_partition_retention
+--     and gb_tenant_retention (NULL retention: keep forever, or no override),
+--     gb_run_maintenance (NULL: every registered table).  The others are
+--     strict: a NULL table, tenant or time does nothing.
+--   gb_partition_list, gb_scale.partition_stats
+--     volatile strict parallel unsafe: they read the partition tree, the
+--     sizes of relations (which move between two calls, like
+--     pg_relation_size) and, for the view gb_scale.partition_status, the
+--     default partition's rows; kept in the leader.
+--   trigger and event-trigger functions (gb_scale.partition_on_drop removes
+--   the configuration of a dropped table), gb_scale.enum_create_builtin,
 --   gb_scale.id_mark_init
 --     volatile parallel unsafe: they write, and run only from triggers or the
 --     install script.

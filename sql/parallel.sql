@@ -38,6 +38,28 @@ SELECT gb_enum_rename('par_state', 'done', 'finished');
 SELECT gb_label(st), count(*) FROM par_items GROUP BY 1 ORDER BY 1;
 ROLLBACK;
 
+-- Partition listing and status, with workers reading the partitions of a
+-- managed table (4 buckets a day, 5 days: 20 leaves).
+SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+CREATE TABLE par_parts (tenant_id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT gb_partition_create('par_parts', 'at', '1 day', tenant_column => 'tenant_id', tenant_buckets => 4) AS created;
+INSERT INTO par_parts
+SELECT g % 100, '2025-03-10 00:00:00+00'::timestamptz + (g % 120) * interval '1 hour' FROM generate_series(1, 20000) g;
+ANALYZE par_parts;
+SELECT count(*) AS rows, count(DISTINCT tenant_id) AS tenants,
+       count(DISTINCT tableoid) AS leaves_used FROM par_parts;
+SELECT count(*) AS leaves, sum(rows) AS rows, count(DISTINCT bucket) AS buckets,
+       min(from_time) AS oldest, max(to_time) AS newest
+  FROM gb_partition_list('par_parts');
+SELECT layout, granularity, partitions, tenant_buckets, last_error
+  FROM gb_scale.partition_status WHERE parent = 'par_parts'::regclass;
+-- A parallel plan never calls the functions that write: they are parallel
+-- unsafe, so this runs in the leader.
+SELECT gb_partition_ensure('par_parts', '2025-03-09 00:00:00+00', '2025-03-10 00:00:00+00') AS created
+  FROM (SELECT count(*) FROM par_parts) x;
+DROP TABLE par_parts;
+RESET gb_scale.test_now;
+
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

@@ -88,8 +88,19 @@ CREATE SCHEMA sec_alice AUTHORIZATION regress_gb_alice;
 CREATE SCHEMA sec_bob AUTHORIZATION regress_gb_bob;
 GRANT USAGE ON SCHEMA sec_bob TO regress_gb_alice;
 
+-- The clock of partition maintenance, set by the superuser for the whole
+-- session: the ordinary roles below cannot set it, but it stays in effect.
+SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+
 SET SESSION AUTHORIZATION regress_gb_bob;
 SELECT gb_enum_create('sec_bob.color', ARRAY['red', 'green']);
+-- bob's partitioned tables, registered by bob: 5 daily partitions; the tail
+-- and its 5.
+CREATE TABLE sec_bob.ev (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT gb_partition_create('sec_bob.ev', 'at', '1 day') AS created;
+CREATE TABLE sec_bob.chat (tenant_id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY LIST (tenant_id);
+SELECT gb_partition_create('sec_bob.chat', 'at', '1 day', tenant_column => 'tenant_id') AS created;
+CREATE TABLE sec_bob.unregistered (at timestamptz NOT NULL) PARTITION BY RANGE (at);
 RESET SESSION AUTHORIZATION;
 
 SET SESSION AUTHORIZATION regress_gb_alice;
@@ -123,6 +134,27 @@ SELECT gb_label(10::sec_alice.mood) AS label, gb_enum_code('sec_alice.mood', 'sw
 -- its own it only validates a code against the list it is given.
 SELECT gb_scale.enum_check(1::smallint, 'sec_alice.mood'::regtype, '{0,1,2}'::smallint[]) AS valid;
 SELECT sec_priv.try($$SELECT gb_scale.enum_check(5::smallint, 'sec_alice.mood'::regtype, '{0,1,2}'::smallint[])$$) AS invalid;
+-- ... and every partition function and the procedure on tables of its own:
+-- a RANGE table with buckets (5 days of 2 buckets: 15), a LIST table (the
+-- tail and its 5 days: 6).
+CREATE TABLE sec_alice.ev (tenant_id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT gb_partition_create('sec_alice.ev', 'at', '1 day', tenant_column => 'tenant_id', tenant_buckets => 2) AS created;
+CREATE TABLE sec_alice.chat (tenant_id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY LIST (tenant_id);
+SELECT gb_partition_create('sec_alice.chat', 'at', '1 day', tenant_column => 'tenant_id',
+                           default_partition => true) AS created;
+INSERT INTO sec_alice.chat VALUES (7, '2025-03-11 10:00+00'), (7, '2025-03-30 10:00+00'), (8, '2025-03-11 10:00+00');
+SELECT gb_tenant_dedicate('sec_alice.chat', 7) AS moved;
+SELECT gb_tenant_retention('sec_alice.chat', 7, '30 days');
+SELECT gb_partition_ensure('sec_alice.ev', '2025-03-08 00:00+00', '2025-03-09 00:00+00') AS ensured;
+SELECT gb_partition_retention('sec_alice.ev', '60 days', 'detach');
+CALL gb_run_maintenance('sec_alice.chat');
+SELECT tenant_id, tableoid::regclass AS partition FROM sec_alice.chat ORDER BY at, tenant_id;
+SELECT count(*) AS ev_leaves FROM gb_partition_list('sec_alice.ev');
+SELECT parent, layout, dedicated_tenants, last_error FROM gb_scale.partition_status
+ WHERE parent IN ('sec_alice.ev'::regclass, 'sec_alice.chat'::regclass) ORDER BY parent::text COLLATE "C";
+SELECT count(*) AS visible_configs FROM gb_scale.partition_config;
+SELECT count(*) AS visible_tenants FROM gb_scale.partition_tenant;
+SELECT gb_partition_forget('sec_alice.ev');
 
 -- What an ordinary role must not do.  42501: no privilege; 55000: built-in
 -- enums are frozen; 55P02: a setting only postgresql.conf changes.
@@ -135,6 +167,11 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$SET gb_scale.debug_clock_offset_ms = 100000$$),
     ($$SELECT set_config('gb_scale.shard_id', '2', false)$$),
     ($$ALTER ROLE regress_gb_alice SET gb_scale.shard_id = 2$$),
+    -- The clock of maintenance and the worker's settings.
+    ($$SET gb_scale.test_now = '2030-01-01 00:00:00+00'$$),
+    ($$SELECT set_config('gb_scale.test_now', '2030-01-01 00:00:00+00', false)$$),
+    ($$SET gb_scale.maintenance_databases = 'postgres'$$),
+    ($$SET gb_scale.maintenance_naptime = 1$$),
     -- The durable mark of the generator.
     ($$SELECT nextval('gb_scale.id_mark')$$),
     ($$SELECT setval('gb_scale.id_mark', 1)$$),
@@ -160,12 +197,31 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$CREATE TABLE sec_alice.fk (t regtype, c smallint, FOREIGN KEY (t, c) REFERENCES gb_scale.enum_label)$$),
     ($$CREATE TRIGGER t BEFORE UPDATE ON gb_scale.enum_label FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()$$),
     ($$ALTER TABLE gb_scale.enum_label DISABLE TRIGGER USER$$),
+    -- Another role's partitioned tables.
+    ($$SELECT gb_partition_create('sec_bob.unregistered', 'at', '1 day')$$),
+    ($$SELECT gb_partition_retention('sec_bob.ev', '1 day')$$),
+    ($$SELECT gb_partition_retention('sec_bob.ev', '1 day', 'archive', 'sec_alice')$$),
+    ($$SELECT gb_partition_ensure('sec_bob.ev', '2025-01-01 00:00:00+00', '2025-01-02 00:00:00+00')$$),
+    ($$SELECT gb_partition_forget('sec_bob.ev')$$),
+    ($$SELECT gb_tenant_dedicate('sec_bob.chat', 1)$$),
+    ($$SELECT gb_tenant_retention('sec_bob.chat', 1, '1 day')$$),
+    -- The partition catalog: read-only for PUBLIC.
+    ($$INSERT INTO gb_scale.partition_config (parent, layout) VALUES ('sec_alice.ev'::regclass, 'range')$$),
+    ($$UPDATE gb_scale.partition_config SET retention = '1 day'$$),
+    ($$DELETE FROM gb_scale.partition_config$$),
+    ($$TRUNCATE gb_scale.partition_config$$),
+    ($$UPDATE gb_scale.partition_tenant SET retention = '1 day'$$),
+    ($$DELETE FROM gb_scale.partition_tenant$$),
+    ($$TRUNCATE gb_scale.partition_tenant$$),
+    ($$LOCK TABLE gb_scale.partition_config IN ACCESS EXCLUSIVE MODE$$),
+    ($$SELECT parent FROM gb_scale.partition_config FOR UPDATE$$),
     -- Internal functions other than the domain check.
     ($$SELECT gb_scale.enum_label_guard()$$),
     ($$SELECT gb_scale.enum_label_changed()$$),
     ($$SELECT gb_scale.enum_on_drop()$$),
     ($$SELECT gb_scale.enum_create_builtin('sec_alice.fake', ARRAY['a'], ARRAY[0]::smallint[])$$),
     ($$SELECT gb_scale.id_mark_init()$$),
+    ($$SELECT gb_scale.partition_on_drop()$$),
     -- Built-in enums are General Bots' and change only with a release.
     ($$SELECT gb_enum_add('gb_channel_type', 'discord')$$),
     ($$SELECT gb_enum_add('gb_channel_type', 'discord', 10::smallint)$$),
@@ -198,8 +254,13 @@ SELECT count(*) AS channel_labels, max(code) AS max_channel_code
   FROM gb_scale.enum_label WHERE enum_type = 'gb_channel_type'::regtype;
 ROLLBACK;
 
--- bob's enum is as bob left it.
+-- bob's enum is as bob left it, and his partitioned tables too.
 SELECT * FROM gb_enum_labels('sec_bob.color');
+SELECT parent, retention, last_error FROM gb_scale.partition_status
+ WHERE parent::text LIKE 'sec\_bob.%' ORDER BY parent::text COLLATE "C";
+SELECT count(*) AS bob_partitions FROM pg_inherits
+ WHERE inhparent IN ('sec_bob.ev'::regclass, 'sec_bob.chat'::regclass, 'sec_bob.unregistered'::regclass);
+SELECT count(*) AS bob_tenants FROM gb_scale.partition_tenant WHERE parent = 'sec_bob.chat'::regclass;
 
 -- Clean up: dropping the schemas drops the enums and their labels.
 SET client_min_messages = warning;
@@ -209,6 +270,8 @@ DROP SCHEMA sec_priv CASCADE;
 DROP ROLE regress_gb_alice;
 DROP ROLE regress_gb_bob;
 RESET client_min_messages;
+SELECT count(*) AS partition_configs_left FROM gb_scale.partition_config;
+RESET gb_scale.test_now;
 SELECT count(*) AS user_labels_left
   FROM gb_scale.enum_label l
  WHERE l.enum_type NOT IN (SELECT d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid

@@ -192,7 +192,32 @@ BEGIN
         ('set_config', 'pg_catalog.text, pg_catalog.text, boolean', 'pg_catalog.text', $$''$$),
         ('current_schemas', 'boolean', 'pg_catalog.name[]', $$'{}'$$),
         ('pg_get_constraintdef', 'pg_catalog.oid', 'pg_catalog.text', $$''$$),
-        ('pg_get_userbyid', 'pg_catalog.oid', 'pg_catalog.name', $$''$$)
+        ('pg_get_userbyid', 'pg_catalog.oid', 'pg_catalog.name', $$''$$),
+        -- What partition maintenance could name: time arithmetic, bounds,
+        -- the partition tree, sizes.  (Not the extension's own functions: the
+        -- probes call those by their bare names on purpose.)
+        ('date_trunc', 'pg_catalog.text, pg_catalog.timestamptz', 'pg_catalog.timestamptz', $$'epoch'$$),
+        ('date_trunc', 'pg_catalog.text, pg_catalog.timestamptz, pg_catalog.text', 'pg_catalog.timestamptz', $$'epoch'$$),
+        ('date_trunc', 'pg_catalog.text, pg_catalog.timestamp', 'pg_catalog.timestamp', $$'epoch'$$),
+        ('to_char', 'pg_catalog.timestamptz, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('to_char', 'pg_catalog.timestamp, pg_catalog.text', 'pg_catalog.text', $$''$$),
+        ('timezone', 'pg_catalog.text, pg_catalog.timestamptz', 'pg_catalog.timestamp', $$'epoch'$$),
+        ('timezone', 'pg_catalog.text, pg_catalog.timestamp', 'pg_catalog.timestamptz', $$'epoch'$$),
+        ('generate_series', 'pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.interval',
+         'SETOF pg_catalog.timestamptz', ''),
+        ('make_interval', 'pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.int4',
+         'pg_catalog.interval', $$'0'$$),
+        ('pg_get_expr', 'pg_catalog.pg_node_tree, pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('pg_get_expr', 'pg_catalog.pg_node_tree, pg_catalog.oid, boolean', 'pg_catalog.text', $$''$$),
+        ('pg_get_partkeydef', 'pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('pg_get_indexdef', 'pg_catalog.oid', 'pg_catalog.text', $$''$$),
+        ('pg_partition_tree', 'pg_catalog.regclass',
+         'TABLE (relid pg_catalog.regclass, parentrelid pg_catalog.regclass, isleaf boolean, level pg_catalog.int4)', ''),
+        ('pg_partition_ancestors', 'pg_catalog.regclass', 'SETOF pg_catalog.regclass', ''),
+        ('pg_partition_root', 'pg_catalog.regclass', 'pg_catalog.regclass', $$'hostile.ran'$$),
+        ('pg_relation_size', 'pg_catalog.regclass', 'pg_catalog.int8', '0'),
+        ('pg_total_relation_size', 'pg_catalog.regclass', 'pg_catalog.int8', '0'),
+        ('pg_table_size', 'pg_catalog.regclass', 'pg_catalog.int8', '0')
       ) AS v(name, args, result, wrong)
     LOOP
         i := i + 1;
@@ -283,7 +308,11 @@ BEGIN
         ('pg_catalog.int4', 'pg_catalog.int8'), ('pg_catalog.int8', 'pg_catalog.int4'),
         ('pg_catalog.name', 'pg_catalog.text'), ('pg_catalog.text', 'pg_catalog.name'),
         ('pg_catalog.regtype', 'pg_catalog.oid'), ('pg_catalog.oid', 'pg_catalog.regtype'),
-        ('pg_catalog.regnamespace', 'pg_catalog.oid'), ('pg_catalog.oid', 'pg_catalog.regnamespace')
+        ('pg_catalog.regnamespace', 'pg_catalog.oid'), ('pg_catalog.oid', 'pg_catalog.regnamespace'),
+        ('pg_catalog.timestamptz', 'pg_catalog.timestamptz'), ('pg_catalog.timestamp', 'pg_catalog.timestamp'),
+        ('pg_catalog.date', 'pg_catalog.date'), ('pg_catalog.interval', 'pg_catalog.interval'),
+        ('pg_catalog.timestamptz', 'pg_catalog.timestamp'), ('pg_catalog.timestamp', 'pg_catalog.timestamptz'),
+        ('pg_catalog.date', 'pg_catalog.timestamptz'), ('pg_catalog.timestamptz', 'pg_catalog.date')
       ) AS v(l, r)
     LOOP
         FOREACH op IN ARRAY ARRAY['=', '<>', '<', '>', '<=', '>=']
@@ -345,7 +374,16 @@ $body$$f$, 'op_' || i, t.l, t.r,
         ('~~', 'pg_catalog.name', 'pg_catalog.text', 'boolean', 'true'),
         ('!~~', 'pg_catalog.text', 'pg_catalog.text', 'boolean', 'true'),
         ('~', 'pg_catalog.text', 'pg_catalog.text', 'boolean', 'true'),
-        ('~', 'pg_catalog.name', 'pg_catalog.text', 'boolean', 'true')
+        ('~', 'pg_catalog.name', 'pg_catalog.text', 'boolean', 'true'),
+        ('+', 'pg_catalog.timestamptz', 'pg_catalog.interval', 'pg_catalog.timestamptz', $$'epoch'$$),
+        ('-', 'pg_catalog.timestamptz', 'pg_catalog.interval', 'pg_catalog.timestamptz', $$'epoch'$$),
+        ('-', 'pg_catalog.timestamptz', 'pg_catalog.timestamptz', 'pg_catalog.interval', $$'0'$$),
+        ('+', 'pg_catalog.timestamp', 'pg_catalog.interval', 'pg_catalog.timestamp', $$'epoch'$$),
+        ('-', 'pg_catalog.timestamp', 'pg_catalog.interval', 'pg_catalog.timestamp', $$'epoch'$$),
+        ('+', 'pg_catalog.date', 'pg_catalog.int4', 'pg_catalog.date', $$'epoch'$$),
+        ('+', 'pg_catalog.date', 'pg_catalog.interval', 'pg_catalog.timestamp', $$'epoch'$$),
+        ('*', 'pg_catalog.interval', 'pg_catalog.float8', 'pg_catalog.interval', $$'0'$$),
+        ('*', 'pg_catalog.int4', 'pg_catalog.interval', 'pg_catalog.interval', $$'0'$$)
       ) AS v(op, l, r, result, wrong)
     LOOP
         i := i + 1;
@@ -380,7 +418,8 @@ DECLARE
 BEGIN
     FOREACH rel IN ARRAY ARRAY['pg_type', 'pg_class', 'pg_namespace', 'pg_proc', 'pg_constraint',
                                'pg_depend', 'pg_extension', 'pg_attribute', 'pg_roles', 'pg_sequence',
-                               'pg_settings', 'pg_database']
+                               'pg_settings', 'pg_database', 'pg_inherits', 'pg_partitioned_table',
+                               'pg_index', 'pg_locks']
     LOOP
         -- Same columns, except those of a pseudo-type, which a view cannot have.
         SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
@@ -397,6 +436,12 @@ BEGIN
                    'pwned'::pg_catalog.text AS label, true AS builtin
              WHERE (SELECT hostile.record(%L))$v$, rel, 'relation ' || rel);
     END LOOP;
+    -- The partition catalog: the same columns, no row, and a note that it was read.
+    FOREACH rel IN ARRAY ARRAY['partition_config', 'partition_tenant', 'partition_status']
+    LOOP
+        EXECUTE format('CREATE VIEW hostile.%I AS SELECT x.* FROM gb_scale.%I x WHERE (SELECT NOT hostile.record(%L))',
+                       rel, rel, 'relation ' || rel);
+    END LOOP;
     GRANT SELECT ON ALL TABLES IN SCHEMA hostile TO PUBLIC;
 END
 $gen$;
@@ -411,7 +456,8 @@ DECLARE
     typ text;
 BEGIN
     FOREACH typ IN ARRAY ARRAY['text', 'name', 'oid', 'regtype', 'regclass', 'regnamespace', 'regproc',
-                               'regprocedure', 'int2', 'int4', 'int8', 'bool', 'char', 'timestamptz']
+                               'regprocedure', 'int2', 'int4', 'int8', 'bool', 'char', 'timestamptz',
+                               'timestamp', 'date', 'interval', 'pg_node_tree']
     LOOP
         EXECUTE format('CREATE DOMAIN hostile.%I AS pg_catalog.%I CHECK (hostile.record(%L))',
                        typ, typ, 'type ' || typ);
@@ -516,6 +562,75 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
             WHERE c.contypid OPERATOR(pg_catalog.=) '%2$s.%1$s_ticket'::pg_catalog.regtype$$),
     (71, $$SELECT pg_catalog.count(*) FROM gb_scale.enum_label l
             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) l.enum_type)$$);
+-- Partitions: a RANGE table with hash buckets and a default partition in
+-- Berlin time, a LIST table with a dedicated tenant; every function, the
+-- procedure (a superuser's pass includes mallory's tables, run as mallory),
+-- the catalog and bad input.  The clock is gb_scale.test_now, set by the
+-- superuser for the whole session below.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (90, $$CREATE TABLE %2$s.%1$s_ev (id bigint NOT NULL, tenant bigint NOT NULL, at pg_catalog.timestamptz NOT NULL,
+                                        UNIQUE (id, tenant, at))
+            PARTITION BY RANGE (at)$$, false),
+    (91, $$CREATE TABLE %2$s."%1$s Chat" ("Tenant" bigint NOT NULL, "At" pg_catalog.timestamptz NOT NULL)
+            PARTITION BY LIST ("Tenant")$$, false),
+    (92, $$CREATE TABLE %2$s.%1$s_ids (id bigint PRIMARY KEY) PARTITION BY RANGE (id)$$, false),
+    (93, $$CREATE TABLE %2$s.%1$s_days (day pg_catalog.date NOT NULL) PARTITION BY RANGE (day)$$, false),
+    (94, $$CREATE TABLE %2$s.%1$s_plain (at pg_catalog.timestamptz NOT NULL)$$, false),
+    (96, $$INSERT INTO %2$s.%1$s_ev VALUES (1, 5, '2025-03-11 10:00:00+00'), (2, 6, '2025-04-20 10:00:00+00')$$, false),
+    (98, $$INSERT INTO %2$s."%1$s Chat" VALUES (5, '2025-03-11 10:00:00+00'), (6, '2025-03-12 10:00:00+00')$$, false),
+    (116, $$CALL gb_run_maintenance('%2$s.%1$s_ev')$$, false),
+    (117, $$CALL gb_run_maintenance()$$, false),
+    (130, $$DROP TABLE %2$s.%1$s_days$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (95, $$SELECT gb_partition_create('%2$s.%1$s_ev', 'at', '1 day', tenant_column => 'tenant', tenant_buckets => 2,
+                                       default_partition => true, time_zone => 'Europe/Berlin')$$),
+    (97, $$SELECT gb_partition_create('%2$s."%1$s Chat"', 'At', '1 month', tenant_column => 'Tenant', profile => 'sessions')$$),
+    (99, $$SELECT gb_partition_create('%2$s.%1$s_ids', 'id', '1 week', premake => '2 weeks', retention => '4 weeks')$$),
+    (100, $$SELECT gb_partition_create('%2$s.%1$s_days', 'day', NULL, profile => 'analytics')$$),
+    (101, $$SELECT gb_tenant_dedicate('%2$s."%1$s Chat"', 5)$$),
+    (102, $$SELECT gb_tenant_retention('%2$s."%1$s Chat"', 5, '1 month')$$),
+    (103, $$SELECT gb_partition_ensure('%2$s.%1$s_ev', '2025-03-01 00:00:00+00', '2025-03-03 00:00:00+00')$$),
+    (104, $$SELECT gb_partition_ensure('%2$s.%1$s_ids', '2025-03-01 00:00:00+00', '2025-03-03 00:00:00+00')$$),
+    (105, $$SELECT gb_partition_retention('%2$s.%1$s_ev', '3 days', 'archive', '%2$s')$$),
+    (106, $$SELECT gb_partition_retention('%2$s."%1$s Chat"', '3 months', 'detach')$$),
+    (110, $$SELECT pg_catalog.replace(l.partition::pg_catalog.text, '%1$s', 'PHASE'), l.tenant_id, l.bucket, l.is_default,
+                   l.from_time, l.to_time, l.bounds
+              FROM gb_partition_list('%2$s.%1$s_ev') l ORDER BY l.from_time, l.bucket$$),
+    (111, $$SELECT pg_catalog.replace(l.partition::pg_catalog.text, '%1$s', 'PHASE'), l.tenant_id, l.from_time, l.to_time
+              FROM gb_partition_list('%2$s."%1$s Chat"') l ORDER BY l.tenant_id, l.from_time$$),
+    (112, $$SELECT l.from_time, l.to_time, l.bounds FROM gb_partition_list('%2$s.%1$s_ids') l ORDER BY l.from_time$$),
+    (113, $$SELECT s.layout, s.control, s.control_type, s.granularity, s.time_zone, s.partitions, s.oldest_bound,
+                   s.newest_bound, s.default_rows, s.retention, s.retention_mode, s.tenant_buckets, s.dedicated_tenants,
+                   s.last_error
+              FROM gb_scale.partition_status s
+             WHERE s.parent OPERATOR(pg_catalog.=) '%2$s.%1$s_ev'::pg_catalog.regclass$$),
+    (114, $$SELECT c.layout, c.granularity, c.premake, c.retention, c.retention_mode, c.archive_schema,
+                   c.tenant_buckets, c.default_partition, c.time_zone, c.profile
+              FROM gb_scale.partition_config c
+             WHERE c.parent OPERATOR(pg_catalog.=) '%2$s."%1$s Chat"'::pg_catalog.regclass$$),
+    (115, $$SELECT t.tenant_id, t.retention, pg_catalog.replace(t.subtree::pg_catalog.text, '%1$s', 'PHASE')
+              FROM gb_scale.partition_tenant t
+             WHERE t.parent OPERATOR(pg_catalog.=) '%2$s."%1$s Chat"'::pg_catalog.regclass$$),
+    (118, $$SELECT pg_catalog.replace(e.tableoid::pg_catalog.regclass::pg_catalog.text, '%1$s', 'PHASE'), e.id
+              FROM %2$s.%1$s_ev e ORDER BY e.id$$),
+    (119, $$SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) '%2$s'::pg_catalog.regnamespace
+               AND c.relname OPERATOR(pg_catalog.~~) '%1$s\_ev\_p2025030%%'$$),
+    (120, $$SELECT gb_partition_forget('%2$s.%1$s_ids')$$),
+    -- Bad input: the same SQLSTATE on either search_path.
+    (121, $$SELECT gb_partition_create('%2$s.%1$s_plain', 'at', '1 day')$$),
+    (122, $$SELECT gb_partition_create('%2$s.%1$s_ev', 'at', '1 day')$$),
+    (123, $$SELECT gb_partition_create('%2$s.%1$s_ids', 'id', '2 days')$$),
+    (124, $$SELECT gb_partition_create('%2$s.%1$s_ids', 'id', '1 day', time_zone => 'Nowhere/Nothing')$$),
+    (125, $$SELECT gb_partition_create('%2$s.%1$s_ids', 'nope', '1 day')$$),
+    (126, $$SELECT gb_partition_retention('%2$s.%1$s_ev', '3 days', 'shred')$$),
+    (127, $$SELECT gb_tenant_dedicate('%2$s.%1$s_ev', 5)$$),
+    (128, $$SELECT gb_partition_forget('%2$s.%1$s_ids')$$),
+    (129, $$SELECT gb_partition_create('%2$s.%1$s_plain', 'at', '1 day', profile => 'nope')$$),
+    -- Dropping a registered table takes its configuration along.
+    (131, $$SELECT pg_catalog.count(*) FROM gb_scale.partition_config c
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.parent)$$);
+
 -- Dropping an enum domain runs the drop event trigger (probe 71 looks for
 -- labels left behind).
 INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
@@ -562,6 +677,10 @@ $$;
 
 -- A user enum of the superuser's, for the crash sequence at the end.
 SELECT gb_enum_create('super_app.crash', ARRAY['a', 'b']);
+
+-- The clock of partition maintenance, for mallory's phases as well (she
+-- cannot set it herself; a superuser's session setting stays).
+SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 
 -- (a) mallory: clean, then hostile search_path.
 SET SESSION AUTHORIZATION regress_mallory;
@@ -631,5 +750,7 @@ RESET client_min_messages;
 SELECT count(*) AS labels_left_behind
   FROM gb_scale.enum_label l WHERE NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = l.enum_type);
 SELECT count(DISTINCT enum_type) AS enums FROM gb_scale.enum_label;
+SELECT count(*) AS partition_configs_left FROM gb_scale.partition_config;
+RESET gb_scale.test_now;
 RESET search_path;
 RESET timezone;

@@ -14,8 +14,10 @@
  *
  * Values of the control column are compared as int64 "keys": microseconds
  * for timestamptz and timestamp, the midnight of a date in microseconds, the
- * snowflake ID itself for bigint.  A period is named by its local start (a
- * timestamp without time zone in the registration's time zone).
+ * snowflake ID itself for bigint.  A period is named by its start: a local
+ * time (timestamp without time zone in the registration's time zone) for
+ * days and longer, an instant for hours of timestamptz and snowflake columns,
+ * so that an hour repeated or skipped by DST is an hour like any other.
  *
  * Locking: DDL on a tree takes at most SHARE UPDATE EXCLUSIVE on the tree
  * (ATTACH) except retiring a partition without CONCURRENTLY (ACCESS
@@ -70,18 +72,18 @@ typedef enum GbRetentionMode
 /* One row of gb_scale.partition_config. */
 typedef struct GbPartConfig
 {
-	Oid			parent;
-	bool		is_list;
-	GbGranularity granularity;
 	Interval	premake;
-	bool		has_retention;
 	Interval	retention;
-	GbRetentionMode retention_mode;
 	char	   *archive_schema;
-	int			tenant_buckets; /* 0: no hash buckets */
 	char	   *tenant_column;	/* NULL: no tenant column */
-	bool		default_partition;
 	char	   *time_zone;
+	Oid			parent;
+	GbGranularity granularity;
+	GbRetentionMode retention_mode;
+	int			tenant_buckets; /* 0: no hash buckets */
+	bool		is_list;
+	bool		has_retention;
+	bool		default_partition;
 	bool		has_tenant_rows;	/* any row in gb_scale.partition_tenant */
 } GbPartConfig;
 
@@ -135,6 +137,7 @@ typedef struct GbPendingDetach
 /* What a pass did to one table. */
 typedef struct GbPassCounts
 {
+	char	   *error;			/* first step that failed, kept for last_error */
 	int			created;
 	int			retired;
 	int64		moved;

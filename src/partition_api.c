@@ -591,6 +591,7 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	TimestampTz from = now;
 	char	   *tcol;
 	char	   *columns;
+	char	   *move;
 	int64		moved;
 	Oid			save_userid;
 	int			save_sec;
@@ -628,10 +629,21 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 	subtree = gb_create_subtree(cfg, ctx.control_name, true, tenant_id, false);
 	(void) gb_fill_tree(cfg, subtree, from, gb_time_add(cfg->time_zone, now, &cfg->premake, false));
-	moved = (int64) gb_exec_count(psprintf("WITH moved AS (DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
-										   " RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM moved",
-										   gb_qualified_name(tail_oid), quote_identifier(tcol), tenant_id, columns,
-										   gb_qualified_name(subtree), columns, columns));
+	move = psprintf("WITH moved AS (DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
+					" RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM moved",
+					gb_qualified_name(tail_oid), quote_identifier(tcol), tenant_id, columns,
+					gb_qualified_name(subtree), columns, columns);
+	/* the bulk of the rows, while the tenant (and everyone) goes on writing */
+	moved = (int64) gb_exec_count(move);
+
+	/*
+	 * Then the rows the tenant wrote meanwhile, with the tail closed to
+	 * writes (reads go on) until the attach: ATTACH checks that the tail
+	 * holds none of the tenant's rows, and takes ACCESS EXCLUSIVE on it for
+	 * that check anyway.
+	 */
+	gb_exec_sql(psprintf("LOCK TABLE %s IN EXCLUSIVE MODE", gb_qualified_name(tail_oid)));
+	moved += (int64) gb_exec_count(move);
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (" INT64_FORMAT ")",
 						 gb_qualified_name(parent), gb_qualified_name(subtree), tenant_id));
 	gb_as_owner_end(save_userid, save_sec, nestlevel);
@@ -868,8 +880,11 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 	int			dedicated = 0;
 	bool		have_oldest = false;
 	bool		have_newest = false;
+	bool		have_covered = false;
 	TimestampTz oldest = 0;
 	TimestampTz newest = 0;
+	TimestampTz covered_until = 0;
+	TimestampTz now = gb_maintenance_now();
 	int64		default_rows = 0;
 	bool		may_count = pg_class_aclcheck(parent, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 	char	   *control = NULL;
@@ -911,6 +926,21 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 			leaves += get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE ?
 				list_length(find_inheritance_children(part, NoLock)) : 1;
 		}
+		/* partitions run without a gap from now's period to covered_until */
+		{
+			int64		now_key = gb_key_from_time(&ctx, now);
+			int64		reach = now_key;
+
+			for (int i = 0; i < bounds->nranges; i++)
+				if (bounds->ranges[i].lo <= reach && bounds->ranges[i].hi > reach)
+					reach = bounds->ranges[i].hi;
+			if (reach != PG_INT64_MAX &&
+				(!have_covered || gb_time_from_key(&ctx, reach) < covered_until))
+			{
+				covered_until = reach == now_key ? now : gb_time_from_key(&ctx, reach);
+				have_covered = true;
+			}
+		}
 		if (bounds->nranges > 0)
 		{
 			int64		lo = bounds->ranges[0].lo;
@@ -921,7 +951,7 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 				oldest = gb_time_from_key(&ctx, lo);
 				have_oldest = true;
 			}
-			if (hi != PG_INT64_MAX && (!have_newest || gb_time_from_key(&ctx, hi) < newest))
+			if (hi != PG_INT64_MAX && (!have_newest || gb_time_from_key(&ctx, hi) > newest))
 			{
 				newest = gb_time_from_key(&ctx, hi);
 				have_newest = true;
@@ -947,11 +977,11 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(oldest);
 	nulls[4] = !have_newest;
 	values[4] = TimestampTzGetDatum(newest);
-	nulls[5] = !have_newest;
-	values[5] = have_newest ?
+	nulls[5] = !have_covered;
+	values[5] = have_covered ?
 		DirectFunctionCall1(interval_justify_hours,
-							DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(newest),
-												TimestampTzGetDatum(gb_maintenance_now()))) : (Datum) 0;
+							DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(covered_until),
+												TimestampTzGetDatum(now))) : (Datum) 0;
 	nulls[6] = !may_count;
 	values[6] = Int64GetDatum(default_rows);
 	values[7] = Int32GetDatum(dedicated);

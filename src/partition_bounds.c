@@ -112,16 +112,27 @@ gb_interval_cmp(const Interval *a, const Interval *b)
 static Timestamp gb_to_local(const char *tz, TimestampTz t);
 static TimestampTz gb_from_local(const char *tz, Timestamp local);
 
-/* T plus or minus IV, with days and months counted in time zone TZ. */
+/*
+ * T plus or minus IV as timestamptz arithmetic does it, but in time zone TZ
+ * rather than the session's: months and days on the local calendar, then the
+ * time part in real elapsed time.
+ */
 TimestampTz
 gb_time_add(const char *tz, TimestampTz t, const Interval *iv, bool subtract)
 {
+	Interval	calendar = {.time = 0,.day = iv->day,.month = iv->month};
 	PGFunction	fn = subtract ? timestamp_mi_interval : timestamp_pl_interval;
-	Timestamp	local = gb_to_local(tz, t);
+	TimestampTz result = t;
 
-	local = DatumGetTimestamp(DirectFunctionCall2(fn, TimestampGetDatum(local),
-												  IntervalPGetDatum(iv)));
-	return gb_from_local(tz, local);
+	if (iv->day != 0 || iv->month != 0)
+	{
+		Timestamp	local = gb_to_local(tz, t);
+
+		local = DatumGetTimestamp(DirectFunctionCall2(fn, TimestampGetDatum(local),
+													  IntervalPGetDatum(&calendar)));
+		result = gb_from_local(tz, local);
+	}
+	return subtract ? result - iv->time : result + iv->time;
 }
 
 static Timestamp
@@ -190,10 +201,23 @@ gb_time_from_key(const GbPeriodCtx *ctx, int64 key)
 	return key;
 }
 
-/* The key of the instant where the period starting at local START begins. */
+/*
+ * Hours of instant-valued columns are counted in real time: an hour that DST
+ * repeats is two partitions, one it skips is none.  Their periods start at an
+ * instant; every other period starts at a local time.
+ */
+static bool
+gb_periods_are_instants(const GbPeriodCtx *ctx)
+{
+	return ctx->granularity == GB_GRAN_HOUR && !gb_kind_is_local(ctx->kind);
+}
+
+/* The key where the period beginning at START begins. */
 int64
 gb_period_lower(const GbPeriodCtx *ctx, Timestamp start)
 {
+	if (gb_periods_are_instants(ctx))
+		return gb_key_from_time(ctx, start);
 	if (gb_kind_is_local(ctx->kind))
 		return start;
 	return gb_key_from_time(ctx, gb_from_local(ctx->time_zone, start));
@@ -202,6 +226,8 @@ gb_period_lower(const GbPeriodCtx *ctx, Timestamp start)
 Timestamp
 gb_period_next(const GbPeriodCtx *ctx, Timestamp start)
 {
+	if (gb_periods_are_instants(ctx))
+		return start + USECS_PER_HOUR;
 	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(start),
 												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
 }
@@ -213,22 +239,27 @@ gb_period_prev(const GbPeriodCtx *ctx, Timestamp start)
 												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
 }
 
-/* Local start of the period that holds KEY: lower(start) <= key < lower(next). */
+/* Start of the period that holds KEY: lower(start) <= key < lower(next). */
 Timestamp
 gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
 {
+	TimestampTz instant = 0;
 	Timestamp	local;
 	Timestamp	start;
 
 	if (gb_kind_is_local(ctx->kind))
 		local = key;
-	else if (ctx->kind == GB_CTL_SNOWFLAKE)
-		local = gb_to_local(ctx->time_zone, gb_ms_to_timestamptz(key >> GB_TIME_SHIFT));
 	else
-		local = gb_to_local(ctx->time_zone, key);
+	{
+		instant = ctx->kind == GB_CTL_SNOWFLAKE ? gb_ms_to_timestamptz(key >> GB_TIME_SHIFT) : key;
+		local = gb_to_local(ctx->time_zone, instant);
+	}
 	start = DatumGetTimestamp(DirectFunctionCall2(timestamp_trunc,
 												  CStringGetTextDatum(gb_granularity_units[ctx->granularity]),
 												  TimestampGetDatum(local)));
+	/* the local hour began as long before the instant as its clock says */
+	if (gb_periods_are_instants(ctx))
+		return instant - (local - start);
 	/* An ambiguous local time can map its period's start past the key. */
 	while (gb_period_lower(ctx, start) > key)
 		start = gb_period_prev(ctx, start);
@@ -265,6 +296,8 @@ gb_period_suffix(const GbPeriodCtx *ctx, Timestamp start)
 	struct pg_tm tm;
 	fsec_t		fsec;
 
+	if (gb_periods_are_instants(ctx))
+		start = gb_to_local(ctx->time_zone, start);
 	if (timestamp2tm(start, NULL, &tm, &fsec, NULL, NULL) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),

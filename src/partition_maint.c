@@ -442,6 +442,55 @@ typedef struct GbTreeJob
 } GbTreeJob;
 
 /*
+ * One DDL step of a pass, in a subtransaction of its own: a lock that is not
+ * free (a long reader of the tree) fails that step only, never the
+ * partitions the pass already created.  On failure the error is kept for
+ * last_error and false returned; the caller stops that kind of step.
+ */
+typedef enum GbStepKind
+{
+	GB_STEP_CREATE,
+	GB_STEP_RETIRE
+} GbStepKind;
+
+static bool
+gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTreeBounds *bounds,
+			Timestamp start, Oid partition, Oid *created)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (kind == GB_STEP_CREATE)
+			*created = gb_create_time_partition(job->cfg, job->tree, ctx, bounds, start, &job->counts->moved);
+		else
+			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, false);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		if (job->counts->error == NULL)
+			job->counts->error = edata->message;
+		/* cppcheck-suppress redundantAssignment ; PG_TRY is setjmp */
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/*
  * Bring one time tree up to date: its default partition, interrupted
  * detaches, rows waiting in the default, the premake horizon, retention and
  * per-tenant purges.  In a dry run only reports whether anything is due.
@@ -454,6 +503,7 @@ gb_maintain_tree(GbTreeJob *job)
 	GbPeriodCtx ctx;
 	GbTreeBounds *bounds;
 	int64		now_key;
+	int64		first_key;
 	int64		horizon;
 	Timestamp	start;
 	ListCell   *lc;
@@ -516,10 +566,24 @@ gb_maintain_tree(GbTreeJob *job)
 		}
 	}
 
-	/* the premake horizon: every period from now's until now + premake */
+	/*
+	 * The premake horizon: every period from now's until now + premake, and
+	 * those a pause of maintenance left missing since the newest partition
+	 * (but none that retention would retire at once).
+	 */
 	now_key = gb_key_from_time(&ctx, job->now);
 	horizon = gb_key_from_time(&ctx, gb_time_add(ctx.time_zone, job->now, &cfg->premake, false));
-	for (start = gb_period_of_key(&ctx, now_key); gb_period_lower(&ctx, start) < horizon;
+	first_key = now_key;
+	if (bounds->nranges > 0 && bounds->ranges[bounds->nranges - 1].hi < now_key &&
+		bounds->ranges[bounds->nranges - 1].hi != PG_INT64_MIN)
+	{
+		int64		cutoff;
+
+		first_key = bounds->ranges[bounds->nranges - 1].hi;
+		if (job->has_retention && gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff))
+			first_key = Max(first_key, cutoff);
+	}
+	for (start = gb_period_of_key(&ctx, first_key); gb_period_lower(&ctx, start) < horizon;
 		 start = gb_period_next(&ctx, start))
 	{
 		int64		lo = gb_period_lower(&ctx, start);
@@ -530,7 +594,8 @@ gb_maintain_tree(GbTreeJob *job)
 			continue;
 		if (job->dry_run)
 			goto due;
-		part = gb_create_time_partition(cfg, tree, &ctx, bounds, start, &job->counts->moved);
+		if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, start, InvalidOid, &part))
+			break;
 		gb_bounds_add(bounds, part, lo, hi);
 		job->counts->created++;
 	}
@@ -561,11 +626,10 @@ gb_maintain_tree(GbTreeJob *job)
 					p->archive_schema = cfg->archive_schema;
 					*job->pending = lappend(*job->pending, p);
 				}
-				else
-				{
-					gb_retire_partition(job->tree, r->relid, cfg->retention_mode, cfg->archive_schema, false);
+				else if (gb_try_step(job, GB_STEP_RETIRE, &ctx, bounds, 0, r->relid, NULL))
 					job->counts->retired++;
-				}
+				else
+					break;
 			}
 		}
 	}
@@ -826,6 +890,7 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 			if (gb_try_lock_table(cfg->parent))
 			{
 				(void) gb_maintain_one(cfg, now, false, in_worker, &pending, &counts);
+				error = counts.error;
 				if (in_worker && counts.created + counts.retired > 0)
 					ereport(LOG,
 							(errmsg("gb_scale maintenance of %s: %d partitions created, %d retired, " INT64_FORMAT " rows moved",
