@@ -40,6 +40,7 @@ gb_scale.maintenance_databases = 'app1,noext,ghost'
 gb_scale.maintenance_naptime = 1
 log_statement = none
 timezone = 'UTC'
+restart_after_crash = on
 });
 $node->start;
 
@@ -394,6 +395,19 @@ set_string_setting($node, 'gb_scale.maintenance_databases', 'app1, app2');
 ok(wait_partition_at($node, 'app1', 'app.events', $t2),
 	"database list 'app1, app2': app1 is maintained again");
 
+# gb_scale.test_now never reaches the worker, even stored for its database.
+$node->psql('postgres', q{ALTER DATABASE app2 SET gb_scale.test_now = '2031-01-01 00:00+00'});
+$p2 = partition_at($node, 'app2', 'app.events', $t2);
+psql_as($node, 'app2', 'alice', "DROP TABLE $p2");
+ok(wait_partition_at($node, 'app2', 'app.events', $t2),
+	'app2 with a stored gb_scale.test_now: the worker recreates the partition of the real clock');
+is( $node->safe_psql('app2', q{
+SELECT count(*) FILTER (WHERE from_time >= '2030-01-01'),
+       count(*) FILTER (WHERE NOT is_default AND from_time <= now() AND to_time > now())
+FROM gb_partition_list('app.events')}),
+	'0|1', '... and neither premakes for nor retires by the stored fake clock');
+$node->psql('postgres', 'ALTER DATABASE app2 RESET gb_scale.test_now');
+
 ###########################################################################
 # 4. DETACH PARTITION ... CONCURRENTLY (app.logs: no default partition).
 ###########################################################################
@@ -549,7 +563,7 @@ $p2 = partition_at($node, 'app1', 'app.events', $t2);
 psql_as($node, 'app1', 'alice', "DROP TABLE $p2");
 $node->wait_for_catchup($standby);
 is($standby->safe_psql('app1', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
-is($standby->safe_psql('postgres', 'SHOW gb_scale.maintenance_naptime'), '1',
+is($standby->safe_psql('postgres', 'SHOW gb_scale.maintenance_naptime'), '1s',
 	'the standby has naptime 1 and app1 in its list');
 sleep 6;
 is(partition_at($standby, 'app1', 'app.events', $t2), '',
