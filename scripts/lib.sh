@@ -28,7 +28,7 @@ gb_ensure_packages() {
 
 GB_BASE_PACKAGES=(make gcc postgresql-$GB_PGVER postgresql-server-dev-$GB_PGVER)
 GB_TEST_PACKAGES=(postgresql-$GB_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl
-	libipc-run-perl faketime pgbouncer cppcheck clang-tidy)
+	libipc-run-perl faketime pgbouncer cppcheck clang-tidy postgresql-$GB_PGVER-cron)
 GB_BENCH_PACKAGES=(postgresql-contrib "postgresql-$GB_PGVER-partman")
 
 gb_build_install() {

@@ -86,6 +86,15 @@ run_sql_suites parallel
 # 3. Scripted tests: Perl TAP tests on PostgreSQL::Test::Cluster, run as the
 #    postgres OS user from a copy it can read, each file on its own clusters.
 gb_log "TAP tests"
+# The partition tests need pg_cron; a PostgreSQL built here (the assert
+# build) has none of its own, so it gets Debian's build of it.
+pg_pkglibdir=$("$PG_CONFIG" --pkglibdir)
+pg_extdir=$("$PG_CONFIG" --sharedir)/extension
+if [ ! -e "$pg_pkglibdir/pg_cron.so" ] && [ -e "/usr/lib/postgresql/$GB_PGVER/lib/pg_cron.so" ]; then
+	cp "/usr/lib/postgresql/$GB_PGVER/lib/pg_cron.so" "$pg_pkglibdir/" &&
+		cp /usr/share/postgresql/$GB_PGVER/extension/pg_cron.control \
+			/usr/share/postgresql/$GB_PGVER/extension/pg_cron--*.sql "$pg_extdir/"
+fi
 cp -r "$GB_ROOT/test" "$work/test"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$work/test"
 pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..

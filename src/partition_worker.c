@@ -65,6 +65,15 @@ gb_check_test_now(char **newval, void **extra, GucSource source)
 
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
+	/* one session's test clock; stored for a database, role or server it would steer pg_cron's runs */
+	if (source != PGC_S_SESSION && source != PGC_S_CLIENT && source != PGC_S_OVERRIDE &&
+		source != PGC_S_INTERACTIVE)
+	{
+		GUC_check_errcode(ERRCODE_CANT_CHANGE_RUNTIME_PARAM);
+		GUC_check_errmsg("gb_scale.test_now can only be set with SET, in the session it is for");
+		GUC_check_errhint("Use SET gb_scale.test_now in the session that runs maintenance.");
+		return false;
+	}
 	if (strlen(*newval) >= MAXDATELEN ||
 		ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nfields) != 0 ||
 		DecodeDateTime(field, ftype, nfields, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE)
@@ -194,7 +203,8 @@ gb_maintenance_launcher_main(Datum arg)
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	proc_exit(0);
+	/* a non-zero status, so that the postmaster restarts a launcher stopped alone */
+	proc_exit(1);
 }
 
 /*

@@ -5,7 +5,10 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-our @EXPORT = qw(set_instance_setting);
+our @EXPORT = qw(set_instance_setting sql_error async_start async_done
+  async_wait psql_as server_children);
+
+use Time::HiRes qw(usleep);
 
 # Set an instance-wide setting in postgresql.conf (undef: back to its
 # default) and reload; returns once new sessions see the value.
@@ -20,6 +23,111 @@ sub set_instance_setting
 		"SELECT $check FROM pg_settings WHERE name = '$name'")
 	  or die "$name was not reloaded";
 	return;
+}
+
+# Run SQL expected to fail (as USER when given).  Returns a hash: psql's exit
+# code (ret), the SQLSTATE (state), message and hint of the first error.
+sub sql_error
+{
+	my ($node, $db, $sql, %params) = @_;
+	my $user = delete $params{user};
+	my $connstr = $node->connstr($db) . (defined $user ? " user=$user" : '');
+	my ($ret, $out, $err) = $node->psql(
+		$db, $sql,
+		connstr => $connstr,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ],
+		timeout => 120);
+	my %e = (ret => $ret, out => $out, stderr => $err);
+	($e{state}, $e{message}) = $err =~ /ERROR:\s+([0-9A-Z]{5}):\s+([^\n]*)/;
+	($e{hint}) = $err =~ /HINT:\s+([^\n]*)/;
+	$e{$_} //= '' for qw(state message hint);
+	return \%e;
+}
+
+# safe_psql as another role.
+sub psql_as
+{
+	my ($node, $db, $user, $sql) = @_;
+	return $node->safe_psql($db, $sql,
+		connstr => $node->connstr($db) . " user=$user");
+}
+
+# Asynchronous statements on a background psql session (from
+# $node->background_psql): async_start sends SQL and returns at once with a
+# token; async_done tells (without blocking) whether it has finished;
+# async_wait blocks until it has and returns (stdout, stderr) of the SQL.
+my $async_seq = 0;
+
+sub async_start
+{
+	my ($s, $sql) = @_;
+	my $token = 'gb_async_done_' . (++$async_seq);
+	$s->{timeout}->start() if defined $s->{query_timer_restart};
+	$s->{stdout} = '';
+	$s->{stderr} = '';
+	$s->{stdin} .= "$sql\n;\n\\echo '$token'\n\\warn '$token'\n";
+	$s->{run}->pump_nb;
+	return $token;
+}
+
+sub async_done
+{
+	my ($s, $token) = @_;
+	$s->{run}->pump_nb;
+	return ($s->{stdout} =~ /\Q$token\E\r?\n/ && $s->{stderr} =~ /\Q$token\E\r?\n/)
+	  ? 1 : 0;
+}
+
+sub async_wait
+{
+	my ($s, $token, $timeout_s) = @_;
+	$timeout_s //= 180;
+	my $deadline = time + $timeout_s;
+	until (async_done($s, $token))
+	{
+		die "asynchronous statement did not finish within $timeout_s s" if time > $deadline;
+		usleep(20_000);
+	}
+	my ($out, $err) = ($s->{stdout}, $s->{stderr});
+	$out =~ s/\r?\n?\Q$token\E\r?\n//;
+	$err =~ s/\r?\n?\Q$token\E\r?\n//;
+	$s->{stdout} = '';
+	$s->{stderr} = '';
+	return ($out, $err);
+}
+
+# PIDs of the server's processes (children of the postmaster) whose process
+# title matches PATTERN: background workers that never connect to a
+# database are not in pg_stat_activity.
+sub server_children
+{
+	my ($node, $pattern) = @_;
+	my $pm = $node->safe_psql('postgres',
+		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'});
+	my $ppid_of_checkpointer;
+	{
+		open(my $fh, '<', "/proc/$pm/stat") or die "no /proc/$pm/stat: $!";
+		my $stat = <$fh>;
+		close $fh;
+		($ppid_of_checkpointer) = $stat =~ /^\d+ \(.*\) \S (\d+)/;
+	}
+	my @pids;
+	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
+	for my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		my ($ppid) = ($stat // '') =~ /^\d+ \(.*\) \S (\d+)/;
+		next unless defined $ppid && $ppid == $ppid_of_checkpointer;
+		open($fh, '<', "/proc/$pid/cmdline") or next;
+		my $cmd = <$fh> // '';
+		close $fh;
+		$cmd =~ s/\0/ /g;
+		push @pids, $pid if $cmd =~ $pattern;
+	}
+	closedir $dh;
+	return sort { $a <=> $b } @pids;
 }
 
 1;
