@@ -2,8 +2,20 @@
 
 EXTENSION = gb_scale
 MODULE_big = gb_scale
-OBJS = src/gb_scale.o src/ids.o src/id_codec.o src/enum_catalog.o src/enum_cache.o src/enum_admin.o \
-	src/partition_bounds.o src/partition_ddl.o src/partition_maint.o src/partition_api.o src/partition_worker.o
+OBJS = \
+	src/gb_scale.o \
+	src/ids.o \
+	src/id_codec.o \
+	src/enum_catalog.o \
+	src/enum_cache.o \
+	src/enum_admin.o \
+	src/partition_bounds.o \
+	src/partition_ddl.o \
+	src/partition_maint.o \
+	src/partition_api.o \
+	src/partition_worker.o \
+	src/routing.o \
+	src/tenant.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
@@ -12,7 +24,9 @@ REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 ISOLATION = enum_concurrency
 ISOLATION_OPTS = --load-extension=gb_scale
 
-PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src
+PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)
+# gb_shard_sync and the postgres_fdw set-up speak libpq to other shards.
+SHLIB_LINK_INTERNAL = $(libpq)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

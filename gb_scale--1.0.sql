@@ -390,3 +390,77 @@ LANGUAGE C;
 REVOKE ALL ON FUNCTION gb_scale.partition_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER gb_scale_partition_drop ON sql_drop
   EXECUTE FUNCTION gb_scale.partition_on_drop();
+
+------------------------------------------------------------------------------
+-- Shard routing (src/routing.c)
+------------------------------------------------------------------------------
+
+-- Administrators of the shard directory and of tenants' data.  Roles are
+-- shared by the databases of an instance, so another shard database may have
+-- made it already.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+                    WHERE rolname OPERATOR(pg_catalog.=) 'gb_scale_admin') THEN
+        CREATE ROLE gb_scale_admin NOLOGIN;
+        COMMENT ON ROLE gb_scale_admin IS
+          'gb_scale: edits the shard directory, exports and purges tenants of tables it does not own';
+    END IF;
+END
+$$;
+
+-- The shard directory, General Bots' documented columns.  Every shard holds
+-- the same rows (gb_shard_sync copies them).
+CREATE TABLE gb_scale.shard_config (
+    shard_id          smallint    PRIMARY KEY
+                      CONSTRAINT shard_config_shard_id_range CHECK (shard_id BETWEEN 0 AND 1023),
+    region_code       char(3)     NOT NULL
+                      CONSTRAINT shard_config_region_code_format
+                      CHECK (region_code::text OPERATOR(pg_catalog.~) '^[A-Z]{3}$'),
+    datacenter        varchar(32) NOT NULL,
+    connection_string text        NOT NULL,
+    is_primary        boolean     DEFAULT false,
+    is_active         boolean     DEFAULT true,
+    min_tenant_id     bigint      NOT NULL,
+    max_tenant_id     bigint      NOT NULL,
+    created_at        timestamptz DEFAULT now(),
+    CONSTRAINT shard_config_tenant_range_order CHECK (min_tenant_id <= max_tenant_id),
+    -- Each tenant has at most one active shard by range.  Deferrable, so that
+    -- one transaction may swap ranges between shards.
+    CONSTRAINT shard_config_active_ranges_disjoint
+        EXCLUDE USING gist (pg_catalog.int8range(min_tenant_id, max_tenant_id, '[]') WITH OPERATOR(pg_catalog.&&))
+        WHERE (is_active) DEFERRABLE INITIALLY IMMEDIATE,
+    -- The target of tenant_shard_map's region check.
+    CONSTRAINT shard_config_shard_region UNIQUE (shard_id, region_code)
+);
+COMMENT ON TABLE gb_scale.shard_config IS
+  'gb_scale routing: every shard, its region, connection string and inclusive tenant range';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.shard_config', '');
+
+-- Explicit placements; they override the range rule.
+CREATE TABLE gb_scale.tenant_shard_map (
+    tenant_id   bigint      PRIMARY KEY,
+    shard_id    smallint    NOT NULL REFERENCES gb_scale.shard_config,
+    region_code char(3)     NOT NULL,
+    created_at  timestamptz DEFAULT now(),
+    CONSTRAINT tenant_shard_map_region_matches_shard FOREIGN KEY (shard_id, region_code)
+        REFERENCES gb_scale.shard_config (shard_id, region_code) ON UPDATE CASCADE
+);
+COMMENT ON TABLE gb_scale.tenant_shard_map IS
+  'gb_scale routing: tenants placed on a shard explicitly, overriding the shards'' tenant ranges';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_shard_map', '');
+
+REVOKE ALL ON gb_scale.shard_config, gb_scale.tenant_shard_map FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON gb_scale.shard_config, gb_scale.tenant_shard_map TO gb_scale_admin;
+
+------------------------------------------------------------------------------
+-- Shard directory sync (src/shard_sync.c)
+------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------
+-- Tenant isolation, export and purge (src/tenant.c)
+------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------
+-- Cross-shard queries through postgres_fdw (src/shard_fdw.c)
+------------------------------------------------------------------------------

@@ -1,0 +1,2 @@
+/* routing.c: filled in by the issue-8 work in progress. */
+#include "gb_scale.h"
