@@ -80,12 +80,20 @@ static void
 sync_check_connstr(const char *source, bool is_superuser)
 {
 	PQconninfoOption *options;
-	PQconninfoOption *opt;
 	char	   *err = NULL;
 	bool		has_password = false;
 
 	options = PQconninfoParse(source, &err);
-	if (options == NULL)
+	if (options != NULL)
+	{
+		for (PQconninfoOption *opt = options; opt->keyword != NULL; opt++)
+		{
+			if (strcmp(opt->keyword, "password") == 0 && opt->val != NULL && opt->val[0] != '\0')
+				has_password = true;
+		}
+		PQconninfoFree(options);
+	}
+	else
 	{
 		char	   *msg = err ? pchomp(err) : pstrdup("out of memory");
 
@@ -96,12 +104,6 @@ sync_check_connstr(const char *source, bool is_superuser)
 				 errmsg("invalid connection string for the source shard: %s", msg),
 				 errhint("Give a libpq connection string, e.g. 'host=shard2.example.com dbname=gb user=sync password=...'.")));
 	}
-	for (opt = options; opt->keyword != NULL; opt++)
-	{
-		if (strcmp(opt->keyword, "password") == 0 && opt->val != NULL && opt->val[0] != '\0')
-			has_password = true;
-	}
-	PQconninfoFree(options);
 
 	if (!is_superuser && !has_password)
 		ereport(ERROR,
