@@ -187,8 +187,8 @@ gb_isolation_sql(const char *qname, const char *column, Oid isolated, bool force
 {
 	const char *qcol = quote_identifier(column);
 	char	   *reading = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.current_tenant()", qcol);
-	char	   *writing = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.tenant_for_write(%u::pg_catalog.regclass)",
-								   qcol, isolated);
+	char	   *writing = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.tenant_for_write(%s::pg_catalog.regclass)",
+								   qcol, quote_literal_cstr(gb_qualified_name(isolated)));
 	StringInfoData sql;
 
 	initStringInfo(&sql);
