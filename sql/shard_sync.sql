@@ -109,15 +109,24 @@ SELECT md5(string_agg(c::text, ';' ORDER BY shard_id)) = :'src_shards' AS shards
 SELECT md5(string_agg(m::text, ';' ORDER BY tenant_id)) = :'src_map' AS map_equal
   FROM gb_scale.tenant_shard_map m;
 
--- In the caller's transaction: a rollback undoes it all.
+-- In the caller's transaction: a rollback undoes it all, and the routing
+-- cache forgets what it saw in the transaction.
+\c gb_sync_source
+UPDATE gb_scale.tenant_shard_map SET shard_id = 2, region_code = 'CAN' WHERE tenant_id = 1500;
+SELECT md5(string_agg(m::text, ';' ORDER BY tenant_id)) AS src_map FROM gb_scale.tenant_shard_map m \gset
+\c :local_db
+SELECT gb_shard_for_tenant(1500) AS before_sync;
 BEGIN;
-DELETE FROM gb_scale.tenant_shard_map;
-DELETE FROM gb_scale.shard_config;
 SELECT gb_shard_sync(:'src');
-SELECT count(*) AS shards_in_transaction FROM gb_scale.shard_config;
+SELECT gb_shard_for_tenant(1500) AS in_transaction;
 ROLLBACK;
+SELECT gb_shard_for_tenant(1500) AS after_rollback;
 SELECT md5(string_agg(c::text, ';' ORDER BY shard_id)) = :'src_shards' AS shards_equal
   FROM gb_scale.shard_config c;
+SELECT gb_shard_sync(:'src');
+SELECT gb_shard_for_tenant(1500) AS after_sync;
+SELECT md5(string_agg(m::text, ';' ORDER BY tenant_id)) = :'src_map' AS map_equal
+  FROM gb_scale.tenant_shard_map m;
 
 -- The range check is back to immediate after the call.
 BEGIN;

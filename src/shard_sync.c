@@ -459,21 +459,47 @@ sync_check_enums(SyncSource *src)
 	"        AS s(tenant_id, shard_id, region_code, created_at))"
 
 /*
- * Make the local rows equal to the source's.  The order keeps every foreign
- * key satisfied after each statement: placements that go are deleted first,
- * shards are added or changed (a changed region cascades to the placements),
- * then placements are added or moved, and only then do shards go, when no
- * placement refers to them any more.
+ * Whether the rows of a table differ from the source's, as multisets (NULLs
+ * compare equal, as IS NOT DISTINCT FROM does).
+ */
+static bool
+sync_differs(const char *columns, const char *table, const char *source, Datum *args, int nargs)
+{
+	char	   *sql = psprintf("SELECT EXISTS ("
+							   " (SELECT %s FROM %s EXCEPT ALL SELECT %s FROM %s AS s)"
+							   " UNION ALL"
+							   " (SELECT %s FROM %s AS s EXCEPT ALL SELECT %s FROM %s))",
+							   columns, table, columns, source,
+							   columns, source, columns, table);
+	bool		isnull;
+	Datum		result;
+
+	(void) sync_exec(sql, args, nargs, SPI_OK_SELECT);
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(result);
+}
+
+/*
+ * Make the local rows equal to the source's.  A table already equal is not
+ * written at all: no statement runs on it, so its triggers do not fire and
+ * no backend's routing cache is reset by a sync that found nothing new.
+ *
+ * The order keeps every foreign key satisfied after each statement:
+ * placements that go are deleted first, shards are added or changed (a
+ * changed region cascades to the placements), then placements are added or
+ * moved, and only then do shards go, when no placement refers to them.
  */
 static void
 sync_apply(SyncSource *src)
 {
-	uint64		map_removed,
-				map_changed,
-				map_added;
-	uint64		shard_removed,
-				shard_changed,
-				shard_added;
+	uint64		map_removed = 0,
+				map_changed = 0,
+				map_added = 0;
+	uint64		shard_removed = 0,
+				shard_changed = 0,
+				shard_added = 0;
+	bool		shards_differ;
+	bool		map_differs;
 	int			nestlevel = NewGUCNestLevel();
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
@@ -490,60 +516,76 @@ sync_apply(SyncSource *src)
 	(void) sync_exec("LOCK TABLE gb_scale.shard_config, gb_scale.tenant_shard_map"
 					 " IN SHARE ROW EXCLUSIVE MODE", NULL, 0, SPI_OK_UTILITY);
 
-	map_removed = sync_exec("DELETE FROM gb_scale.tenant_shard_map m"
-							" WHERE NOT EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.int8[]) AS s(tenant_id)"
-							"                    WHERE s.tenant_id OPERATOR(pg_catalog.=) m.tenant_id)",
-							src->map, 1, SPI_OK_DELETE);
+	shards_differ = sync_differs(SHARD_COLUMNS, "gb_scale.shard_config", SHARD_SOURCE,
+								 src->shard, SHARD_NCOLS);
+	map_differs = sync_differs(MAP_COLUMNS, "gb_scale.tenant_shard_map", MAP_SOURCE,
+							   src->map, MAP_NCOLS);
 
-	/* Ranges may move between shards: check them once all rows are in. */
-	(void) sync_exec("SET CONSTRAINTS gb_scale.shard_config_active_ranges_disjoint DEFERRED",
-					 NULL, 0, SPI_OK_UTILITY);
+	if (map_differs)
+		map_removed = sync_exec("DELETE FROM gb_scale.tenant_shard_map m"
+								" WHERE NOT EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.int8[]) AS s(tenant_id)"
+								"                    WHERE s.tenant_id OPERATOR(pg_catalog.=) m.tenant_id)",
+								src->map, 1, SPI_OK_DELETE);
 
-	shard_changed = sync_exec("UPDATE gb_scale.shard_config c"
-							  "   SET region_code = s.region_code, datacenter = s.datacenter,"
-							  "       connection_string = s.connection_string, is_primary = s.is_primary,"
-							  "       is_active = s.is_active, min_tenant_id = s.min_tenant_id,"
-							  "       max_tenant_id = s.max_tenant_id, created_at = s.created_at"
-							  "  FROM " SHARD_SOURCE " AS s"
-							  " WHERE c.shard_id OPERATOR(pg_catalog.=) s.shard_id"
-							  "   AND (c.region_code, c.datacenter, c.connection_string, c.is_primary, c.is_active,"
-							  "        c.min_tenant_id, c.max_tenant_id, c.created_at)"
-							  "       IS DISTINCT FROM"
-							  "       (s.region_code, s.datacenter, s.connection_string, s.is_primary, s.is_active,"
-							  "        s.min_tenant_id, s.max_tenant_id, s.created_at)",
-							  src->shard, SHARD_NCOLS, SPI_OK_UPDATE);
+	if (shards_differ)
+	{
+		/* Ranges may move between shards: check them once all rows are in. */
+		(void) sync_exec("SET CONSTRAINTS gb_scale.shard_config_active_ranges_disjoint DEFERRED",
+						 NULL, 0, SPI_OK_UTILITY);
 
-	shard_added = sync_exec("INSERT INTO gb_scale.shard_config (" SHARD_COLUMNS ")"
-							" SELECT s.* FROM " SHARD_SOURCE " AS s"
-							"  WHERE NOT EXISTS (SELECT FROM gb_scale.shard_config c"
-							"                     WHERE c.shard_id OPERATOR(pg_catalog.=) s.shard_id)",
-							src->shard, SHARD_NCOLS, SPI_OK_INSERT);
+		shard_changed = sync_exec("UPDATE gb_scale.shard_config c"
+								  "   SET region_code = s.region_code, datacenter = s.datacenter,"
+								  "       connection_string = s.connection_string, is_primary = s.is_primary,"
+								  "       is_active = s.is_active, min_tenant_id = s.min_tenant_id,"
+								  "       max_tenant_id = s.max_tenant_id, created_at = s.created_at"
+								  "  FROM " SHARD_SOURCE " AS s"
+								  " WHERE c.shard_id OPERATOR(pg_catalog.=) s.shard_id"
+								  "   AND (c.region_code, c.datacenter, c.connection_string, c.is_primary, c.is_active,"
+								  "        c.min_tenant_id, c.max_tenant_id, c.created_at)"
+								  "       IS DISTINCT FROM"
+								  "       (s.region_code, s.datacenter, s.connection_string, s.is_primary, s.is_active,"
+								  "        s.min_tenant_id, s.max_tenant_id, s.created_at)",
+								  src->shard, SHARD_NCOLS, SPI_OK_UPDATE);
 
-	map_changed = sync_exec("UPDATE gb_scale.tenant_shard_map m"
-							"   SET shard_id = s.shard_id, region_code = s.region_code, created_at = s.created_at"
-							"  FROM " MAP_SOURCE " AS s"
-							" WHERE m.tenant_id OPERATOR(pg_catalog.=) s.tenant_id"
-							"   AND (m.shard_id, m.region_code, m.created_at)"
-							"       IS DISTINCT FROM (s.shard_id, s.region_code, s.created_at)",
-							src->map, MAP_NCOLS, SPI_OK_UPDATE);
+		shard_added = sync_exec("INSERT INTO gb_scale.shard_config (" SHARD_COLUMNS ")"
+								" SELECT s.* FROM " SHARD_SOURCE " AS s"
+								"  WHERE NOT EXISTS (SELECT FROM gb_scale.shard_config c"
+								"                     WHERE c.shard_id OPERATOR(pg_catalog.=) s.shard_id)",
+								src->shard, SHARD_NCOLS, SPI_OK_INSERT);
+	}
 
-	map_added = sync_exec("INSERT INTO gb_scale.tenant_shard_map (" MAP_COLUMNS ")"
-						  " SELECT s.* FROM " MAP_SOURCE " AS s"
-						  "  WHERE NOT EXISTS (SELECT FROM gb_scale.tenant_shard_map m"
-						  "                     WHERE m.tenant_id OPERATOR(pg_catalog.=) s.tenant_id)",
-						  src->map, MAP_NCOLS, SPI_OK_INSERT);
+	if (map_differs)
+	{
+		map_changed = sync_exec("UPDATE gb_scale.tenant_shard_map m"
+								"   SET shard_id = s.shard_id, region_code = s.region_code, created_at = s.created_at"
+								"  FROM " MAP_SOURCE " AS s"
+								" WHERE m.tenant_id OPERATOR(pg_catalog.=) s.tenant_id"
+								"   AND (m.shard_id, m.region_code, m.created_at)"
+								"       IS DISTINCT FROM (s.shard_id, s.region_code, s.created_at)",
+								src->map, MAP_NCOLS, SPI_OK_UPDATE);
 
-	shard_removed = sync_exec("DELETE FROM gb_scale.shard_config c"
-							  " WHERE NOT EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.int2[]) AS s(shard_id)"
-							  "                    WHERE s.shard_id OPERATOR(pg_catalog.=) c.shard_id)",
-							  src->shard, 1, SPI_OK_DELETE);
+		map_added = sync_exec("INSERT INTO gb_scale.tenant_shard_map (" MAP_COLUMNS ")"
+							  " SELECT s.* FROM " MAP_SOURCE " AS s"
+							  "  WHERE NOT EXISTS (SELECT FROM gb_scale.tenant_shard_map m"
+							  "                     WHERE m.tenant_id OPERATOR(pg_catalog.=) s.tenant_id)",
+							  src->map, MAP_NCOLS, SPI_OK_INSERT);
+	}
 
-	/*
-	 * Check the ranges now, so that an overlap fails this call, and put the
-	 * constraint back to its declared mode for the rest of the transaction.
-	 */
-	(void) sync_exec("SET CONSTRAINTS gb_scale.shard_config_active_ranges_disjoint IMMEDIATE",
-					 NULL, 0, SPI_OK_UTILITY);
+	if (shards_differ)
+	{
+		shard_removed = sync_exec("DELETE FROM gb_scale.shard_config c"
+								  " WHERE NOT EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.int2[]) AS s(shard_id)"
+								  "                    WHERE s.shard_id OPERATOR(pg_catalog.=) c.shard_id)",
+								  src->shard, 1, SPI_OK_DELETE);
+
+		/*
+		 * Check the ranges now, so that an overlap fails this call, and put
+		 * the constraint back to its declared mode for the rest of the
+		 * transaction.
+		 */
+		(void) sync_exec("SET CONSTRAINTS gb_scale.shard_config_active_ranges_disjoint IMMEDIATE",
+						 NULL, 0, SPI_OK_UTILITY);
+	}
 
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
