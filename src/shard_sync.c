@@ -200,7 +200,10 @@ sync_remote_error(SyncConn *sc, const char *what)
 		detail = PQresultErrorField(sc->res, PG_DIAG_MESSAGE_DETAIL);
 		hint = PQresultErrorField(sc->res, PG_DIAG_MESSAGE_HINT);
 	}
-	if (sqlstate != NULL && strlen(sqlstate) == 5)
+	/* The source's SQLSTATE, unless it is not an error's. */
+	if (sqlstate != NULL && strlen(sqlstate) == 5 &&
+		strncmp(sqlstate, "00", 2) != 0 && strncmp(sqlstate, "01", 2) != 0 &&
+		strncmp(sqlstate, "02", 2) != 0)
 		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
 	if (primary == NULL)
 		primary = pchomp(PQerrorMessage(sc->conn));
