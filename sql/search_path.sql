@@ -656,7 +656,11 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (151, $$SELECT gb_shard_for_tenant(1500000), gb_shard_connection(1500000)$$),
     (153, $$SELECT gb_tenant_assign(9000001, 1::smallint)$$),
     (154, $$SELECT gb_current_shard(), gb_shard_for_id(gb_id_from_time('2025-01-01 00:00:00+00', 7::smallint))$$),
-    (155, $$SELECT gb_scale.current_tenant(), gb_scale.tenant_for_write('%2$s.%1$s_tn')$$);
+    (155, $$SELECT gb_scale.current_tenant(), gb_scale.tenant_for_write('%2$s.%1$s_tn')$$),
+    (156, $$SELECT gb_tenant_isolation_disable('%2$s.%1$s_tn')$$),
+    (157, $$SELECT c.relrowsecurity, c.relforcerowsecurity, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p
+                                                            WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
+              FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$);
 
 -- Dropping an enum domain runs the drop event trigger (probe 71 looks for
 -- labels left behind).
