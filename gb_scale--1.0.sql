@@ -505,6 +505,9 @@ DECLARE
     opt_list text;
     srv_fdw oid;
 BEGIN
+    -- Two set-ups at once would race to create the same servers: one at a
+    -- time per database (the key is 'gbfdw' in ASCII).
+    PERFORM pg_catalog.pg_advisory_xact_lock(444032509047);
     -- Checked first, so that a re-run says nothing (IF NOT EXISTS notices).
     IF pg_catalog.to_regnamespace('gb_global') IS NULL THEN
         CREATE SCHEMA gb_global;
