@@ -125,8 +125,8 @@ gb_conninfo_options(PG_FUNCTION_ARGS)
 	else
 	{
 		/*
-		 * Copied out first, so that libpq's malloc'd memory is freed before
-		 * anything below can raise an error.
+		 * Copied out first: libpq's malloc'd memory is freed before anything
+		 * but running out of memory can raise an error.
 		 */
 		for (opt = opts; opt->keyword != NULL; opt++)
 		{
