@@ -20,9 +20,9 @@ OBJS = \
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions shard_fdw parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions shard_fdw routing tenant parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
-ISOLATION = enum_concurrency
+ISOLATION = enum_concurrency routing_cache
 ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)
@@ -40,7 +40,6 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 lint:
 	cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
 		--inline-suppr --quiet -I src '-Dpg_attribute_aligned(a)=' src/
-	clang-tidy --quiet src/*.c -- -I src -I $(shell $(PG_CONFIG) --includedir-server) \
-		-I $(shell $(PG_CONFIG) --includedir) -D_GNU_SOURCE
+	clang-tidy --quiet src/*.c -- -I src -I $(shell $(PG_CONFIG) --includedir-server) -I $(shell $(PG_CONFIG) --includedir) -D_GNU_SOURCE
 
 .PHONY: lint
