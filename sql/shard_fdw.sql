@@ -24,14 +24,18 @@ RESET client_min_messages;
 CREATE DATABASE regress_gbfdw_s1;
 CREATE DATABASE regress_gbfdw_s2;
 CREATE DATABASE regress_gbfdw_s3;
+ALTER DATABASE regress_gbfdw_s1 SET gb_scale.shard_id = 1;
+ALTER DATABASE regress_gbfdw_s2 SET gb_scale.shard_id = 2;
+ALTER DATABASE regress_gbfdw_s3 SET gb_scale.shard_id = 3;
 
--- Each shard: tenant t has t rows on shard 1, 2t on shard 2, 3t on shard 3
--- (tenants 1-5), so every sum below says which shards it read.
+-- Each shard: its shard id set for the database, rows stamped with it by
+-- the column default; tenant t has t rows on shard 1, 2t on shard 2, 3t on
+-- shard 3 (tenants 1-5), so every sum below says which shards it read.
 \c regress_gbfdw_s1
 CREATE EXTENSION gb_scale;
 CREATE SCHEMA gb;
 CREATE TABLE gb.messages (id bigint PRIMARY KEY, tenant_id bigint NOT NULL,
-                          shard_id smallint NOT NULL DEFAULT 1, channel gb_channel_type NOT NULL DEFAULT 1,
+                          shard_id smallint NOT NULL DEFAULT gb_current_shard(), channel gb_channel_type NOT NULL DEFAULT 1,
                           body text);
 INSERT INTO gb.messages (id, tenant_id, body)
 SELECT t * 1000 + i, t, 'shard 1' FROM generate_series(1, 5) t, generate_series(1, t) i;
@@ -39,7 +43,7 @@ SELECT t * 1000 + i, t, 'shard 1' FROM generate_series(1, 5) t, generate_series(
 CREATE EXTENSION gb_scale;
 CREATE SCHEMA gb;
 CREATE TABLE gb.messages (id bigint PRIMARY KEY, tenant_id bigint NOT NULL,
-                          shard_id smallint NOT NULL DEFAULT 2, channel gb_channel_type NOT NULL DEFAULT 1,
+                          shard_id smallint NOT NULL DEFAULT gb_current_shard(), channel gb_channel_type NOT NULL DEFAULT 1,
                           body text);
 INSERT INTO gb.messages (id, tenant_id, body)
 SELECT t * 1000 + i, t, 'shard 2' FROM generate_series(1, 5) t, generate_series(1, 2 * t) i;
@@ -47,7 +51,7 @@ SELECT t * 1000 + i, t, 'shard 2' FROM generate_series(1, 5) t, generate_series(
 CREATE EXTENSION gb_scale;
 CREATE SCHEMA gb;
 CREATE TABLE gb.messages (id bigint PRIMARY KEY, tenant_id bigint NOT NULL,
-                          shard_id smallint NOT NULL DEFAULT 3, channel gb_channel_type NOT NULL DEFAULT 1,
+                          shard_id smallint NOT NULL DEFAULT gb_current_shard(), channel gb_channel_type NOT NULL DEFAULT 1,
                           body text);
 INSERT INTO gb.messages (id, tenant_id, body)
 SELECT t * 1000 + i, t, 'shard 3' FROM generate_series(1, 5) t, generate_series(1, 3 * t) i;
@@ -249,12 +253,12 @@ SELECT count(*) AS global_count FROM gb_global.messages WHERE tenant_id = 4;
 -- A second global table, a quoted name, a table without rows anywhere but here.
 CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT 0, "Kind" text);
 \c regress_gbfdw_s2
-CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT 2, "Kind" text);
+CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT gb_current_shard(), "Kind" text);
 INSERT INTO gb."Bot Events" ("Kind") VALUES ('start'), ('stop');
 \c regress_gbfdw_s1
-CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT 1, "Kind" text);
+CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT gb_current_shard(), "Kind" text);
 \c regress_gbfdw_s3
-CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT 3, "Kind" text);
+CREATE TABLE gb."Bot Events" (shard_id smallint NOT NULL DEFAULT gb_current_shard(), "Kind" text);
 \c :regress_db
 SET search_path = public, pg_catalog;
 SELECT gb_global_table('gb."Bot Events"', 'Bot Events''s');
