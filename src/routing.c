@@ -395,10 +395,9 @@ gb_lookup_tenant(int64 tenant)
 		gb_routing_ready();
 		if (gb_map != NULL)
 		{
-			GbTenantEntry key;
+			GbTenantEntry key = {.tenant_id = tenant, .shard_id = -1};
 			GbTenantEntry *hit;
 
-			key.tenant_id = tenant;
 			hit = bsearch(&key, gb_map, gb_map_count, sizeof(GbTenantEntry), gb_tenant_entry_cmp);
 			return hit ? hit->shard_id : gb_shard_by_range(tenant);
 		}
