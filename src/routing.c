@@ -4,8 +4,9 @@
  *	  Which shard serves a tenant: gb_scale.shard_config and
  *	  gb_scale.tenant_shard_map, read through a per-backend cache.
  *
- * The cache holds every shard (there are at most 1024) and the tenants
- * looked up so far, with their answer.  Statement triggers on both tables
+ * The cache holds every shard (there are at most 1024) and the map's
+ * entries: all of them when the map is small enough
+ * (gb_scale.routing_map_cache_rows), else the tenants looked up so far.  Statement triggers on both tables
  * send a relcache invalidation of the table changed: the backend that made
  * the change sees it at its next command (and again on rollback), the others
  * at their next statement, because every lookup in a new statement first
@@ -89,8 +90,7 @@ static int	gb_nshards = 0;
 static int	gb_nactive = 0;
 static bool gb_shards_valid = false;
 static HTAB *gb_tenant_cache = NULL;
-static GbTenantEntry *gb_map = NULL;	/* the whole map by tenant, or NULL */
-static int	gb_map_count = 0;
+static bool gb_map_complete = false;	/* gb_tenant_cache holds the whole map */
 static Oid	gb_shard_config_relid = InvalidOid;
 static Oid	gb_tenant_map_relid = InvalidOid;
 
@@ -115,7 +115,7 @@ gb_routing_relcache_callback(Datum arg, Oid relid)
 		gb_routing_generation++;
 		gb_shards_valid = false;
 		gb_tenant_cache = NULL;
-		gb_map = NULL;
+		gb_map_complete = false;
 	}
 }
 
@@ -180,61 +180,59 @@ gb_shard_cmp(const void *a, const void *b)
 	return (int) x->shard_id - (int) y->shard_id;
 }
 
-static int
-gb_tenant_entry_cmp(const void *a, const void *b)
+static HTAB *
+gb_tenant_cache_create(long nelem)
 {
-	int64		x = ((const GbTenantEntry *) a)->tenant_id;
-	int64		y = ((const GbTenantEntry *) b)->tenant_id;
+	HASHCTL		ctl;
 
-	return x < y ? -1 : (x > y ? 1 : 0);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(GbTenantEntry);
+	ctl.hcxt = gb_routing_context;
+	return hash_create("gb_scale tenant shards", nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 /*
- * Read the whole map into gb_map when it is small enough (in
- * gb_routing_context); otherwise leave gb_map NULL.
+ * Read the whole map into gb_tenant_cache when it is small enough, so that a
+ * tenant missing from the cache is missing from the map; otherwise leave the
+ * cache to be filled tenant by tenant.
  */
 static void
 gb_load_map_whole(Snapshot snapshot)
 {
 	Relation	rel = table_open(gb_tenant_map_relid, AccessShareLock);
-	int			capacity = 1024;
-	int			count = 0;
-	GbTenantEntry *entries;
+	BlockNumber max_blocks = (BlockNumber) (gb_routing_map_cache_rows / GB_MAP_ROWS_PER_BLOCK_MIN + 1);
+	HTAB	   *cache;
 	SysScanDesc scan;
 	HeapTuple	tuple;
-	bool		too_big = gb_routing_map_cache_rows == 0 ||
-		RelationGetNumberOfBlocks(rel) > (BlockNumber) (gb_routing_map_cache_rows / GB_MAP_ROWS_PER_BLOCK_MIN + 1);
+	long		count = 0;
 
-	entries = MemoryContextAlloc(gb_routing_context, capacity * sizeof(GbTenantEntry));
+	if (gb_routing_map_cache_rows == 0 || RelationGetNumberOfBlocks(rel) > max_blocks)
+	{
+		table_close(rel, AccessShareLock);
+		return;
+	}
+	cache = gb_tenant_cache_create(Max(1024, (long) RelationGetNumberOfBlocks(rel) * 100));
 	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL);
-	while (!too_big && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
 		bool		isnull;
+		int64		tenant = DatumGetInt64(heap_getattr(tuple, TM_TENANT_ID, RelationGetDescr(rel), &isnull));
+		GbTenantEntry *entry;
 
-		if (count == gb_routing_map_cache_rows)
-		{
-			too_big = true;
+		if (++count > gb_routing_map_cache_rows)
 			break;
-		}
-		if (count == capacity)
-		{
-			capacity *= 2;
-			entries = repalloc(entries, capacity * sizeof(GbTenantEntry));
-		}
-		entries[count].tenant_id = DatumGetInt64(heap_getattr(tuple, TM_TENANT_ID, RelationGetDescr(rel), &isnull));
-		entries[count].shard_id = DatumGetInt16(heap_getattr(tuple, TM_SHARD_ID, RelationGetDescr(rel), &isnull));
-		count++;
+		entry = hash_search(cache, &tenant, HASH_ENTER, NULL);
+		entry->shard_id = DatumGetInt16(heap_getattr(tuple, TM_SHARD_ID, RelationGetDescr(rel), &isnull));
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (too_big)
+	if (count > gb_routing_map_cache_rows)
 	{
-		pfree(entries);
+		hash_destroy(cache);
 		return;
 	}
-	qsort(entries, count, sizeof(GbTenantEntry), gb_tenant_entry_cmp);
-	gb_map = entries;
-	gb_map_count = count;
+	gb_tenant_cache = cache;
+	gb_map_complete = true;
 }
 
 /* Read every shard; true unless an invalidation arrived meanwhile. */
@@ -254,8 +252,7 @@ gb_load_shards(void)
 												   ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(gb_routing_context);
 	gb_tenant_cache = NULL;
-	gb_map = NULL;
-	gb_map_count = 0;
+	gb_map_complete = false;
 	gb_shards = NULL;
 	gb_nshards = gb_nactive = 0;
 	rel = table_open(gb_directory_relid(GB_SHARD_CONFIG_TABLE), AccessShareLock);
@@ -393,29 +390,20 @@ gb_lookup_tenant(int64 tenant)
 		int16		shard;
 
 		gb_routing_ready();
-		if (gb_map != NULL)
+		if (gb_tenant_cache != NULL)
 		{
-			GbTenantEntry key = {.tenant_id = tenant, .shard_id = -1};
-			GbTenantEntry *hit;
-
-			hit = bsearch(&key, gb_map, gb_map_count, sizeof(GbTenantEntry), gb_tenant_entry_cmp);
-			return hit ? hit->shard_id : gb_shard_by_range(tenant);
+			entry = hash_search(gb_tenant_cache, &tenant, HASH_FIND, NULL);
+			if (entry)
+				return entry->shard_id;
+			if (gb_map_complete)
+				return gb_shard_by_range(tenant);
 		}
 		if (gb_tenant_cache == NULL || hash_get_num_entries(gb_tenant_cache) >= GB_TENANT_CACHE_MAX)
 		{
-			HASHCTL		ctl;
-
-			ctl.keysize = sizeof(int64);
-			ctl.entrysize = sizeof(GbTenantEntry);
-			ctl.hcxt = gb_routing_context;
 			if (gb_tenant_cache)
 				hash_destroy(gb_tenant_cache);
-			gb_tenant_cache = hash_create("gb_scale tenant shards", 1024, &ctl,
-										  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			gb_tenant_cache = gb_tenant_cache_create(1024);
 		}
-		entry = hash_search(gb_tenant_cache, &tenant, HASH_FIND, NULL);
-		if (entry)
-			return entry->shard_id;
 
 		generation = gb_routing_generation;
 		shard = gb_shard_by_map(tenant);
