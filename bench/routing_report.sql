@@ -1,0 +1,128 @@
+-- Report of the routing part of bench/run.sh (bench/routing.sh): reads its
+-- samples (TSV) on stdin.  psql variables: reps, pgb_secs, pgb_reps,
+-- one_reps, hot, wide.  Every ratio is of figures from this run.
+\set ON_ERROR_STOP on
+
+CREATE TEMP TABLE rs (
+	section text, test text, variant text, n bigint, rep int,
+	value float8		-- ms, TPS or a count: see the section
+);
+\copy rs FROM pstdin
+
+-- Formatting as in report.sql.
+CREATE FUNCTION pg_temp.num(x float8, d int DEFAULT 0) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(round(x::numeric, d)::text, '-') $$;
+CREATE FUNCTION pg_temp.ratio(x float8) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(round(x::numeric, 1)::text || 'x', '-') $$;
+CREATE FUNCTION pg_temp.verdict(x float8, target float8) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN x IS NULL OR x = 'NaN' THEN 'n/a' WHEN round(x::numeric, 1) >= target THEN 'PASS' ELSE 'BELOW' END
+$$;
+CREATE FUNCTION pg_temp.one(s text, t text, v text) RETURNS float8
+LANGUAGE sql STABLE AS $$ SELECT max(value) FROM rs WHERE section = s AND test = t AND variant = v $$;
+
+\echo
+\echo '6. Shard routing: gb_shard_for_tenant() against the PL/pgSQL lookup of General Bots'' migration'
+\echo '   (tenant_shard_map first, then the active shard whose range holds the tenant), same cluster, same run;'
+\echo '   7 shards of 1,000,000 tenants, 100,000 tenants in tenant_shard_map'
+SELECT format('   machine load average (1 min) before 6a, 6b, 6c and after: %s',
+		string_agg(value::text, ', ' ORDER BY test = 'after', array_position(ARRAY['query', 'pgbench', 'one'], variant)))
+FROM rs WHERE section = 'load';
+SELECT format('   check over %s tenants (%s mapped): gb_shard_for_tenant differs from the PL/pgSQL lookup on %s, from the placement rule on %s',
+		pg_temp.num(pg_temp.one('check', 'tenants', 'distinct')), pg_temp.num(pg_temp.one('check', 'tenants', 'mapped')),
+		pg_temp.num(pg_temp.one('check', 'differ', 'plpgsql')), pg_temp.num(pg_temp.one('check', 'differ', 'rule')));
+
+-- 6a. Per call in one query.  Each function's net cost is its time per row
+-- minus that of the empty loop run with the same number of rows.
+CREATE TEMP VIEW q AS
+SELECT test AS set, variant, n, min(value) AS best,
+	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS med,
+	max(value) / nullif(min(value), 0) AS spread,
+	1e6 * min(value) / n AS ns_row
+FROM rs WHERE section = 'query' GROUP BY test, variant, n;
+CREATE TEMP VIEW qn AS
+SELECT f.*, CASE WHEN f.variant LIKE 'empty%' THEN NULL ELSE f.ns_row - e.ns_row END AS ns_net
+FROM q f JOIN q e ON e.set = f.set AND e.n = f.n AND e.variant LIKE 'empty%';
+
+\echo
+SELECT format('6a. One query: SELECT count(f(t)) FROM generate_series(1, N) g, t from a set of %s (hot) or %s (wide)',
+		:hot, :wide);
+\echo '    tenants, half of them mapped, all 7 shards; best of ':reps' repetitions, each in a session that ran the'
+\echo '    query over the whole set (gb_shard_for_tenant) or 1,000 rows (PL/pgSQL) just before; empty = the same'
+\echo '    query computing t alone, with the same N (net = minus its time per row); plpgsql = the migration''s'
+\echo '    function (VOLATILE), plpgsql stable = the same declared STABLE; faster = gb_shard_for_tenant''s speed'
+\echo '    over it, raw (per row) and net (per call)'
+\set qfmt '%-5s %-20s %8s %10s %10s %7s %9s %9s %9s %9s'
+SELECT format(:'qfmt', 'set', 'f', 'N', 'best ms', 'median ms', 'spread', 'ns/row', 'net ns', 'faster', 'faster');
+SELECT format(:'qfmt', '', '', '', '', '', '', '', 'per call', 'raw', 'net');
+SELECT format(:'qfmt', f.set, f.variant, f.n, pg_temp.num(f.best, 1), pg_temp.num(f.med, 1), pg_temp.ratio(f.spread),
+		pg_temp.num(f.ns_row, 1), pg_temp.num(f.ns_net, 1),
+		CASE WHEN f.variant LIKE 'plpgsql%' THEN pg_temp.ratio(f.ns_row / g.ns_row) ELSE '-' END,
+		CASE WHEN f.variant LIKE 'plpgsql%' THEN pg_temp.ratio(f.ns_net / nullif(g.ns_net, 0)) ELSE '-' END)
+FROM qn f JOIN qn g ON g.set = f.set AND g.variant = 'gb_shard_for_tenant'
+ORDER BY f.set, array_position(ARRAY['empty', 'gb_shard_for_tenant', 'empty (slow N)', 'plpgsql', 'plpgsql stable'], f.variant);
+SELECT format('    target >= 20x faster than the migration''s PL/pgSQL lookup, %s set: raw %s %s, net %s %s', f.set,
+		pg_temp.ratio(f.ns_row / g.ns_row), pg_temp.verdict(f.ns_row / g.ns_row, 20),
+		pg_temp.ratio(f.ns_net / nullif(g.ns_net, 0)), pg_temp.verdict(f.ns_net / nullif(g.ns_net, 0), 20))
+FROM qn f JOIN qn g ON g.set = f.set AND g.variant = 'gb_shard_for_tenant'
+WHERE f.variant = 'plpgsql'
+ORDER BY f.set;
+
+-- 6b. pgbench.  Latencies are pgbench's averages; "paired" ratios are the
+-- median over repetitions of the ratio of runs made back to back.
+CREATE TEMP VIEW p AS
+SELECT n AS clients, variant,
+	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE test = 'tps') AS tps,
+	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE test = 'latency') AS lat
+FROM rs WHERE section = 'pgbench' GROUP BY n, variant;
+CREATE TEMP VIEW pn AS
+SELECT f.*, CASE WHEN f.variant = 'empty' THEN NULL ELSE 1000 * (f.lat - e.lat) END AS us_net
+FROM p f JOIN p e ON e.clients = f.clients AND e.variant = 'empty';
+CREATE TEMP VIEW p_paired AS
+SELECT a.n AS clients, percentile_cont(0.5) WITHIN GROUP (ORDER BY a.value / b.value) AS ratio
+FROM rs a JOIN rs b ON b.section = 'pgbench' AND b.test = 'latency' AND b.variant = 'gb_shard_for_tenant'
+	AND b.n = a.n AND b.rep = a.rep
+WHERE a.section = 'pgbench' AND a.test = 'latency' AND a.variant = 'plpgsql'
+GROUP BY a.n;
+
+\echo
+SELECT format('6b. Per request: pgbench -M prepared -j 2, one SELECT f(:t) per transaction, t drawn from the %s', :wide);
+SELECT format('    tenants of the wide set, %s s per run, %s repetitions; empty = SELECT :t::bigint; medians;', :pgb_secs, :pgb_reps);
+\echo '    net = latency minus the empty request''s; faster = plpgsql latency / gb_shard_for_tenant latency'
+\set pfmt '%-8s %-20s %10s %12s %12s %9s %9s %9s'
+SELECT format(:'pfmt', 'clients', 'f', 'TPS', 'latency ms', 'net us', 'faster', 'faster', 'faster');
+SELECT format(:'pfmt', '', '', '', '', 'per request', 'raw', 'paired', 'net');
+SELECT format(:'pfmt', f.clients, f.variant, pg_temp.num(f.tps, 0), pg_temp.num(f.lat, 4), pg_temp.num(f.us_net, 1),
+		CASE WHEN f.variant = 'plpgsql' THEN pg_temp.ratio(f.lat / g.lat) ELSE '-' END,
+		CASE WHEN f.variant = 'plpgsql' THEN pg_temp.ratio(pp.ratio) ELSE '-' END,
+		CASE WHEN f.variant <> 'plpgsql' THEN '-'
+			WHEN g.us_net <= 0 THEN 'n/a' ELSE pg_temp.ratio(f.us_net / g.us_net) END)
+FROM pn f JOIN pn g ON g.clients = f.clients AND g.variant = 'gb_shard_for_tenant'
+	JOIN p_paired pp ON pp.clients = f.clients
+ORDER BY f.clients, array_position(ARRAY['empty', 'gb_shard_for_tenant', 'plpgsql'], f.variant);
+SELECT format('    target >= 20x faster per request, %s clients: paired %s %s; net %s %s', f.clients,
+		pg_temp.ratio(pp.ratio), pg_temp.verdict(pp.ratio, 20),
+		CASE WHEN g.us_net <= 0 THEN 'n/a (gb_shard_for_tenant within the noise of the empty request)'
+			ELSE pg_temp.ratio(f.us_net / g.us_net) END,
+		CASE WHEN g.us_net <= 0 THEN '' ELSE pg_temp.verdict(f.us_net / g.us_net, 20) END)
+FROM pn f JOIN pn g ON g.clients = f.clients AND g.variant = 'gb_shard_for_tenant'
+	JOIN p_paired pp ON pp.clients = f.clients
+WHERE f.variant = 'plpgsql'
+ORDER BY f.clients;
+
+-- 6c. Single lookups.
+\echo
+SELECT format('6c. Single lookups, timed server-side, %s repetitions: the first of a new session (range-only tenant),', :one_reps);
+\echo '    and the first after another session moved a mapped tenant between shards, in a session that had'
+\echo '    looked it up before (stale = answers giving the old shard)'
+\set ofmt '%-20s %12s %12s %12s %12s %8s'
+SELECT format(:'ofmt', '', '-- first in session --', '', '-- after a change --', '', '');
+SELECT format(:'ofmt', 'f', 'median ms', 'max ms', 'median ms', 'max ms', 'stale');
+SELECT format(:'ofmt', v,
+		pg_temp.num((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM rs WHERE section = 'first' AND variant = v), 3),
+		pg_temp.num((SELECT max(value) FROM rs WHERE section = 'first' AND variant = v), 3),
+		pg_temp.num((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM rs WHERE section = 'change' AND test = 'ms' AND variant = v), 3),
+		pg_temp.num((SELECT max(value) FROM rs WHERE section = 'change' AND test = 'ms' AND variant = v), 3),
+		CASE WHEN v = 'empty' THEN '-' ELSE
+			(SELECT sum(value)::int || ' of ' || count(*) FROM rs WHERE section = 'change' AND test = 'stale' AND variant = v) END)
+FROM unnest(ARRAY['empty', 'gb_shard_for_tenant', 'plpgsql']) v;
