@@ -1,6 +1,6 @@
 -- Report of the routing part of bench/run.sh (bench/routing.sh): reads its
 -- samples (TSV) on stdin.  psql variables: reps, pgb_secs, pgb_reps,
--- one_reps, hot, wide.  Every ratio is of figures from this run.
+-- one_reps, wide.  Every ratio is of figures from this run.
 \set ON_ERROR_STOP on
 
 CREATE TEMP TABLE rs (
@@ -45,9 +45,10 @@ SELECT f.*, CASE WHEN f.variant LIKE 'empty%' THEN NULL ELSE f.ns_row - e.ns_row
 FROM q f JOIN q e ON e.set = f.set AND e.n = f.n AND e.variant LIKE 'empty%';
 
 \echo
-SELECT format('6a. One query: SELECT count(f(t)) FROM generate_series(1, N) g, t from a set of %s (hot) or %s (wide)',
-		:hot, :wide);
-\echo '    tenants, half of them mapped, all 7 shards; best of ':reps' repetitions, each in a session that ran the'
+SELECT format('6a. One query: SELECT count(f(t)) FROM generate_series(1, N) g, t cycling through a set of %s tenants,',
+		string_agg(format('%s (%s)', value, variant), ', ' ORDER BY value))
+FROM rs WHERE section = 'set';
+\echo '    half of them mapped, over all 7 shards; best of ':reps' repetitions, each in a session that ran the'
 \echo '    query over the whole set (gb_shard_for_tenant) or 1,000 rows (PL/pgSQL) just before; empty = the same'
 \echo '    query computing t alone, with the same N (net = minus its time per row); plpgsql = the migration''s'
 \echo '    function (VOLATILE), plpgsql stable = the same declared STABLE; faster = gb_shard_for_tenant''s speed'
@@ -58,41 +59,47 @@ SELECT format(:'qfmt', '', '', '', '', '', '', '', 'per call', 'raw', 'net');
 SELECT format(:'qfmt', f.set, f.variant, f.n, pg_temp.num(f.best, 1), pg_temp.num(f.med, 1), pg_temp.ratio(f.spread),
 		pg_temp.num(f.ns_row, 1), pg_temp.num(f.ns_net, 1),
 		CASE WHEN f.variant LIKE 'plpgsql%' THEN pg_temp.ratio(f.ns_row / g.ns_row) ELSE '-' END,
-		CASE WHEN f.variant LIKE 'plpgsql%' THEN pg_temp.ratio(f.ns_net / nullif(g.ns_net, 0)) ELSE '-' END)
+		CASE WHEN f.variant NOT LIKE 'plpgsql%' THEN '-' WHEN g.ns_net <= 0 THEN 'n/a'
+			ELSE pg_temp.ratio(f.ns_net / g.ns_net) END)
 FROM qn f JOIN qn g ON g.set = f.set AND g.variant = 'gb_shard_for_tenant'
-ORDER BY f.set, array_position(ARRAY['empty', 'gb_shard_for_tenant', 'empty (slow N)', 'plpgsql', 'plpgsql stable'], f.variant);
-SELECT format('    target >= 20x faster than the migration''s PL/pgSQL lookup, %s set: raw %s %s, net %s %s', f.set,
+	JOIN rs z ON z.section = 'set' AND z.variant = f.set
+ORDER BY z.value, array_position(ARRAY['empty', 'gb_shard_for_tenant', 'empty (slow N)', 'plpgsql', 'plpgsql stable'], f.variant);
+\echo '    (n/a: gb_shard_for_tenant''s net cost is within the noise of the empty loop)'
+SELECT format('    target >= 20x faster than the migration''s PL/pgSQL lookup, %s set: raw %s %s, net %s', f.set,
 		pg_temp.ratio(f.ns_row / g.ns_row), pg_temp.verdict(f.ns_row / g.ns_row, 20),
-		pg_temp.ratio(f.ns_net / nullif(g.ns_net, 0)), pg_temp.verdict(f.ns_net / nullif(g.ns_net, 0), 20))
+		CASE WHEN g.ns_net <= 0 THEN 'n/a (above any ratio the noise allows measuring)'
+			ELSE pg_temp.ratio(f.ns_net / g.ns_net) || ' ' || pg_temp.verdict(f.ns_net / g.ns_net, 20) END)
 FROM qn f JOIN qn g ON g.set = f.set AND g.variant = 'gb_shard_for_tenant'
+	JOIN rs z ON z.section = 'set' AND z.variant = f.set
 WHERE f.variant = 'plpgsql'
-ORDER BY f.set;
+ORDER BY z.value;
 
--- 6b. pgbench.  Latencies are pgbench's averages; "paired" ratios are the
--- median over repetitions of the ratio of runs made back to back.
+-- 6b. pgbench.  Latency per request = clients / TPS (every client always has
+-- one request in flight), in us; "paired" ratios are the median over
+-- repetitions of the ratio of runs made back to back.
 CREATE TEMP VIEW p AS
-SELECT n AS clients, variant,
-	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE test = 'tps') AS tps,
-	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE test = 'latency') AS lat
-FROM rs WHERE section = 'pgbench' GROUP BY n, variant;
+SELECT n AS clients, variant, percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS tps,
+	1e6 * n / percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS lat
+FROM rs WHERE section = 'pgbench' AND test = 'tps' GROUP BY n, variant;
 CREATE TEMP VIEW pn AS
-SELECT f.*, CASE WHEN f.variant = 'empty' THEN NULL ELSE 1000 * (f.lat - e.lat) END AS us_net
+SELECT f.*, CASE WHEN f.variant = 'empty' THEN NULL ELSE f.lat - e.lat END AS us_net
 FROM p f JOIN p e ON e.clients = f.clients AND e.variant = 'empty';
 CREATE TEMP VIEW p_paired AS
-SELECT a.n AS clients, percentile_cont(0.5) WITHIN GROUP (ORDER BY a.value / b.value) AS ratio
-FROM rs a JOIN rs b ON b.section = 'pgbench' AND b.test = 'latency' AND b.variant = 'gb_shard_for_tenant'
+SELECT a.n AS clients, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.value / a.value) AS ratio
+FROM rs a JOIN rs b ON b.section = 'pgbench' AND b.test = 'tps' AND b.variant = 'gb_shard_for_tenant'
 	AND b.n = a.n AND b.rep = a.rep
-WHERE a.section = 'pgbench' AND a.test = 'latency' AND a.variant = 'plpgsql'
+WHERE a.section = 'pgbench' AND a.test = 'tps' AND a.variant = 'plpgsql'
 GROUP BY a.n;
 
 \echo
 SELECT format('6b. Per request: pgbench -M prepared -j 2, one SELECT f(:t) per transaction, t drawn from the %s', :wide);
 SELECT format('    tenants of the wide set, %s s per run, %s repetitions; empty = SELECT :t::bigint; medians;', :pgb_secs, :pgb_reps);
-\echo '    net = latency minus the empty request''s; faster = plpgsql latency / gb_shard_for_tenant latency'
+\echo '    latency = clients / TPS; net = minus the empty request''s; faster = plpgsql latency / gb_shard_for_tenant'
+\echo '    latency (paired: median of the ratio within each repetition)'
 \set pfmt '%-8s %-20s %10s %12s %12s %9s %9s %9s'
-SELECT format(:'pfmt', 'clients', 'f', 'TPS', 'latency ms', 'net us', 'faster', 'faster', 'faster');
+SELECT format(:'pfmt', 'clients', 'f', 'TPS', 'latency us', 'net us', 'faster', 'faster', 'faster');
 SELECT format(:'pfmt', '', '', '', '', 'per request', 'raw', 'paired', 'net');
-SELECT format(:'pfmt', f.clients, f.variant, pg_temp.num(f.tps, 0), pg_temp.num(f.lat, 4), pg_temp.num(f.us_net, 1),
+SELECT format(:'pfmt', f.clients, f.variant, pg_temp.num(f.tps, 0), pg_temp.num(f.lat, 1), pg_temp.num(f.us_net, 1),
 		CASE WHEN f.variant = 'plpgsql' THEN pg_temp.ratio(f.lat / g.lat) ELSE '-' END,
 		CASE WHEN f.variant = 'plpgsql' THEN pg_temp.ratio(pp.ratio) ELSE '-' END,
 		CASE WHEN f.variant <> 'plpgsql' THEN '-'
@@ -109,18 +116,23 @@ FROM pn f JOIN pn g ON g.clients = f.clients AND g.variant = 'gb_shard_for_tenan
 	JOIN p_paired pp ON pp.clients = f.clients
 WHERE f.variant = 'plpgsql'
 ORDER BY f.clients;
+SELECT format('    noise: the empty request''s latency ranged over %s us between repetitions (%s clients)',
+		pg_temp.num(1e6 * n / min(value) - 1e6 * n / max(value), 1), n)
+FROM rs WHERE section = 'pgbench' AND test = 'tps' AND variant = 'empty'
+GROUP BY n ORDER BY n;
 
 -- 6c. Single lookups.
 \echo
 SELECT format('6c. Single lookups, timed server-side, %s repetitions: the first of a new session (range-only tenant),', :one_reps);
-\echo '    and the first after another session moved a mapped tenant between shards, in a session that had'
-\echo '    looked it up before (stale = answers giving the old shard)'
-\set ofmt '%-20s %12s %12s %12s %12s %8s'
-SELECT format(:'ofmt', '', '-- first in session --', '', '-- after a change --', '', '');
-SELECT format(:'ofmt', 'f', 'median ms', 'max ms', 'median ms', 'max ms', 'stale');
+\echo '    and, in a session that had just made the same lookup (before: its time), the first after another'
+\echo '    session moved the mapped tenant between shards (stale = answers giving the old shard)'
+\set ofmt '%-20s %10s %10s %10s %10s %10s %8s'
+SELECT format(:'ofmt', '', 'first in', 'session', 'before', 'after a', 'change', '');
+SELECT format(:'ofmt', 'f', 'median ms', 'max ms', 'median ms', 'median ms', 'max ms', 'stale');
 SELECT format(:'ofmt', v,
 		pg_temp.num((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM rs WHERE section = 'first' AND variant = v), 3),
 		pg_temp.num((SELECT max(value) FROM rs WHERE section = 'first' AND variant = v), 3),
+		pg_temp.num((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM rs WHERE section = 'change' AND test = 'warm' AND variant = v), 3),
 		pg_temp.num((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM rs WHERE section = 'change' AND test = 'ms' AND variant = v), 3),
 		pg_temp.num((SELECT max(value) FROM rs WHERE section = 'change' AND test = 'ms' AND variant = v), 3),
 		CASE WHEN v = 'empty' THEN '-' ELSE
