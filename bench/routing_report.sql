@@ -32,14 +32,16 @@ SELECT format('   check over %s tenants (%s mapped): gb_shard_for_tenant differs
 		pg_temp.num(pg_temp.one('check', 'tenants', 'distinct')), pg_temp.num(pg_temp.one('check', 'tenants', 'mapped')),
 		pg_temp.num(pg_temp.one('check', 'differ', 'plpgsql')), pg_temp.num(pg_temp.one('check', 'differ', 'rule')));
 
--- 6a. Per call in one query.  Each function's net cost is its time per row
--- minus that of the empty loop run with the same number of rows.
+-- 6a. Per call in one query, from the backend's CPU time (wall time beside
+-- it): each function's net cost is its CPU time per row minus that of the
+-- empty loop run with the same number of rows; best of the repetitions.
 CREATE TEMP VIEW q AS
-SELECT test AS set, variant, n, min(value) AS best,
-	percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS med,
-	max(value) / nullif(min(value), 0) AS spread,
-	1e6 * min(value) / n AS ns_row
-FROM rs WHERE section = 'query' GROUP BY test, variant, n;
+SELECT c.test AS set, c.variant, c.n, min(w.value) AS wall_best,
+	percentile_cont(0.5) WITHIN GROUP (ORDER BY w.value) AS wall_med,
+	min(c.value) AS cpu_best, percentile_cont(0.5) WITHIN GROUP (ORDER BY c.value) AS cpu_med,
+	1e6 * min(c.value) / c.n AS ns_row
+FROM rs c JOIN rs w ON w.section = 'query' AND (w.test, w.variant, w.n, w.rep) = (c.test, c.variant, c.n, c.rep)
+WHERE c.section = 'cpu' GROUP BY c.test, c.variant, c.n;
 CREATE TEMP VIEW qn AS
 SELECT f.*, CASE WHEN f.variant LIKE 'empty%' THEN NULL ELSE f.ns_row - e.ns_row END AS ns_net
 FROM q f JOIN q e ON e.set = f.set AND e.n = f.n AND e.variant LIKE 'empty%';
@@ -48,16 +50,17 @@ FROM q f JOIN q e ON e.set = f.set AND e.n = f.n AND e.variant LIKE 'empty%';
 SELECT format('6a. One query: SELECT count(f(t)) FROM generate_series(1, N) g, t cycling through a set of %s tenants,',
 		string_agg(format('%s (%s)', value, variant), ', ' ORDER BY value))
 FROM rs WHERE section = 'set';
-\echo '    half of them mapped, over all 7 shards; best of ':reps' repetitions, each in a session that ran the'
-\echo '    query over the whole set (gb_shard_for_tenant) or 1,000 rows (PL/pgSQL) just before; empty = the same'
-\echo '    query computing t alone, with the same N (net = minus its time per row); plpgsql = the migration''s'
+\echo '    half of them mapped, over all 7 shards; ':reps' repetitions, each in a session that ran the query over the'
+\echo '    whole set (gb_shard_for_tenant) or 1,000 rows (PL/pgSQL) just before; timed in wall time and in the'
+\echo '    backend''s time on a CPU (schedstat; the figures to the right of "|" are from its best); empty = the same'
+\echo '    query computing t alone, with the same N (net = minus its CPU time per row); plpgsql = the migration''s'
 \echo '    function (VOLATILE), plpgsql stable = the same declared STABLE; faster = gb_shard_for_tenant''s speed'
 \echo '    over it, raw (per row) and net (per call)'
-\set qfmt '%-5s %-20s %8s %10s %10s %7s %9s %9s %9s %9s'
-SELECT format(:'qfmt', 'set', 'f', 'N', 'best ms', 'median ms', 'spread', 'ns/row', 'net ns', 'faster', 'faster');
-SELECT format(:'qfmt', '', '', '', '', '', '', '', 'per call', 'raw', 'net');
-SELECT format(:'qfmt', f.set, f.variant, f.n, pg_temp.num(f.best, 1), pg_temp.num(f.med, 1), pg_temp.ratio(f.spread),
-		pg_temp.num(f.ns_row, 1), pg_temp.num(f.ns_net, 1),
+\set qfmt '%-5s %-20s %8s %9s %9s %9s %9s | %8s %9s %9s %9s'
+SELECT format(:'qfmt', '', '', '', 'wall ms', '', 'CPU ms', '', 'CPU', 'net ns', 'faster', 'faster');
+SELECT format(:'qfmt', 'set', 'f', 'N', 'best', 'median', 'best', 'median', 'ns/row', 'per call', 'raw', 'net');
+SELECT format(:'qfmt', f.set, f.variant, f.n, pg_temp.num(f.wall_best, 1), pg_temp.num(f.wall_med, 1),
+		pg_temp.num(f.cpu_best, 1), pg_temp.num(f.cpu_med, 1), pg_temp.num(f.ns_row, 1), pg_temp.num(f.ns_net, 1),
 		CASE WHEN f.variant LIKE 'plpgsql%' THEN pg_temp.ratio(f.ns_row / g.ns_row) ELSE '-' END,
 		CASE WHEN f.variant NOT LIKE 'plpgsql%' THEN '-' WHEN g.ns_net <= 0 THEN 'n/a'
 			ELSE pg_temp.ratio(f.ns_net / g.ns_net) END)
@@ -124,7 +127,7 @@ GROUP BY n ORDER BY n;
 -- 6c. Single lookups.
 \echo
 SELECT format('6c. Single lookups, timed server-side, %s repetitions: the first of a new session (range-only tenant),', :one_reps);
-\echo '    and, in a session that had just made the same lookup (before: its time), the first after another'
+\echo '    and, in a session that had just made the same lookup twice (before: the second), the first after another'
 \echo '    session moved the mapped tenant between shards (stale = answers giving the old shard)'
 \set ofmt '%-20s %10s %10s %10s %10s %10s %8s'
 SELECT format(:'ofmt', '', 'first in', 'session', 'before', 'after a', 'change', '');
