@@ -7,8 +7,8 @@
 #      generate_series, t half mapped and half range-only tenants, from a
 #      hot set (1,000 tenants), a mid one (50,000) and a wide one (200,000),
 #      against the same query without the function (the empty loop);
-#   2. per request: pgbench, one SELECT f(:t) per transaction, against
-#      SELECT :t;
+#   2. per request: pgbench, one SELECT f(:t) per transaction, t from the
+#      hot set and from the wide one, against SELECT :t;
 #   3. the first lookup in a new session, and the first after another
 #      session changed the map (checking that it sees the change).
 # Before timing, both functions are checked against each other and against
@@ -19,8 +19,8 @@
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	RT_N_FAST=500000 RT_N_SLOW=20000 RT_REPS=2 RT_PGB_SECS=5 RT_PGB_REPS=1 RT_ONE_REPS=3
 else
-	# ~8 min on 2 cores: 6a ~3.5 min, pgbench (3 x 2 x RT_PGB_REPS runs)
-	# 3 min.  The PL/pgSQL lookup costs ~10 us a call, so it gets fewer rows
+	# ~12 min on 2 cores: 6a ~4 min, pgbench (3 x 2 x 2 x RT_PGB_REPS runs)
+	# 6 min.  The PL/pgSQL lookup costs ~10 us a call, so it gets fewer rows
 	# per query than gb_shard_for_tenant and the empty loop; figures are per
 	# row.  Many short repetitions: the best of them is what a loaded VM
 	# lets through.
@@ -89,7 +89,7 @@ rt_query_run() { # rt_query_run INDEX SET SIZE REP
 		-c "SELECT * FROM bench_time_cpu(\$q\$SELECT count($(rt_call "$fn" "$t")) FROM generate_series(1::bigint, $n) g\$q\$)")
 	ms=$(sed -n 2p <<<"$out" | cut -f1)
 	cpu=$(sed -n 2p <<<"$out" | cut -f2)
-	[ -n "$ms" ] && [ -n "$cpu" ] || gb_die "no timing for $name"
+	if [ -z "$ms" ] || [ -z "$cpu" ]; then gb_die "no timing for $name"; fi
 	rt_record query "$2" "$name" "$n" "$4" "$ms"
 	rt_record cpu "$2" "$name" "$n" "$4" "$cpu"
 	gb_log "$(printf 'routing %-4s %-20s rep %d: %9.1f ms, CPU %9.1f ms, %9.1f ns per row' "$2" "$name" "$4" "$ms" "$cpu" \
@@ -109,30 +109,35 @@ rt_queries() {
 	done
 }
 
-# 2. pgbench: a tenant drawn from the 200,000 of the wide set (half of them
+# 2. pgbench: a tenant drawn from the hot or the wide set of 6a (half of them
 #    mapped) per transaction, one SELECT; prepared statements, so each
 #    request is bind + execute, as from a pooled application.
 RT_P_NAMES=("empty" "gb_shard_for_tenant" "plpgsql")
 RT_P_SQL=("SELECT :t::bigint;" "SELECT gb_shard_for_tenant(:t);" "SELECT get_shard_for_tenant(:t);")
 
-rt_pgbench_run() { # rt_pgbench_run INDEX CLIENTS REP
-	local name=${RT_P_NAMES[$1]} f=$WORK/route_$1.sql out tps
-	printf '%s\n' '\set j random(0, 99999)' '\set t 70 * (:j + 1) - 35 * random(0, 1)' "${RT_P_SQL[$1]}" >"$f"
+rt_pgbench_run() { # rt_pgbench_run INDEX CLIENTS REP SET SIZE
+	local name=${RT_P_NAMES[$1]} f=$WORK/route_$1_$4.sql out tps
+	printf '%s\n' "\\set j random(0, $5 / 2 - 1) * (200000 / $5)" '\set t 70 * (:j + 1) - 35 * random(0, 1)' \
+		"${RT_P_SQL[$1]}" >"$f"
 	out=$("$GB_BINDIR/pgbench" -n -M prepared -c "$2" -j 2 -T "$RT_PGB_SECS" -f "$f" \
 		-h "$B_HOST" -p "$B_PORT" -U postgres bench_route 2>&1) ||
 		{ printf '%s\n' "$out" >&2; gb_die "pgbench failed"; }
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
 	[ -n "$tps" ] || { printf '%s\n' "$out" >&2; gb_die "no tps in pgbench output"; }
-	rt_record pgbench tps "$name" "$2" "$3" "$tps"
-	gb_log "$(printf 'routing pgbench %-20s clients %d rep %d: %9.1f tps' "$name" "$2" "$3" "$tps")"
+	rt_record pgbench "$4" "$name" "$2" "$3" "$tps"
+	gb_log "$(printf 'routing pgbench %-4s %-20s clients %d rep %d: %9.1f tps' "$4" "$name" "$2" "$3" "$tps")"
 }
 
 rt_pgbench() {
-	local rep clients k np=${#RT_P_NAMES[@]}
+	local rep clients k i np=${#RT_P_NAMES[@]}
 	gb_log "routing: pgbench, one lookup per transaction, ${RT_PGB_SECS}s per run, $RT_PGB_REPS repetitions"
 	for rep in $(seq 1 "$RT_PGB_REPS"); do
-		for clients in "${PGBENCH_CLIENTS[@]}"; do
-			for k in $(seq 0 $((np - 1))); do rt_pgbench_run $(((k + rep - 1) % np)) "$clients" "$rep"; done
+		for i in 0 2; do # the hot and the wide set
+			for clients in "${PGBENCH_CLIENTS[@]}"; do
+				for k in $(seq 0 $((np - 1))); do
+					rt_pgbench_run $(((k + rep - 1) % np)) "$clients" "$rep" "${RT_SETS[$i]}" "${RT_SIZES[$i]}"
+				done
+			done
 		done
 	done
 }

@@ -81,48 +81,50 @@ ORDER BY z.value;
 -- one request in flight), in us; "paired" ratios are the median over
 -- repetitions of the ratio of runs made back to back.
 CREATE TEMP VIEW p AS
-SELECT n AS clients, variant, percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS tps,
+SELECT test AS set, n AS clients, variant, percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS tps,
 	1e6 * n / percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS lat
-FROM rs WHERE section = 'pgbench' AND test = 'tps' GROUP BY n, variant;
+FROM rs WHERE section = 'pgbench' GROUP BY test, n, variant;
 CREATE TEMP VIEW pn AS
 SELECT f.*, CASE WHEN f.variant = 'empty' THEN NULL ELSE f.lat - e.lat END AS us_net
-FROM p f JOIN p e ON e.clients = f.clients AND e.variant = 'empty';
+FROM p f JOIN p e ON e.set = f.set AND e.clients = f.clients AND e.variant = 'empty';
 CREATE TEMP VIEW p_paired AS
-SELECT a.n AS clients, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.value / a.value) AS ratio
-FROM rs a JOIN rs b ON b.section = 'pgbench' AND b.test = 'tps' AND b.variant = 'gb_shard_for_tenant'
+SELECT a.test AS set, a.n AS clients, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.value / a.value) AS ratio
+FROM rs a JOIN rs b ON b.section = 'pgbench' AND b.test = a.test AND b.variant = 'gb_shard_for_tenant'
 	AND b.n = a.n AND b.rep = a.rep
-WHERE a.section = 'pgbench' AND a.test = 'tps' AND a.variant = 'plpgsql'
-GROUP BY a.n;
+WHERE a.section = 'pgbench' AND a.variant = 'plpgsql'
+GROUP BY a.test, a.n;
 
 \echo
-SELECT format('6b. Per request: pgbench -M prepared -j 2, one SELECT f(:t) per transaction, t drawn from the %s', :wide);
-SELECT format('    tenants of the wide set, %s s per run, %s repetitions; empty = SELECT :t::bigint; medians;', :pgb_secs, :pgb_reps);
+\echo '6b. Per request: pgbench -M prepared -j 2, one SELECT f(:t) per transaction, t drawn at random from the'
+SELECT format('    hot or the wide set of 6a, %s s per run, %s repetitions; empty = SELECT :t::bigint; medians;', :pgb_secs, :pgb_reps);
 \echo '    latency = clients / TPS; net = minus the empty request''s; faster = plpgsql latency / gb_shard_for_tenant'
 \echo '    latency (paired: median of the ratio within each repetition)'
-\set pfmt '%-8s %-20s %10s %12s %12s %9s %9s %9s'
-SELECT format(:'pfmt', 'clients', 'f', 'TPS', 'latency us', 'net us', 'faster', 'faster', 'faster');
-SELECT format(:'pfmt', '', '', '', '', 'per request', 'raw', 'paired', 'net');
-SELECT format(:'pfmt', f.clients, f.variant, pg_temp.num(f.tps, 0), pg_temp.num(f.lat, 1), pg_temp.num(f.us_net, 1),
+\set pfmt '%-5s %-8s %-20s %10s %12s %12s %9s %9s %9s'
+SELECT format(:'pfmt', 'set', 'clients', 'f', 'TPS', 'latency us', 'net us', 'faster', 'faster', 'faster');
+SELECT format(:'pfmt', '', '', '', '', '', 'per request', 'raw', 'paired', 'net');
+SELECT format(:'pfmt', f.set, f.clients, f.variant, pg_temp.num(f.tps, 0), pg_temp.num(f.lat, 1), pg_temp.num(f.us_net, 1),
 		CASE WHEN f.variant = 'plpgsql' THEN pg_temp.ratio(f.lat / g.lat) ELSE '-' END,
 		CASE WHEN f.variant = 'plpgsql' THEN pg_temp.ratio(pp.ratio) ELSE '-' END,
 		CASE WHEN f.variant <> 'plpgsql' THEN '-'
 			WHEN g.us_net <= 0 THEN 'n/a' ELSE pg_temp.ratio(f.us_net / g.us_net) END)
-FROM pn f JOIN pn g ON g.clients = f.clients AND g.variant = 'gb_shard_for_tenant'
-	JOIN p_paired pp ON pp.clients = f.clients
-ORDER BY f.clients, array_position(ARRAY['empty', 'gb_shard_for_tenant', 'plpgsql'], f.variant);
-SELECT format('    target >= 20x faster per request, %s clients: paired %s %s; net %s %s', f.clients,
+FROM pn f JOIN pn g ON g.set = f.set AND g.clients = f.clients AND g.variant = 'gb_shard_for_tenant'
+	JOIN p_paired pp ON pp.set = f.set AND pp.clients = f.clients
+	JOIN rs z ON z.section = 'set' AND z.variant = f.set
+ORDER BY z.value, f.clients, array_position(ARRAY['empty', 'gb_shard_for_tenant', 'plpgsql'], f.variant);
+SELECT format('    target >= 20x faster per request, %s set, %s clients: paired %s %s; net %s %s', f.set, f.clients,
 		pg_temp.ratio(pp.ratio), pg_temp.verdict(pp.ratio, 20),
 		CASE WHEN g.us_net <= 0 THEN 'n/a (gb_shard_for_tenant within the noise of the empty request)'
 			ELSE pg_temp.ratio(f.us_net / g.us_net) END,
 		CASE WHEN g.us_net <= 0 THEN '' ELSE pg_temp.verdict(f.us_net / g.us_net, 20) END)
-FROM pn f JOIN pn g ON g.clients = f.clients AND g.variant = 'gb_shard_for_tenant'
-	JOIN p_paired pp ON pp.clients = f.clients
+FROM pn f JOIN pn g ON g.set = f.set AND g.clients = f.clients AND g.variant = 'gb_shard_for_tenant'
+	JOIN p_paired pp ON pp.set = f.set AND pp.clients = f.clients
+	JOIN rs z ON z.section = 'set' AND z.variant = f.set
 WHERE f.variant = 'plpgsql'
-ORDER BY f.clients;
-SELECT format('    noise: the empty request''s latency ranged over %s us between repetitions (%s clients)',
-		pg_temp.num(1e6 * n / min(value) - 1e6 * n / max(value), 1), n)
-FROM rs WHERE section = 'pgbench' AND test = 'tps' AND variant = 'empty'
-GROUP BY n ORDER BY n;
+ORDER BY z.value, f.clients;
+SELECT format('    noise: the empty request''s latency ranged over %s us between repetitions (%s set, %s clients)',
+		pg_temp.num(1e6 * n / min(value) - 1e6 * n / max(value), 1), test, n)
+FROM rs WHERE section = 'pgbench' AND variant = 'empty'
+GROUP BY test, n ORDER BY test, n;
 
 -- 6c. Single lookups.
 \echo
