@@ -7,7 +7,7 @@
 # routing against General Bots' PL/pgSQL lookup (bench/routing.sh).
 #
 #   bash bench/run.sh                                full run (~40 min)
-#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~5 min)
+#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~7 min)
 #   BENCH_ONLY=partitions bash bench/run.sh          the partition part alone
 #                                                    (also ids, enums, routing)
 #
