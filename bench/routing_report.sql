@@ -1,6 +1,6 @@
 -- Report of the routing part of bench/run.sh (bench/routing.sh): reads its
 -- samples (TSV) on stdin.  psql variables: reps, pgb_secs, pgb_reps,
--- one_reps, wide.  Every ratio is of figures from this run.
+-- one_reps.  Every ratio is of figures from this run.
 \set ON_ERROR_STOP on
 
 CREATE TEMP TABLE rs (
@@ -47,15 +47,15 @@ SELECT f.*, CASE WHEN f.variant LIKE 'empty%' THEN NULL ELSE f.ns_row - e.ns_row
 FROM q f JOIN q e ON e.set = f.set AND e.n = f.n AND e.variant LIKE 'empty%';
 
 \echo
-SELECT format('6a. One query: SELECT count(f(t)) FROM generate_series(1, N) g, t cycling through a set of %s tenants,',
-		string_agg(format('%s (%s)', value, variant), ', ' ORDER BY value))
+\echo '6a. One query: SELECT count(f(t)) FROM generate_series(1, N) g, t cycling through a set of tenants,'
+SELECT format('    %s, half of them mapped, over all 7 shards; %s repetitions,',
+		string_agg(format('%s (%s)', value, variant), ', ' ORDER BY value), :reps)
 FROM rs WHERE section = 'set';
-\echo '    half of them mapped, over all 7 shards; ':reps' repetitions, each in a session that ran the query over the'
-\echo '    whole set (gb_shard_for_tenant) or 1,000 rows (PL/pgSQL) just before; timed in wall time and in the'
-\echo '    backend''s time on a CPU (schedstat; the figures to the right of "|" are from its best); empty = the same'
-\echo '    query computing t alone, with the same N (net = minus its CPU time per row); plpgsql = the migration''s'
-\echo '    function (VOLATILE), plpgsql stable = the same declared STABLE; faster = gb_shard_for_tenant''s speed'
-\echo '    over it, raw (per row) and net (per call)'
+\echo '    each in a session that ran the query over the whole set (gb_shard_for_tenant) or 1,000 rows (PL/pgSQL)'
+\echo '    just before; timed in wall time and in the backend''s time on a CPU (schedstat; the figures to the'
+\echo '    right of "|" are from its best); empty = the same query computing t alone, with the same N (net ='
+\echo '    minus its CPU time per row); plpgsql = the migration''s function (VOLATILE), plpgsql stable = the'
+\echo '    same declared STABLE; faster = gb_shard_for_tenant''s speed over it, raw (per row) and net (per call)'
 \set qfmt '%-5s %-20s %8s %9s %9s %9s %9s | %8s %9s %9s %9s'
 SELECT format(:'qfmt', '', '', '', 'wall ms', '', 'CPU ms', '', 'CPU', 'net ns', 'faster', 'faster');
 SELECT format(:'qfmt', 'set', 'f', 'N', 'best', 'median', 'best', 'median', 'ns/row', 'per call', 'raw', 'net');
