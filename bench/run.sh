@@ -2,18 +2,20 @@
 # gb_scale benchmarks: gb_next_id() against sequences, UUIDs and a PL/pgSQL
 # snowflake in one session, then snowflake vs bigserial keys under pgbench,
 # with the cost of the durable reservation mark next to every number; then
-# enum domains against native enums and VARCHAR (size and lookups); last, the
-# partition manager against pg_partman (bench/partitions.sh).
+# enum domains against native enums and VARCHAR (size and lookups); the
+# partition manager against pg_partman (bench/partitions.sh); last, shard
+# routing against General Bots' PL/pgSQL lookup (bench/routing.sh).
 #
-#   bash bench/run.sh                                full run (~30 min)
-#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~5 min)
+#   bash bench/run.sh                                full run (~40 min)
+#   BENCH_QUICK=1 bash bench/run.sh                  smoke run (~7 min)
 #   BENCH_ONLY=partitions bash bench/run.sh          the partition part alone
-#                                                    (also ids, enums)
+#                                                    (also ids, enums, routing)
 #
 # Runs on a throwaway cluster (unix socket in a temp dir, removed on exit)
 # and writes the printed report to bench/results/latest.txt, the raw samples
-# to bench/results/samples.tsv and bench/results/partitions.tsv (the partition
-# report alone also to bench/results/partitions.txt).
+# to bench/results/samples.tsv, bench/results/partitions.tsv and
+# bench/results/routing.tsv (the partition and routing reports alone also to
+# bench/results/partitions.txt and bench/results/routing.txt).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
@@ -34,8 +36,8 @@ PGBENCH_CLIENTS=(2 8)
 # this VM hides in the others.
 PGBENCH_CONFIGS=(1:on 100:on 100:off)
 
-# The parts to run: ids (single session and pgbench), enums, partitions.
-BENCH_ONLY=${BENCH_ONLY:-ids enums partitions}
+# The parts to run: ids (single session and pgbench), enums, partitions, routing.
+BENCH_ONLY=${BENCH_ONLY:-ids enums partitions routing}
 want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 
 # Single-session expressions, counted over generate_series(1, N).  The
@@ -179,7 +181,12 @@ fi
 source "$BENCH_DIR/partitions.sh"
 if want partitions; then partitions_bench; fi
 
-# 4. Report: machine header from the shell, tables from the samples in SQL.
+# 4. Shard routing against General Bots' PL/pgSQL lookup, in a database of its own.
+# shellcheck source=bench/routing.sh
+source "$BENCH_DIR/routing.sh"
+if want routing; then routing_bench; fi
+
+# 5. Report: machine header from the shell, tables from the samples in SQL.
 report_header() {
 	local cpu
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
@@ -204,4 +211,5 @@ cp "$SAMPLES" "$BENCH_DIR/results/samples.tsv"
 		bsql -v rows="$ENUM_ROWS" -v reps="$ENUM_REPS" -f "$BENCH_DIR/enums.sql"
 	fi
 	if want partitions; then partitions_report | tee "$BENCH_DIR/results/partitions.txt"; fi
+	if want routing; then routing_report | tee "$BENCH_DIR/results/routing.txt"; fi
 } | tee "$BENCH_DIR/results/latest.txt"
