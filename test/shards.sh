@@ -144,11 +144,13 @@ setup_sql() {
 	cat <<'SQL'
 CREATE EXTENSION gb_scale;
 SQL
-	echo "INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, is_primary, is_active, min_tenant_id, max_tenant_id) VALUES"
+	# The same rows on every shard, created_at included.
+	echo "INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, is_primary, is_active, min_tenant_id, max_tenant_id, created_at) VALUES"
 	local sep=''
 	while read -r id region dc min max; do
-		printf "%s(%s, '%s', '%s', '%s', %s, true, %s, %s)" "$sep" "$id" "$region" "$dc" \
-			"$(sed "s/'/''/g" "$BASE/shard$id/connstr")" "$([ "$id" = 1 ] && echo true || echo false)" "$min" "$max"
+		printf "%s(%s, '%s', '%s', '%s', %s, true, %s, %s, '%s')" "$sep" "$id" "$region" "$dc" \
+			"$(sed "s/'/''/g" "$BASE/shard$id/connstr")" "$([ "$id" = 1 ] && echo true || echo false)" \
+			"$min" "$max" "$CREATED_AT"
 		sep=$',\n'
 	done <"$BASE/shards"
 	echo ';'
@@ -239,6 +241,7 @@ CONF
 		log "shard $id ($region $dc, tenants $min..$max): port $((port + i)), socket $dir, SHARD_ID=$id"
 		i=$((i + 1))
 	done <"$BASE/shards"
+	CREATED_AT=$(date -u '+%F %T.%6N+00')
 	for dir in $(shard_dirs); do
 		setup_sql | shard_psql "$dir" >/dev/null
 	done
