@@ -39,6 +39,6 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 lint:
 	cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
 		--inline-suppr --quiet -I src '-Dpg_attribute_aligned(a)=' src/
-	clang-tidy --quiet src/*.c -- -I src -I $(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE
+	clang-tidy --quiet src/*.c -- -I src -I $(shell $(PG_CONFIG) --includedir-server) -I $(shell $(PG_CONFIG) --includedir) -D_GNU_SOURCE
 
 .PHONY: lint

@@ -453,6 +453,59 @@ SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_shard_map', '');
 REVOKE ALL ON gb_scale.shard_config, gb_scale.tenant_shard_map FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON gb_scale.shard_config, gb_scale.tenant_shard_map TO gb_scale_admin;
 
+-- Any change to the directory reaches every backend's routing cache by its
+-- next statement (and is forgotten again on rollback).
+CREATE FUNCTION gb_scale.shard_directory_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_shard_directory_changed'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION gb_scale.shard_directory_changed() FROM PUBLIC;
+CREATE TRIGGER shard_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON gb_scale.shard_config
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.shard_directory_changed();
+CREATE TRIGGER tenant_shard_map_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON gb_scale.tenant_shard_map
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.shard_directory_changed();
+
+CREATE FUNCTION @extschema@.gb_shard_for_tenant(tenant_id bigint)
+RETURNS smallint
+AS 'MODULE_PATHNAME', 'gb_shard_for_tenant'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_shard_for_tenant(bigint) IS
+  'the shard of a tenant: its tenant_shard_map entry, else the active shard whose range holds it';
+
+CREATE FUNCTION @extschema@.gb_shard_connection(tenant_id bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'gb_shard_connection'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_shard_connection(bigint) IS
+  'the connection string of a tenant''s shard';
+REVOKE ALL ON FUNCTION @extschema@.gb_shard_connection(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_shard_connection(bigint) TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_current_shard()
+RETURNS smallint
+AS 'MODULE_PATHNAME', 'gb_current_shard'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_current_shard() IS
+  'this database''s shard id (gb_scale.shard_id), for shard_id columns';
+
+CREATE FUNCTION @extschema@.gb_shard_for_id(id bigint)
+RETURNS smallint
+AS 'MODULE_PATHNAME', 'gb_id_shard'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_shard_for_id(bigint) IS
+  'the shard that made a gb_scale ID';
+
+CREATE FUNCTION @extschema@.gb_tenant_assign(tenant_id bigint, shard_id smallint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_assign'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) IS
+  'place a tenant on a shard (or move its entry), taking the shard''s region';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) TO gb_scale_admin;
+
 ------------------------------------------------------------------------------
 -- Shard directory sync (src/shard_sync.c)
 ------------------------------------------------------------------------------
@@ -460,6 +513,64 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON gb_scale.shard_config, gb_scale.tenant_s
 ------------------------------------------------------------------------------
 -- Tenant isolation, export and purge (src/tenant.c)
 ------------------------------------------------------------------------------
+
+
+-- Tables isolated by tenant, with their tenant column.  Dumped with the
+-- database; a dropped table's row goes with it (gb_scale_partition_drop).
+CREATE TABLE gb_scale.tenant_isolation (
+    tbl           regclass PRIMARY KEY,
+    tenant_column name     NOT NULL
+);
+COMMENT ON TABLE gb_scale.tenant_isolation IS 'gb_scale tenant isolation: tables whose rows are isolated by tenant';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_isolation', '');
+REVOKE ALL ON gb_scale.tenant_isolation FROM PUBLIC;
+GRANT SELECT ON gb_scale.tenant_isolation TO PUBLIC;
+
+-- The transaction's tenant is set by gb_set_tenant() only (see src/tenant.c).
+CREATE FUNCTION @extschema@.gb_set_tenant(tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_set_tenant'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_set_tenant(bigint) IS
+  'the tenant whose rows isolated tables show, until the end of the transaction (NULL: none)';
+REVOKE ALL ON FUNCTION @extschema@.gb_set_tenant(bigint) FROM PUBLIC;
+
+-- Called by the policies, so by every role that reads or writes an isolated
+-- table: PUBLIC keeps EXECUTE.
+CREATE FUNCTION gb_scale.current_tenant()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'gb_current_tenant'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.current_tenant() IS
+  'the transaction''s tenant (gb_set_tenant), or NULL';
+
+CREATE FUNCTION gb_scale.tenant_for_write(isolated regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'gb_tenant_for_write'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.tenant_for_write(regclass) IS
+  'the transaction''s tenant; an error naming the table when none is set';
+
+CREATE FUNCTION @extschema@.gb_tenant_isolation_enable(tbl regclass, tenant_column name DEFAULT 'tenant_id')
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_isolation_enable'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_isolation_enable(regclass, name) IS
+  'row level security (forced for the owner too) showing only the rows of the transaction''s tenant';
+
+CREATE FUNCTION @extschema@.gb_tenant_export(tenant_id bigint)
+RETURNS TABLE (table_name regclass, row_data jsonb)
+AS 'MODULE_PATHNAME', 'gb_tenant_export'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_export(bigint) IS
+  'every row of a tenant in the isolated and tenant-partitioned tables (owner or gb_scale_admin)';
+
+CREATE FUNCTION @extschema@.gb_tenant_purge(tenant_id bigint)
+RETURNS TABLE (table_name regclass, rows_removed bigint)
+AS 'MODULE_PATHNAME', 'gb_tenant_purge'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_purge(bigint) IS
+  'delete every row of a tenant (dedicated partitions by DROP), in one transaction (owner or gb_scale_admin)';
 
 ------------------------------------------------------------------------------
 -- Cross-shard queries through postgres_fdw (src/shard_fdw.c)

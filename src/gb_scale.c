@@ -11,6 +11,7 @@
  */
 #include "gb_scale.h"
 #include "partition.h"
+#include "routing.h"
 
 #include <stdlib.h>
 
@@ -159,6 +160,8 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	gb_partition_init();
+	gb_tenant_init();
+	gb_routing_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

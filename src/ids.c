@@ -24,6 +24,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "routing.h"
 
 #include <time.h>
 
@@ -463,8 +464,8 @@ gb_claim_slot(GbIdSlot *slot, int shard)
 		gb_report_shard_taken(shard, owner);
 }
 
-static int
-gb_current_shard(void)
+int
+gb_required_shard(void)
 {
 	if (gb_shard_id == GB_SHARD_UNSET)
 	{
@@ -515,7 +516,7 @@ gb_reserve_ticks(int64 count, int *shard_out, const char *what)
 	bool		counted_wait = false;
 
 	gb_check_can_generate(what);
-	shard = gb_current_shard();
+	shard = gb_required_shard();
 	slot = &gb_ids->slots[shard];
 	if (pg_atomic_read_u32(&slot->owner_db) != MyDatabaseId)
 		gb_claim_slot(slot, shard);

@@ -202,4 +202,7 @@ extern void gb_as_owner_end(Oid save_userid, int save_sec, int nestlevel);
 extern void gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker);
 extern List *gb_pass_pending;
 
+/* partition_api.c */
+extern int64 gb_count_rows(Oid relid);
+
 #endif							/* GB_PARTITION_H */

@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "partition.h"
+#include "routing.h"
 
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -841,7 +842,7 @@ gb_partition_list(PG_FUNCTION_ARGS)
 }
 
 /* Row count of a default partition, for a caller allowed to read the table. */
-static int64
+int64
 gb_count_rows(Oid relid)
 {
 	int64		n = 0;
@@ -1013,5 +1014,9 @@ gb_partition_on_drop(PG_FUNCTION_ARGS)
 					" WHERE c.oid OPERATOR(pg_catalog.=) t.subtree::pg_catalog.oid)", 0, NULL, NULL, NULL);
 	gb_catalog_exec("DELETE FROM gb_scale.partition_config p WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c"
 					" WHERE c.oid OPERATOR(pg_catalog.=) p.parent::pg_catalog.oid)", 0, NULL, NULL, NULL);
+	/* and tenant isolation's registrations (src/tenant.c) */
+	if (OidIsValid(get_relname_relid(GB_TENANT_ISOLATION_TABLE, nsp)))
+		gb_catalog_exec("DELETE FROM gb_scale.tenant_isolation i WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c"
+						" WHERE c.oid OPERATOR(pg_catalog.=) i.tbl::pg_catalog.oid)", 0, NULL, NULL, NULL);
 	PG_RETURN_VOID();
 }

@@ -17,6 +17,7 @@
  *-------------------------------------------------------------------------
  */
 #include "partition.h"
+#include "routing.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -404,6 +405,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 		appendStringInfoString(&sql, with);
 	gb_exec_sql(sql.data);
 	gb_copy_grants(grants_from, qname);
+	gb_isolation_apply_to_new(cfg->parent, qname);
 
 	for (int b = 0; b < cfg->tenant_buckets; b++)
 	{
@@ -415,6 +417,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 						 qbucket, qname, cfg->tenant_buckets, b, with);
 		gb_exec_sql(sql.data);
 		gb_copy_grants(grants_from, qbucket);
+		gb_isolation_apply_to_new(cfg->parent, qbucket);
 	}
 
 	if (fill)
@@ -464,6 +467,7 @@ gb_create_default_partition(const GbPartConfig *cfg, Oid tree)
 
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s)", qname, qtree, gb_like_options));
 	gb_copy_grants(gb_registered_parent(tree, cfg), qname);
+	gb_isolation_apply_to_new(cfg->parent, qname);
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s DEFAULT", qtree, qname));
 }
 
@@ -487,6 +491,7 @@ gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant,
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s) PARTITION BY RANGE (%s)",
 						 qname, qparent, gb_like_options, quote_identifier(control)));
 	gb_copy_grants(cfg->parent, qname);
+	gb_isolation_apply_to_new(cfg->parent, qname);
 	if (has_tenant)
 		gb_exec_sql(psprintf("ALTER TABLE %s ADD CONSTRAINT gb_scale_tenant CHECK (%s OPERATOR(pg_catalog.=) " INT64_FORMAT ")",
 							 qname, quote_identifier(gb_tenant_column_of(cfg)), tenant_id));

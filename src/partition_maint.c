@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "partition.h"
+#include "routing.h"
 
 #include "access/relation.h"
 #include "access/table.h"
@@ -641,6 +642,7 @@ gb_maintain_tree(GbTreeJob *job)
 		int64		cutoff;
 		int64		aligned;
 		TimestampTz aligned_time;
+		int			tenant_scope;
 
 		if (!gb_retention_cutoff(&ctx, job->now, &t->retention, &cutoff))
 			continue;
@@ -650,11 +652,14 @@ gb_maintain_tree(GbTreeJob *job)
 			continue;
 		if (job->dry_run)
 			goto due;
+		/* as that tenant, for tables whose row level security is forced */
+		tenant_scope = gb_tenant_scope_begin(t->tenant_id);
 		job->counts->purged += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
 							 " AND %s OPERATOR(pg_catalog.<) %s",
 							 gb_qualified_name(job->tree),
 							 quote_identifier(gb_tenant_column_of(cfg)), t->tenant_id,
 							 quote_identifier(ctx.control_name), gb_key_literal(&ctx, aligned)));
+		gb_tenant_scope_end(tenant_scope);
 		gb_tenant_record_purge(cfg->parent, t->tenant_id, aligned_time);
 	}
 

@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * routing.h
+ *	  Shard routing and tenant isolation: declarations shared by routing.c,
+ *	  tenant.c, shard_sync.c, shard_fdw.c and the partition code.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef GB_ROUTING_H
+#define GB_ROUTING_H
+
+#include "gb_scale.h"
+
+#define GB_SHARD_CONFIG_TABLE		"shard_config"
+#define GB_TENANT_MAP_TABLE			"tenant_shard_map"
+#define GB_TENANT_ISOLATION_TABLE	"tenant_isolation"
+#define GB_ADMIN_ROLE				"gb_scale_admin"
+
+/* ids.c: the shard id of this database, or an error saying how to set it */
+extern int	gb_required_shard(void);
+
+/* routing.c */
+extern void gb_routing_init(void);
+
+/* tenant.c */
+extern void gb_tenant_init(void);
+extern bool gb_is_admin(Oid roleid);
+extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
+extern int	gb_tenant_scope_begin(int64 tenant_id);
+extern void gb_tenant_scope_end(int nestlevel);
+
+#endif							/* GB_ROUTING_H */
