@@ -22,8 +22,9 @@
 # gb_scale, the same gb_scale.shard_config rows on every shard (connection
 # strings point at each instance's socket directory and port; shard 1 is
 # the primary of the directory), and General Bots-like tables gb.sessions and
-# gb.messages whose rows carry the shard that holds them.  A role gb_app (LOGIN,
-# no superuser) may read and write them.
+# gb.messages whose rows carry the shard that holds them, isolated by tenant
+# (gb_tenant_isolation_enable).  A role gb_app (LOGIN, no superuser) may read
+# and write them, one tenant per transaction (gb_set_tenant).
 #
 # Runs as root (servers and clients then run as the postgres OS user) or as
 # the postgres user.  The servers listen on their socket directory only.
@@ -185,6 +186,10 @@ CREATE TABLE gb.messages (
 );
 CREATE INDEX ON gb.messages (tenant_id, session_id);
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA gb TO gb_app;
+-- Each organization sees only its rows: the application names the tenant of
+-- each transaction with gb_set_tenant().
+SELECT gb_tenant_isolation_enable('gb.sessions'), gb_tenant_isolation_enable('gb.messages');
+GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) TO gb_app;
 SQL
 }
 

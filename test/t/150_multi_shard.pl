@@ -227,7 +227,7 @@ sub check_routing
 		is( sq($s, 'SELECT string_agg(t || \':\' || (gb_shard_connection(t) = c.connection_string), \' \' ORDER BY t)
                      FROM unnest(ARRAY[' . join(',', @served) . ']::bigint[]) t
                      JOIN gb_scale.shard_config c ON c.shard_id = gb_shard_for_tenant(t)'),
-			join(' ', map { "$_:t" } sort { $a <=> $b } @served),
+			join(' ', map { "$_:true" } sort { $a <=> $b } @served),
 			"$when: shard $s gives each served tenant its shard's connection string");
 		my @bad = grep { q_state($s, "SELECT gb_shard_for_tenant($_)") ne 'P0002'
 			  || q_state($s, "SELECT gb_shard_connection($_)") ne 'P0002' } @none;
@@ -324,18 +324,21 @@ sub write_tenants
 		next unless defined $s;
 		my $n = 1 + $t % 5;
 		$by_conn{$c} .= qq{
+BEGIN;
+SELECT gb_set_tenant($t) \\gset
 WITH s AS (INSERT INTO gb.sessions (tenant_id, channel, user_ref)
            SELECT $t, ($t % 10)::smallint, 'user-' || $t || '-' || k FROM generate_series(1, 2) k
            RETURNING id, tenant_id)
 INSERT INTO gb.messages (tenant_id, session_id, channel, role, body)
 SELECT s.tenant_id, s.id, ($t % 10)::smallint, (1 + i % 2)::smallint, 'message ' || i || ' of tenant ' || $t
-  FROM s, generate_series(1, $n) i;};
+  FROM s, generate_series(1, $n) i;
+COMMIT;};
 		$expect{$t}[0] += 2;
 		$expect{$t}[1] += 2 * $n;
 	}
 	for my $c (keys %by_conn)
 	{
-		my ($r, $o, $e) = psql_run("$c user=gb_app", "BEGIN;$by_conn{$c}\nCOMMIT;");
+		my ($r, $o, $e) = psql_run("$c user=gb_app", $by_conn{$c});
 		die "writing through $c: $e" if $r;
 	}
 	return;
@@ -545,10 +548,16 @@ COMMIT;});
 
 # ------------------------------------------------------------------------
 section 'tenant isolation on a shard' => sub {
+	# test/shards.sh isolated both tables on every shard; enabling again is
+	# harmless.
+	for my $s (@shards)
+	{
+		is(sq($s, q{SELECT string_agg(tbl::text || '.' || tenant_column, ' ' ORDER BY tbl::text) FROM gb_scale.tenant_isolation}),
+			'gb.messages.tenant_id gb.sessions.tenant_id', "shard $s: gb.sessions and gb.messages are isolated by tenant_id");
+	}
 	my $s = 6;
 	my ($t1, $t2) = ($range{6}[0], $range{6}[0] + 9973);
-	sq($s, q{SELECT gb_tenant_isolation_enable('gb.messages'), gb_tenant_isolation_enable('gb.sessions');
-            GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) TO gb_app});
+	sq($s, q{SELECT gb_tenant_isolation_enable('gb.messages'), gb_tenant_isolation_enable('gb.sessions')});
 	for my $t ($t1, $t2)
 	{
 		is( sq($s, "BEGIN; SELECT gb_set_tenant($t) \\gset
@@ -562,16 +571,24 @@ COMMIT;", 'gb_app'),
 COMMIT;
 SELECT count(*) FROM gb.messages;", 'gb_app'),
 		'0', 'the tenant is transaction-scoped: the next transaction sees no rows');
+	is(q_state($s, "INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES ($t1, 1, 1, 'no tenant')", 'gb_app'),
+		'42501', 'writing without a tenant is refused');
 	is( q_state(
 			$s, "BEGIN; SELECT gb_set_tenant($t1) \\gset
 INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES ($t2, 1, 1, 'not mine');", 'gb_app'),
 		'42501', 'writing a row of another tenant is refused');
 	is( sq($s, "BEGIN; SELECT gb_set_tenant($t1) \\gset
-UPDATE gb.messages SET body = 'changed' WHERE tenant_id = $t2;
-SELECT count(*) FROM gb.messages WHERE body = 'changed';
-COMMIT;", 'gb_app'), '0', 'another tenant\'s rows cannot be updated');
-	is(sq($s, "SELECT count(*) FROM gb.messages WHERE body = 'changed'"), 0, '(checked as superuser)');
-	check_global(1, 'with isolation enabled on shard 6');
+WITH u AS (UPDATE gb.messages SET body = 'changed' WHERE tenant_id = $t2 RETURNING 1),
+     d AS (DELETE FROM gb.sessions WHERE tenant_id = $t2 RETURNING 1)
+SELECT (SELECT count(*) FROM u) || ' ' || (SELECT count(*) FROM d);
+COMMIT;", 'gb_app'), '0 0', 'another tenant\'s rows can be neither updated nor deleted');
+	is( sq($s, "SELECT (SELECT count(*) FROM gb.messages WHERE body = 'changed') || ' '
+                     || (SELECT count(*) FROM gb.sessions WHERE tenant_id = $t2)"),
+		"0 $expect{$t2}[0]", '(checked as superuser)');
+	is(q_state($s, "SELECT gb_set_tenant($t1)", 'gb_app'), '', '(gb_app may call gb_set_tenant)');
+	is(sq($s, "SELECT has_function_privilege('public', 'gb_set_tenant(bigint)', 'EXECUTE')"), 'f',
+		'PUBLIC may not call gb_set_tenant');
+	check_global(1, 'with isolation on every shard');
 };
 
 # ------------------------------------------------------------------------
