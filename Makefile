@@ -19,9 +19,9 @@ OBJS = \
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions routing tenant parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
-ISOLATION = enum_concurrency
+ISOLATION = enum_concurrency routing_cache
 ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)

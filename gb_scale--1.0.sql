@@ -558,6 +558,13 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.gb_tenant_isolation_enable(regclass, name) IS
   'row level security (forced for the owner too) showing only the rows of the transaction''s tenant';
 
+CREATE FUNCTION @extschema@.gb_tenant_isolation_disable(tbl regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_isolation_disable'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_isolation_disable(regclass) IS
+  'remove a table''s tenant isolation: its policies, row level security and registration';
+
 CREATE FUNCTION @extschema@.gb_tenant_export(tenant_id bigint)
 RETURNS TABLE (table_name regclass, row_data jsonb)
 AS 'MODULE_PATHNAME', 'gb_tenant_export'

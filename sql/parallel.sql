@@ -60,6 +60,38 @@ SELECT gb_partition_ensure('par_parts', '2025-03-09 00:00:00+00', '2025-03-10 00
 DROP TABLE par_parts;
 RESET gb_scale.test_now;
 
+-- Routing in parallel workers: they read the shard directory themselves,
+-- and see the leader's uncommitted placements.
+CREATE TABLE par_tenants AS SELECT g::bigint AS tenant_id FROM generate_series(1, 40000) g;
+ANALYZE par_tenants;
+BEGIN;
+INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, min_tenant_id, max_tenant_id)
+VALUES (1, 'USA', 'us-east-1', 'dbname=shard1', 1, 20000), (4, 'DEU', 'eu-central-1', 'dbname=shard4', 20001, 40000);
+SELECT count(gb_tenant_assign(g, 4::smallint)) AS placed FROM generate_series(1, 100) g;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FILTER (WHERE gb_shard_for_tenant(tenant_id) = 1) AS on_1,
+       count(*) FILTER (WHERE gb_shard_for_tenant(tenant_id) = 4) AS on_4 FROM par_tenants;
+SELECT count(*) FILTER (WHERE gb_shard_for_tenant(tenant_id) = 1) AS on_1,
+       count(*) FILTER (WHERE gb_shard_for_tenant(tenant_id) = 4) AS on_4 FROM par_tenants;
+ROLLBACK;
+-- Tenant isolation in parallel workers: the transaction's tenant reaches them.
+CREATE TABLE par_isolated AS SELECT g AS id, (g % 50)::bigint AS tenant_id FROM generate_series(1, 50000) g;
+ANALYZE par_isolated;
+SELECT gb_tenant_isolation_enable('par_isolated');
+CREATE ROLE regress_par_app;
+GRANT SELECT ON par_isolated TO regress_par_app;
+GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) TO regress_par_app;
+SET ROLE regress_par_app;
+BEGIN;
+SELECT gb_set_tenant(7);
+EXPLAIN (COSTS OFF) SELECT count(*) FROM par_isolated;
+SELECT count(*), min(tenant_id), max(tenant_id) FROM par_isolated;
+COMMIT;
+SELECT count(*) FROM par_isolated;
+RESET ROLE;
+DROP TABLE par_isolated, par_tenants;
+REVOKE EXECUTE ON FUNCTION gb_set_tenant(bigint) FROM regress_par_app;
+DROP ROLE regress_par_app;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

@@ -631,6 +631,37 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (131, $$SELECT pg_catalog.count(*) FROM gb_scale.partition_config c
              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.parent)$$);
 
+-- Routing and tenant isolation: the directory (written by the superuser
+-- below), each lookup, a placement and a change of the directory between
+-- lookups, so that the cache is read again under each search_path; a table
+-- of the caller's isolated, exported and purged.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (140, $$CREATE TABLE %2$s.%1$s_tn (id bigint NOT NULL, tenant_id bigint NOT NULL, v pg_catalog.text)$$, false),
+    (141, $$INSERT INTO %2$s.%1$s_tn VALUES (1, 5, 'a'), (2, 6, 'b'), (3, 5, 'c'), (4, 7, 'd')$$, false),
+    (145, $$SELECT gb_set_tenant(5)$$, false),
+    (150, $$UPDATE gb_scale.shard_config SET datacenter = datacenter$$, false),
+    (152, $$INSERT INTO %2$s.%1$s_tn VALUES (5, 5, 'e')$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (142, $$SELECT gb_tenant_isolation_enable('%2$s.%1$s_tn')$$),
+    (143, $$SELECT p.polname, p.polcmd FROM pg_catalog.pg_policy p
+             WHERE p.polrelid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass ORDER BY p.polname$$),
+    (144, $$SELECT e.row_data FROM gb_tenant_export(5) e
+             WHERE e.table_name OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass
+             ORDER BY (e.row_data OPERATOR(pg_catalog.->>) 'id')$$),
+    (146, $$SELECT t.id, t.v FROM %2$s.%1$s_tn t ORDER BY t.id$$),
+    (147, $$SELECT p.rows_removed FROM gb_tenant_purge(7) p
+             WHERE p.table_name OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$),
+    (148, $$SELECT gb_shard_for_tenant(5), gb_shard_for_tenant(1500000), gb_shard_for_tenant(9000001)$$),
+    (149, $$SELECT gb_shard_for_tenant(2500000)$$),
+    (151, $$SELECT gb_shard_for_tenant(1500000), gb_shard_connection(1500000)$$),
+    (153, $$SELECT gb_tenant_assign(9000001, 1::smallint)$$),
+    (154, $$SELECT gb_current_shard(), gb_shard_for_id(gb_id_from_time('2025-01-01 00:00:00+00', 7::smallint))$$),
+    (155, $$SELECT gb_scale.current_tenant(), gb_scale.tenant_for_write('%2$s.%1$s_tn')$$),
+    (156, $$SELECT gb_tenant_isolation_disable('%2$s.%1$s_tn')$$),
+    (157, $$SELECT c.relrowsecurity, c.relforcerowsecurity, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p
+                                                            WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
+              FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$);
+
 -- Dropping an enum domain runs the drop event trigger (probe 71 looks for
 -- labels left behind).
 INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
@@ -681,6 +712,11 @@ SELECT gb_enum_create('super_app.crash', ARRAY['a', 'b']);
 -- The clock of partition maintenance, for mallory's phases as well (she
 -- cannot set it herself; a superuser's session setting stays).
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+
+-- The shard directory the routing probes read.
+INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, min_tenant_id, max_tenant_id)
+VALUES (1, 'USA', 'us-east-1', 'dbname=one', 1, 1000000), (2, 'USA', 'us-west-2', 'dbname=two', 1000001, 2000000);
+SELECT gb_tenant_assign(9000001, 1::smallint);
 
 -- (a) mallory: clean, then hostile search_path.
 SET SESSION AUTHORIZATION regress_mallory;
@@ -751,6 +787,9 @@ SELECT count(*) AS labels_left_behind
   FROM gb_scale.enum_label l WHERE NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = l.enum_type);
 SELECT count(DISTINCT enum_type) AS enums FROM gb_scale.enum_label;
 SELECT count(*) AS partition_configs_left FROM gb_scale.partition_config;
+SELECT count(*) AS isolations_left FROM gb_scale.tenant_isolation;
+TRUNCATE gb_scale.tenant_shard_map;
+DELETE FROM gb_scale.shard_config;
 RESET gb_scale.test_now;
 RESET search_path;
 RESET timezone;

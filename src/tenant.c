@@ -50,6 +50,7 @@ PG_FUNCTION_INFO_V1(gb_set_tenant);
 PG_FUNCTION_INFO_V1(gb_current_tenant);
 PG_FUNCTION_INFO_V1(gb_tenant_for_write);
 PG_FUNCTION_INFO_V1(gb_tenant_isolation_enable);
+PG_FUNCTION_INFO_V1(gb_tenant_isolation_disable);
 PG_FUNCTION_INFO_V1(gb_tenant_export);
 PG_FUNCTION_INFO_V1(gb_tenant_purge);
 
@@ -187,8 +188,8 @@ gb_isolation_sql(const char *qname, const char *column, Oid isolated, bool force
 {
 	const char *qcol = quote_identifier(column);
 	char	   *reading = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.current_tenant()", qcol);
-	char	   *writing = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.tenant_for_write(%u::pg_catalog.regclass)",
-								   qcol, isolated);
+	char	   *writing = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.tenant_for_write(%s::pg_catalog.regclass)",
+								   qcol, quote_literal_cstr(gb_qualified_name(isolated)));
 	StringInfoData sql;
 
 	initStringInfo(&sql);
@@ -271,20 +272,11 @@ gb_check_tenant_column(Relation rel, const char *column)
 				 errhint("A tenant column is bigint (or integer, smallint).")));
 }
 
-Datum
-gb_tenant_isolation_enable(PG_FUNCTION_ARGS)
+/* Open a table for isolation DDL, checking its kind and that we own it. */
+static Relation
+gb_open_isolation_target(Oid relid)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	char	   *column = NameStr(*PG_GETARG_NAME(1));
 	Relation	rel = relation_open(relid, ShareUpdateExclusiveLock);
-	Oid			owner = rel->rd_rel->relowner;
-	Oid			types[2] = {REGCLASSOID, NAMEOID};
-	Datum		values[2];
-	List	   *members;
-	ListCell   *lc;
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -294,6 +286,52 @@ gb_tenant_isolation_enable(PG_FUNCTION_ARGS)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
+	return rel;
+}
+
+/* Run SQL built per member of RELID's tree as OWNER; FORCE ... only on RELID. */
+static void
+gb_isolation_ddl_on_tree(Oid relid, Oid owner, const char *column, bool enable)
+{
+	List	   *members = find_all_inheritors(relid, ShareUpdateExclusiveLock, NULL);
+	ListCell   *lc;
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+
+	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
+	/* DROP POLICY IF EXISTS makes it repeatable; its notices are noise */
+	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, members)
+	{
+		Oid			member = lfirst_oid(lc);
+		char	   *qname = gb_qualified_name(member);
+
+		if (enable)
+			gb_exec_sql(gb_isolation_sql(qname, column, relid, member == relid));
+		else
+			gb_exec_sql(psprintf("DROP POLICY IF EXISTS gb_tenant_read ON %s;"
+								 "DROP POLICY IF EXISTS gb_tenant_insert ON %s;"
+								 "DROP POLICY IF EXISTS gb_tenant_update ON %s;"
+								 "DROP POLICY IF EXISTS gb_tenant_delete ON %s;"
+								 "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY;"
+								 "ALTER TABLE %s DISABLE ROW LEVEL SECURITY;",
+								 qname, qname, qname, qname, qname, qname));
+	}
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
+}
+
+Datum
+gb_tenant_isolation_enable(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *column = NameStr(*PG_GETARG_NAME(1));
+	Relation	rel = gb_open_isolation_target(relid);
+	Oid			owner = rel->rd_rel->relowner;
+	Oid			types[2] = {REGCLASSOID, NAMEOID};
+	Datum		values[2];
+
 	gb_check_tenant_column(rel, column);
 	relation_close(rel, NoLock);
 
@@ -302,19 +340,32 @@ gb_tenant_isolation_enable(PG_FUNCTION_ARGS)
 	gb_catalog_exec("INSERT INTO gb_scale.tenant_isolation (tbl, tenant_column) VALUES ($1, $2)"
 					" ON CONFLICT (tbl) DO UPDATE SET tenant_column = excluded.tenant_column",
 					2, types, values, NULL);
+	gb_isolation_ddl_on_tree(relid, owner, column, true);
+	PG_RETURN_VOID();
+}
 
-	members = find_all_inheritors(relid, ShareUpdateExclusiveLock, NULL);
-	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
-	/* DROP POLICY IF EXISTS makes it repeatable; its notices are noise */
-	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	foreach(lc, members)
-	{
-		Oid			member = lfirst_oid(lc);
+/*
+ * Undo gb_tenant_isolation_enable: the policies go from the whole tree, row
+ * level security is turned off, the registration is removed.
+ */
+Datum
+gb_tenant_isolation_disable(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel = gb_open_isolation_target(relid);
+	Oid			owner = rel->rd_rel->relowner;
+	Oid			types[1] = {REGCLASSOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
 
-		gb_exec_sql(gb_isolation_sql(gb_qualified_name(member), column, relid, member == relid));
-	}
-	gb_as_owner_end(save_userid, save_sec, nestlevel);
+	relation_close(rel, NoLock);
+	if (gb_isolation_column(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is not isolated by tenant", gb_qualified_name(relid)),
+				 errhint("gb_scale.tenant_isolation lists the isolated tables.")));
+	gb_catalog_exec("DELETE FROM gb_scale.tenant_isolation i WHERE i.tbl OPERATOR(pg_catalog.=) $1",
+					1, types, values, NULL);
+	gb_isolation_ddl_on_tree(relid, owner, NULL, false);
 	PG_RETURN_VOID();
 }
 

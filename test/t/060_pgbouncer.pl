@@ -52,11 +52,12 @@ my $bdir = PostgreSQL::Test::Utils::tempdir;
 my $bport = PostgreSQL::Test::Cluster::get_free_port();
 my $pghost = $node->host;
 my $pgport = $node->port;
-append_to_file("$bdir/userlist.txt", qq{"postgres" ""\n});
+append_to_file("$bdir/userlist.txt", qq{"postgres" ""\n"gb_app" ""\n});
 append_to_file(
 	"$bdir/pgbouncer.ini", qq{
 [databases]
 gbtest = host=$pghost port=$pgport dbname=gbtest user=postgres
+gbapp = host=$pghost port=$pgport dbname=gbtest user=gb_app
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -195,6 +196,79 @@ SELECT count(*) FROM (
 WHERE pid <> prev});
 cmp_ok($moves, '>', 0,
 	"clients' transactions moved between server connections ($moves times)");
+
+# --- Routing and tenant isolation behind the pooler.  The application's
+# role owns an isolated table (row level security forced for the owner); each
+# transaction sets its tenant, writes a row with the shard column's default
+# and counts the other tenants' rows it can see; a statement in autocommit
+# records the tenant it finds.  No tenant may leak from one pooled
+# transaction into the next, whoever's it is.
+$node->safe_psql(
+	'gbtest', q{
+CREATE ROLE gb_app LOGIN;
+GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) TO gb_app;
+INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, min_tenant_id, max_tenant_id)
+VALUES (77, 'USA', 'us-east-1', 'dbname=gbtest', 1, 1000000);
+CREATE TABLE routed (
+    shard_id smallint NOT NULL DEFAULT gb_current_shard(),
+    id bigint NOT NULL DEFAULT gb_next_id(),
+    tenant_id bigint NOT NULL,
+    client int NOT NULL,
+    pid int NOT NULL,
+    routed_to smallint NOT NULL,
+    others_seen bigint NOT NULL,
+    PRIMARY KEY (shard_id, id));
+ALTER TABLE routed OWNER TO gb_app;
+SELECT gb_tenant_isolation_enable('routed');
+CREATE TABLE leaks (client int NOT NULL, pid int NOT NULL, tenant bigint);
+ALTER TABLE leaks OWNER TO gb_app;
+});
+$node->pgbench(
+	"-h 127.0.0.1 -p $bport -U gb_app -n -c $clients -j 2 -t $per_client -M extended",
+	0,
+	[qr{number of transactions actually processed: @{[ $clients * $per_client ]}/}],
+	[],
+	"pgbench: $clients tenants through pgbouncer, each transaction with its tenant",
+	{
+		"060_tenant\@3" => q{
+\set tenant (:client_id + 1) * 1000
+BEGIN;
+SELECT gb_set_tenant(:tenant);
+INSERT INTO routed (tenant_id, client, pid, routed_to, others_seen)
+SELECT :tenant, :client_id, pg_backend_pid(), gb_shard_for_tenant(:tenant),
+       (SELECT count(*) FROM routed WHERE tenant_id <> :tenant);
+COMMIT;
+},
+		"060_no_tenant\@1" => q{
+INSERT INTO leaks VALUES (:client_id, pg_backend_pid(), gb_scale.current_tenant());
+},
+	},
+	'gbapp');
+my ($rrows, $rtenants, $wrong_default, $wrong_route, $seen, $rpids) = split /\|/,
+  $node->safe_psql(
+	'gbtest', qq{
+SELECT count(*), count(DISTINCT tenant_id),
+       count(*) FILTER (WHERE shard_id <> $shard OR gb_shard_for_id(id) <> shard_id),
+       count(*) FILTER (WHERE routed_to <> $shard),
+       sum(others_seen), count(DISTINCT pid)
+FROM routed});
+cmp_ok($rrows, '>', 0, "$rrows isolated rows written through the pooler");
+is($rtenants, $clients, "by $clients tenants");
+is($wrong_default, 0, 'shard_id DEFAULT gb_current_shard() is the shard in every row, and the shard of its ID');
+is($wrong_route, 0, 'gb_shard_for_tenant routed every tenant to the shard');
+is($seen, 0, 'no transaction saw another tenant\'s rows');
+cmp_ok($rpids, '<=', $pool_size, "on at most $pool_size shared server connections");
+my ($lrows, $leaked, $lpids_shared) = split /\|/, $node->safe_psql(
+	'gbtest', q{
+SELECT count(*), count(tenant),
+       (SELECT count(*) FROM (SELECT l.pid FROM leaks l JOIN routed r USING (pid)
+                              GROUP BY l.pid) s)
+FROM leaks});
+cmp_ok($lrows, '>', 0, "$lrows autocommit statements ran between tenants' transactions");
+is($leaked, 0, 'none of them found a tenant left over from a pooled transaction');
+cmp_ok($lpids_shared, '>', 0, 'on server connections that had served tenants');
+is( $node->safe_psql('gbtest', q{SET ROLE gb_app; SELECT count(*) FROM routed}),
+	'0', 'without a tenant the owner sees no rows');
 
 # --- Stop pgbouncer: SIGTERM to its pid, SIGKILL after a bounded grace.
 my $bpid = slurp_file("$bdir/pgbouncer.pid");
