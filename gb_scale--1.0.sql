@@ -510,6 +510,19 @@ GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) TO gb_s
 -- Shard directory sync (src/shard_sync.c)
 ------------------------------------------------------------------------------
 
+-- Copies another shard's shard_config and tenant_shard_map rows (source is a
+-- libpq connection string) into this shard's, in the caller's transaction
+-- and with the caller's privileges; refuses when a user enum has different
+-- codes on the two shards.  Non-superusers must connect with a password.
+CREATE FUNCTION @extschema@.gb_shard_sync(source text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_shard_sync'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_shard_sync(text) IS
+  'makes this shard''s shard directory equal to the one of the shard at the connection string';
+REVOKE ALL ON FUNCTION @extschema@.gb_shard_sync(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_shard_sync(text) TO gb_scale_admin;
+
 ------------------------------------------------------------------------------
 -- Tenant isolation, export and purge (src/tenant.c)
 ------------------------------------------------------------------------------
