@@ -207,7 +207,7 @@ sub expected_shard
 	return undef;
 }
 
-my @probe = (1, 500, 777, 1_000_000, 3_000_001, 3_000_002, 3_999_999, 5_000_001, 6_000_000);
+my @probe = (1, 500, 777, 888, 1_000_000, 3_000_001, 3_000_002, 3_999_999, 5_000_001, 6_000_000);
 my @unserved = (0, -1, 1_000_001, 2_500_000, 4_000_001, 4_500_000, 6_000_001, '9223372036854775807');
 
 # "tenant:SQLSTATE of gb_shard_for_tenant:of gb_shard_connection" for each
@@ -291,7 +291,7 @@ section 'routing: the same answer on every shard' => sub {
 
 	# Shard 4 looks tenants up (filling its cache), another session syncs
 	# it, and the same session then routes the new way.
-	my $sync = "psql -X -q -d '" . conn_as(4) . "' -c \"SELECT gb_shard_sync('" . conn_as(1) . "')\"";
+	my $sync = "psql -X -q -o /dev/null -d '" . conn_as(4) . "' -c \"SELECT gb_shard_sync('" . conn_as(1) . "')\"";
 	is( sq(4, qq{SELECT gb_shard_for_tenant(777), gb_shard_for_tenant(3000002);
 \\! $sync
 SELECT gb_shard_for_tenant(777), gb_shard_for_tenant(3000002), gb_shard_for_tenant(4500000);}),
@@ -305,6 +305,19 @@ SELECT gb_shard_for_tenant(777), gb_shard_for_tenant(3000002), gb_shard_for_tena
 	%map = (777 => 4, 3_000_002 => 1);
 	sync_from_first();
 	check_routing('after the second change and sync');
+
+	# An enum whose codes differ between shards stops the sync: rows would
+	# mean different things on different shards.
+	sq(1, q{SELECT gb_enum_create('gb.ticket_state', ARRAY['open', 'closed'])});
+	sq(6, q{SELECT gb_enum_create('gb.ticket_state', ARRAY['open', 'waiting', 'closed'])});
+	sq(1, 'SELECT gb_tenant_assign(888, 4::smallint)');
+	is(q_state(6, "SELECT gb_shard_sync('" . conn_as(1) . "')"), '55000',
+		'gb_shard_sync refuses while gb.ticket_state has different codes on shard 1 and shard 6');
+	is(sq(6, 'SELECT gb_shard_for_tenant(888)'), 1, '... and shard 6 keeps its directory');
+	sq(6, q{DROP DOMAIN gb.ticket_state; SELECT gb_enum_create('gb.ticket_state', ARRAY['open', 'closed'])});
+	$map{888} = 4;
+	sync_from_first();
+	check_routing('after the enums agree again and sync');
 };
 
 # ------------------------------------------------------------------------
@@ -444,6 +457,13 @@ sub global_partition
 sub check_global
 {
 	my ($on, $when) = @_;
+	eval { check_global_counts($on, $when); 1 } or fail("$when: counts through gb_global on shard $on: $@");
+	return;
+}
+
+sub check_global_counts
+{
+	my ($on, $when) = @_;
 	for my $name ('messages', 'sessions')
 	{
 		my %n = shard_counts("gb.$name");
@@ -503,7 +523,7 @@ sub deployment_rows
 }
 
 section 'moving a tenant from shard 1 to shard 4' => sub {
-	my $t = $range{1}[0] + 5 * 9973;
+	my $t = $range{1}[0] + 9973;    # 2 sessions of 5 messages
 	my ($src, $dst) = (1, 4);
 	my $before = deployment_rows();
 	my $n_sessions = sq($src, "SELECT count(*) FROM gb.sessions WHERE tenant_id = $t");
