@@ -443,7 +443,8 @@ first_conn=GB_SHARD_${first}_CONNSTR
 # shard's range holds get an explicit placement.
 shard_sql "$first" -c "SELECT gb_tenant_assign(2000042, 4::smallint), gb_tenant_assign(4500001, 6::smallint)" >/dev/null
 for s in $GB_SHARDS; do
-	[ "$s" = "$first" ] || shard_sql "$s" -c "SELECT gb_shard_sync('${!first_conn} user=postgres')" >/dev/null
+	[ "$s" = "$first" ] || shard_sql "$s" -c "SELECT gb_shard_sync('${!first_conn} user=postgres')" 2>&1 >/dev/null |
+		sed "s/^NOTICE:  /   shard $s: /"
 done
 echo '--- the shard directory, the same on every shard after gb_shard_sync'
 shard_sql "${GB_SHARDS##* }" -P footer=off -c "SELECT shard_id, region_code, datacenter, min_tenant_id, max_tenant_id, is_primary FROM gb_scale.shard_config ORDER BY shard_id" \
