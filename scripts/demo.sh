@@ -489,7 +489,7 @@ echo '--- a tenant that no shard serves'
 
 echo '--- cross-shard report from shard 1 through gb_global (postgres_fdw, one partition per shard)'
 shard_sql "$first" -P footer=off <<'SQL'
-SELECT gb_shard_fdw_setup();
+SELECT gb_shard_fdw_setup() \gset
 SELECT gb_global_table('gb.sessions', 'sessions'), gb_global_table('gb.messages', 'messages') \gset
 SELECT coalesce(c.shard_id::text, 'total') AS shard, c.region_code AS region, c.datacenter,
        count(DISTINCT m.tenant_id) AS tenants,
@@ -507,6 +507,6 @@ for s in $GB_SHARDS; do
 done
 echo "   messages counted on each shard directly, summed: $local_total"
 echo '--- one shard only: WHERE shard_id = 4 is pruned to its partition'
-shard_sql "$first" -c "EXPLAIN (COSTS OFF) SELECT count(*) FROM gb_global.messages WHERE shard_id = 4" | sed 's/^/   /'
+shard_sql "$first" -P footer=off -c "EXPLAIN (COSTS OFF) SELECT count(*) FROM gb_global.messages WHERE shard_id = 4" | sed 's/^/   /'
 shards stop 2>/dev/null
 gb_log "shards stopped"
