@@ -466,6 +466,7 @@ for s in $GB_SHARDS; do
 	                              WHERE n % 3 = $k"
 	k=$((k + 1))
 done >"$route_dir/routes"
+echo "--- $(wc -l <"$route_dir/routes") tenants looked up, a third on each shard (gb_shard_for_tenant, gb_shard_connection), then written there as gb_app"
 while read -r t s conn; do
 	cat >>"$route_dir/shard$s.sql" <<SQL
 BEGIN;
