@@ -73,6 +73,11 @@ for my $s (@shards)
 	($conn{$s}) = $out =~ /^export GB_SHARD_${s}_CONNSTR='([^']*)'/m;
 }
 is("@shards", '1 4 6', 'three shards started: 1 (USA), 4 (DEU), 6 (SGP)');
+{
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ $script, 'env' ], '>', \$o, '2>', \$e);
+	is($o, $out, 'test/shards.sh env prints what start printed');
+}
 my %range = (1 => [ 1, 1_000_000 ], 4 => [ 3_000_001, 4_000_000 ], 6 => [ 5_000_001, 6_000_000 ]);
 
 # --- psql helpers --------------------------------------------------------
@@ -647,6 +652,15 @@ COMMIT;", 'gb_app'), '0 0', 'another tenant\'s rows can be neither updated nor d
 };
 
 # ------------------------------------------------------------------------
+# The script: stop twice (the second finds nothing to do), every server gone.
+for my $round (1, 2)
+{
+	my ($o, $e) = ('', '');
+	ok(IPC::Run::run([ $script, 'stop' ], '>', \$o, '2>', \$e), "test/shards.sh stop (round $round) succeeds")
+	  or diag($e);
+}
+is(join(' ', grep { -e "$base/shard$_/data/postmaster.pid" } @shards), '', 'no shard server is left running');
+
 my @bad_logs;
 for my $log (glob("$base/shard*/server.log"))
 {
