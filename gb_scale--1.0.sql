@@ -595,3 +595,344 @@ COMMENT ON FUNCTION @extschema@.gb_tenant_purge(bigint) IS
 ------------------------------------------------------------------------------
 -- Cross-shard queries through postgres_fdw (src/shard_fdw.c)
 ------------------------------------------------------------------------------
+
+-- A shard's connection string as postgres_fdw options: libpq parses it;
+-- for_user_mapping marks the user and the secrets.  Returns the password, so
+-- only those who may read shard_config may call it.
+CREATE FUNCTION gb_scale.conninfo_options(conninfo text)
+RETURNS TABLE (keyword text, value text, for_user_mapping boolean)
+AS 'MODULE_PATHNAME', 'gb_conninfo_options'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.conninfo_options(text) IS
+  'gb_scale cross-shard queries: a libpq connection string split into postgres_fdw server and user mapping options';
+REVOKE ALL ON FUNCTION gb_scale.conninfo_options(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.conninfo_options(text) TO gb_scale_admin;
+
+-- One postgres_fdw server gb_shard_<id> per active shard, with a user mapping
+-- for the calling role.  Runs with the caller's rights: creating a server
+-- needs USAGE on the foreign-data wrapper, changing one needs ownership.  A
+-- re-run brings the servers' and mappings' connection options in line with
+-- shard_config (ADD/SET/DROP), keeps postgres_fdw's own options an operator
+-- set (fetch_size, extensions...), and never drops a server: foreign tables
+-- depend on them.
+CREATE FUNCTION @extschema@.gb_shard_fdw_setup()
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- postgres_fdw's options that are not libpq's: never in a connection
+    -- string, so a re-run leaves them as the operator set them.
+    fdw_server_options CONSTANT text[] := ARRAY['use_remote_estimate', 'fdw_startup_cost',
+        'fdw_tuple_cost', 'extensions', 'updatable', 'truncatable', 'fetch_size', 'batch_size',
+        'parallel_commit', 'keep_connections'];
+    fdw_mapping_options CONSTANT text[] := ARRAY['password_required', 'sslcert', 'sslkey'];
+    shard record;
+    srv name;
+    srv_oid oid;
+    want jsonb;
+    have jsonb;
+    changes text[];
+    opt_list text;
+    srv_fdw oid;
+BEGIN
+    -- Two set-ups at once would race to create the same servers: one at a
+    -- time per database (the key is 'gbfdw' in ASCII).
+    PERFORM pg_catalog.pg_advisory_xact_lock(444032509047);
+    -- Checked first, so that a re-run says nothing (IF NOT EXISTS notices).
+    IF pg_catalog.to_regnamespace('gb_global') IS NULL THEN
+        CREATE SCHEMA gb_global;
+        COMMENT ON SCHEMA gb_global IS 'gb_scale: cross-shard tables, one foreign partition per shard';
+    END IF;
+    -- Creating postgres_fdw needs a superuser; once it is there, its USAGE
+    -- is what creating servers needs.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_data_wrapper w
+                    WHERE w.fdwname OPERATOR(pg_catalog.=) 'postgres_fdw') THEN
+        CREATE EXTENSION postgres_fdw SCHEMA gb_global;
+    END IF;
+
+    FOR shard IN SELECT c.shard_id, c.connection_string FROM gb_scale.shard_config c
+                  WHERE c.is_active ORDER BY c.shard_id
+    LOOP
+        srv := pg_catalog.format('gb_shard_%s', shard.shard_id);
+        BEGIN
+            -- Server options: the connection string's, asynchronous scans on.
+            SELECT pg_catalog.jsonb_object_agg(o.keyword, o.value) INTO want
+              FROM gb_scale.conninfo_options(shard.connection_string) o
+             WHERE NOT o.for_user_mapping;
+            want := COALESCE(want, '{}'::jsonb)
+                    OPERATOR(pg_catalog.||) '{"async_capable": "true"}'::jsonb;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = pg_catalog.format('shard %s: %s', shard.shard_id, SQLERRM),
+                HINT = 'Fix the connection_string of this shard in gb_scale.shard_config.';
+        END;
+
+        SELECT s.oid, s.srvfdw INTO srv_oid, srv_fdw FROM pg_catalog.pg_foreign_server s
+         WHERE s.srvname OPERATOR(pg_catalog.=) srv;
+        IF srv_oid IS NULL THEN
+            SELECT pg_catalog.string_agg(pg_catalog.format('%I %L', w.key, w.value), ', ' ORDER BY w.key)
+              INTO opt_list FROM pg_catalog.jsonb_each_text(want) w;
+            EXECUTE pg_catalog.format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (%s)',
+                                      srv, opt_list);
+            SELECT s.oid INTO STRICT srv_oid FROM pg_catalog.pg_foreign_server s
+             WHERE s.srvname OPERATOR(pg_catalog.=) srv;
+        ELSE
+            IF (SELECT w.fdwname FROM pg_catalog.pg_foreign_data_wrapper w
+                 WHERE w.oid OPERATOR(pg_catalog.=) srv_fdw) OPERATOR(pg_catalog.<>) 'postgres_fdw' THEN
+                RAISE EXCEPTION 'server "%" exists and is not a postgres_fdw server', srv
+                      USING ERRCODE = 'duplicate_object',
+                            HINT = 'gb_scale names the server of shard N gb_shard_N; rename or drop the other server.';
+            END IF;
+            SELECT pg_catalog.jsonb_object_agg(pg_catalog.split_part(o, '=', 1),
+                                               pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1))
+              INTO have
+              FROM pg_catalog.pg_foreign_server s, pg_catalog.unnest(s.srvoptions) o
+             WHERE s.oid OPERATOR(pg_catalog.=) srv_oid;
+            have := COALESCE(have, '{}'::jsonb);
+            changes := ARRAY(
+                SELECT CASE
+                         WHEN h.key IS NULL THEN pg_catalog.format('ADD %I %L', w.key, w.value)
+                         WHEN w.key IS NULL THEN pg_catalog.format('DROP %I', h.key)
+                         ELSE pg_catalog.format('SET %I %L', w.key, w.value)
+                       END
+                  FROM pg_catalog.jsonb_each_text(want) w
+                  FULL JOIN pg_catalog.jsonb_each_text(have) h ON h.key OPERATOR(pg_catalog.=) w.key
+                 WHERE (h.key IS NULL)
+                    OR (w.key IS NULL AND h.key OPERATOR(pg_catalog.<>) ALL (fdw_server_options))
+                    OR (w.value OPERATOR(pg_catalog.<>) h.value)
+                 ORDER BY COALESCE(w.key, h.key));
+            IF pg_catalog.cardinality(changes) OPERATOR(pg_catalog.>) 0 THEN
+                EXECUTE pg_catalog.format('ALTER SERVER %I OPTIONS (%s)', srv,
+                                          pg_catalog.array_to_string(changes, ', '));
+            END IF;
+        END IF;
+
+        -- The calling role's user mapping: the user and the secrets.
+        SELECT pg_catalog.jsonb_object_agg(o.keyword, o.value) INTO want
+          FROM gb_scale.conninfo_options(shard.connection_string) o
+         WHERE o.for_user_mapping;
+        want := COALESCE(want, '{}'::jsonb);
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_user_mappings m
+                        WHERE m.srvid OPERATOR(pg_catalog.=) srv_oid
+                          AND m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                                WHERE r.rolname OPERATOR(pg_catalog.=) current_user)) THEN
+            SELECT pg_catalog.string_agg(pg_catalog.format('%I %L', w.key, w.value), ', ' ORDER BY w.key)
+              INTO opt_list FROM pg_catalog.jsonb_each_text(want) w;
+            EXECUTE pg_catalog.format('CREATE USER MAPPING FOR CURRENT_USER SERVER %I%s', srv,
+                                      CASE WHEN opt_list IS NULL THEN ''
+                                           ELSE pg_catalog.format(' OPTIONS (%s)', opt_list) END);
+        ELSE
+            -- umoptions is visible to the mapping's own role.
+            SELECT pg_catalog.jsonb_object_agg(pg_catalog.split_part(o, '=', 1),
+                                               pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1))
+              INTO have
+              FROM pg_catalog.pg_user_mappings m, pg_catalog.unnest(m.umoptions) o
+             WHERE m.srvid OPERATOR(pg_catalog.=) srv_oid
+               AND m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                     WHERE r.rolname OPERATOR(pg_catalog.=) current_user);
+            have := COALESCE(have, '{}'::jsonb);
+            changes := ARRAY(
+                SELECT CASE
+                         WHEN h.key IS NULL THEN pg_catalog.format('ADD %I %L', w.key, w.value)
+                         WHEN w.key IS NULL THEN pg_catalog.format('DROP %I', h.key)
+                         ELSE pg_catalog.format('SET %I %L', w.key, w.value)
+                       END
+                  FROM pg_catalog.jsonb_each_text(want) w
+                  FULL JOIN pg_catalog.jsonb_each_text(have) h ON h.key OPERATOR(pg_catalog.=) w.key
+                 WHERE (h.key IS NULL)
+                    OR (w.key IS NULL AND h.key OPERATOR(pg_catalog.<>) ALL (fdw_mapping_options))
+                    OR (w.value OPERATOR(pg_catalog.<>) h.value)
+                 ORDER BY COALESCE(w.key, h.key));
+            IF pg_catalog.cardinality(changes) OPERATOR(pg_catalog.>) 0 THEN
+                EXECUTE pg_catalog.format('ALTER USER MAPPING FOR CURRENT_USER SERVER %I OPTIONS (%s)', srv,
+                                          pg_catalog.array_to_string(changes, ', '));
+            END IF;
+        END IF;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION @extschema@.gb_shard_fdw_setup() IS
+  'a postgres_fdw server gb_shard_<id> and a user mapping for the calling role per active shard of gb_scale.shard_config';
+REVOKE ALL ON FUNCTION @extschema@.gb_shard_fdw_setup() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_shard_fdw_setup() TO gb_scale_admin;
+
+-- gb_global.<global_name>: the local table's columns, partitioned by LIST
+-- (shard_id), one postgres_fdw foreign table <global_name>_s<id> per active
+-- shard, reading the same schema and table on that shard.  Runs with the
+-- caller's rights (CREATE on gb_global, USAGE on the servers, ownership of
+-- an existing global table).  A re-run adds the partitions of shards that
+-- became active and drops those of shards no longer active (only the local
+-- definitions: no shard's data is touched); it does not change columns.
+CREATE FUNCTION @extschema@.gb_global_table(local_table regclass, global_name name)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- "_s1023": what partition names add to global_name.
+    max_name_len CONSTANT integer := 63 OPERATOR(pg_catalog.-) 6;
+    src record;
+    key_att record;
+    global_oid oid;
+    cols text;
+    shard record;
+    part record;
+    part_name name;
+    srv name;
+BEGIN
+    SELECT c.oid, c.relkind, c.relname, n.nspname INTO src
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) local_table;
+    IF src.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
+        RAISE EXCEPTION '"%" is not a table', local_table
+              USING ERRCODE = 'wrong_object_type',
+                    HINT = 'gb_global_table() reads a table that every shard holds under the same name.';
+    END IF;
+    -- A global table reading global tables would query every shard from every shard, without end.
+    IF src.nspname OPERATOR(pg_catalog.=) 'gb_global' THEN
+        RAISE EXCEPTION '"%" is a cross-shard table itself', local_table
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Pass the shard-local table that the global table should read on every shard.';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(local_table, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', local_table
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = 'A cross-shard table shows every shard''s rows of the table: it needs SELECT on it.';
+    END IF;
+    SELECT a.attnum, a.atttypid INTO key_att FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) local_table AND a.attname OPERATOR(pg_catalog.=) 'shard_id'
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF key_att IS NULL THEN
+        RAISE EXCEPTION 'table % has no column "shard_id"', local_table
+              USING ERRCODE = 'undefined_column',
+                    HINT = 'Every row must say its shard: add shard_id smallint NOT NULL DEFAULT gb_current_shard().';
+    END IF;
+    IF key_att.atttypid OPERATOR(pg_catalog.<>) 'pg_catalog.int2'::pg_catalog.regtype THEN
+        RAISE EXCEPTION 'column "shard_id" of table % is of type %, not smallint',
+                        local_table, key_att.atttypid::pg_catalog.regtype
+              USING ERRCODE = 'datatype_mismatch',
+                    HINT = 'Declare it as shard_id smallint NOT NULL DEFAULT gb_current_shard().';
+    END IF;
+    IF global_name OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'the global table needs a name' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(global_name) OPERATOR(pg_catalog.>) max_name_len THEN
+        RAISE EXCEPTION 'global table name "%" is too long', global_name
+              USING ERRCODE = 'name_too_long',
+                    DETAIL = pg_catalog.format('Its partitions are named %s_s<shard id>, which must fit in 63 bytes.',
+                                               global_name),
+                    HINT = pg_catalog.format('Use a name of at most %s bytes.', max_name_len);
+    END IF;
+    IF pg_catalog.to_regnamespace('gb_global') IS NULL THEN
+        RAISE EXCEPTION 'schema gb_global does not exist'
+              USING ERRCODE = 'invalid_schema_name', HINT = 'Run gb_shard_fdw_setup() first.';
+    END IF;
+
+    SELECT c.oid INTO global_oid FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) 'gb_global'::pg_catalog.regnamespace
+       AND c.relname OPERATOR(pg_catalog.=) global_name;
+    IF global_oid IS NOT NULL THEN
+        -- Only a table this function made is extended: LIST on shard_id alone.
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table p
+                         JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.partrelid
+                                                       AND a.attnum OPERATOR(pg_catalog.=) p.partattrs[0]
+                        WHERE p.partrelid OPERATOR(pg_catalog.=) global_oid
+                          AND p.partstrat OPERATOR(pg_catalog.=) 'l' AND p.partnatts OPERATOR(pg_catalog.=) 1
+                          AND a.attname OPERATOR(pg_catalog.=) 'shard_id') THEN
+            RAISE EXCEPTION 'relation gb_global.% exists and is not a cross-shard table', global_name
+                  USING ERRCODE = 'duplicate_table',
+                        HINT = 'Choose another global_name, or drop the relation.';
+        END IF;
+        IF NOT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c
+                                        WHERE c.oid OPERATOR(pg_catalog.=) global_oid), 'USAGE') THEN
+            RAISE EXCEPTION 'must be owner of table gb_global.%', global_name
+                  USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        -- Its columns are another table's when its partitions read another table.
+        IF EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                     JOIN pg_catalog.pg_foreign_table f ON f.ftrelid OPERATOR(pg_catalog.=) i.inhrelid
+                    WHERE i.inhparent OPERATOR(pg_catalog.=) global_oid
+                      AND NOT COALESCE(f.ftoptions OPERATOR(pg_catalog.@>)
+                                       ARRAY['schema_name=' OPERATOR(pg_catalog.||) src.nspname::text,
+                                             'table_name=' OPERATOR(pg_catalog.||) src.relname::text], false)) THEN
+            RAISE EXCEPTION 'gb_global.% reads another table than %', global_name, local_table
+                  USING ERRCODE = 'duplicate_table',
+                        HINT = pg_catalog.format('Choose another global_name, or drop gb_global.%I first.', global_name);
+        END IF;
+    END IF;
+    -- Partitions are made in gb_global too, so a re-run needs it as well.
+    IF NOT pg_catalog.has_schema_privilege('gb_global', 'CREATE') THEN
+        RAISE EXCEPTION 'permission denied for schema gb_global'
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = 'Global tables are made with the calling role''s rights: it needs CREATE on schema gb_global.';
+    END IF;
+    IF global_oid IS NULL THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname,
+                   pg_catalog.format_type(a.atttypid, a.atttypmod),
+                   CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) t.typcollation
+                        THEN pg_catalog.format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END),
+                   ', ' ORDER BY a.attnum)
+          INTO cols
+          FROM pg_catalog.pg_attribute a
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+          LEFT JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
+          LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) co.collnamespace
+         WHERE a.attrelid OPERATOR(pg_catalog.=) local_table AND a.attnum OPERATOR(pg_catalog.>) 0
+           AND NOT a.attisdropped;
+        EXECUTE pg_catalog.format('CREATE TABLE gb_global.%I (%s) PARTITION BY LIST (shard_id)',
+                                  global_name, cols);
+        global_oid := pg_catalog.format('gb_global.%I', global_name)::pg_catalog.regclass;
+        EXECUTE pg_catalog.format('COMMENT ON TABLE gb_global.%I IS %L', global_name,
+                                  pg_catalog.format('gb_scale: %s.%s of every shard', src.nspname, src.relname));
+    END IF;
+    -- One change of the partitions at a time (the lock conflicts with itself, not with readers).
+    EXECUTE pg_catalog.format('LOCK TABLE gb_global.%I IN SHARE UPDATE EXCLUSIVE MODE', global_name);
+
+    -- Partitions of shards no longer active (or gone) go.
+    FOR part IN SELECT c.relname FROM pg_catalog.pg_inherits i
+                  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+                 WHERE i.inhparent OPERATOR(pg_catalog.=) global_oid AND c.relkind OPERATOR(pg_catalog.=) 'f'
+                   AND pg_catalog.starts_with(c.relname, global_name OPERATOR(pg_catalog.||) '_s')
+                   AND pg_catalog.substr(c.relname, pg_catalog.length(global_name) OPERATOR(pg_catalog.+) 3)
+                       OPERATOR(pg_catalog.~) '^[0-9]{1,4}$'
+                   AND NOT EXISTS (SELECT FROM gb_scale.shard_config s
+                                    WHERE s.is_active
+                                      AND pg_catalog.format('%s_s%s', global_name, s.shard_id)
+                                          OPERATOR(pg_catalog.=) c.relname)
+                 ORDER BY c.relname
+    LOOP
+        EXECUTE pg_catalog.format('DROP FOREIGN TABLE gb_global.%I', part.relname);
+    END LOOP;
+
+    -- Partitions of active shards: made when missing, pointed at the local table's name.
+    FOR shard IN SELECT c.shard_id FROM gb_scale.shard_config c WHERE c.is_active ORDER BY c.shard_id
+    LOOP
+        part_name := pg_catalog.format('%s_s%s', global_name, shard.shard_id);
+        srv := pg_catalog.format('gb_shard_%s', shard.shard_id);
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_server s WHERE s.srvname OPERATOR(pg_catalog.=) srv) THEN
+            RAISE EXCEPTION 'shard % has no foreign server "%"', shard.shard_id, srv
+                  USING ERRCODE = 'undefined_object', HINT = 'Run gb_shard_fdw_setup() first.';
+        END IF;
+        SELECT c.oid, c.relkind, i.inhparent INTO part FROM pg_catalog.pg_class c
+          LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) c.oid
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'gb_global'::pg_catalog.regnamespace
+           AND c.relname OPERATOR(pg_catalog.=) part_name;
+        IF part.oid IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE FOREIGN TABLE gb_global.%I PARTITION OF gb_global.%I '
+                                      'FOR VALUES IN (%s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
+                                      part_name, global_name, shard.shard_id, srv, src.nspname, src.relname);
+        ELSIF part.relkind OPERATOR(pg_catalog.<>) 'f' OR part.inhparent IS NULL
+              OR part.inhparent OPERATOR(pg_catalog.<>) global_oid THEN
+            RAISE EXCEPTION 'relation gb_global.% exists and is not a partition of gb_global.%',
+                            part_name, global_name
+                  USING ERRCODE = 'duplicate_table';
+        END IF;
+    END LOOP;
+    RETURN global_oid::pg_catalog.regclass;
+END
+$fn$;
+COMMENT ON FUNCTION @extschema@.gb_global_table(regclass, name) IS
+  'gb_global.<global_name>: a table partitioned by shard_id with one postgres_fdw partition per active shard';
+REVOKE ALL ON FUNCTION @extschema@.gb_global_table(regclass, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_global_table(regclass, name) TO gb_scale_admin;

@@ -32,6 +32,35 @@ record() { # record NAME STATUS
 gb_tmpdir work
 logs=()
 
+# The cross-shard test (sql/shard_fdw.sql) needs postgres_fdw.  Debian's
+# server ships it; the assert build (scripts/pg_debug_build.sh) installs no
+# contrib module, so it gets postgres_fdw built from its own source tree with
+# its own flags (sanitizers included), next to the pg_cron copied in below.
+# Built in a copy, so that the cached tree stays as it was; one install at a
+# time, checked under the lock, so that no run loads a half-copied library.
+gb_ensure_postgres_fdw() {
+	local prefix src build pkglibdir extdir
+	prefix=$(dirname "$("$PG_CONFIG" --bindir)")
+	pkglibdir=$("$PG_CONFIG" --pkglibdir)
+	extdir=$("$PG_CONFIG" --sharedir)/extension
+	src=$prefix/build/postgresql-$GB_PGVER/contrib/postgres_fdw
+	if [ ! -d "$src" ]; then
+		[ -e "$pkglibdir/postgres_fdw.so" ] && return 0
+		gb_log "no postgres_fdw in $pkglibdir and no source at $src"
+		return 1
+	fi
+	gb_tmpdir build
+	(
+		flock 9 || exit 1
+		[ -e "$pkglibdir/postgres_fdw.so" ] && [ -e "$extdir/postgres_fdw.control" ] && exit 0
+		gb_log "building postgres_fdw for $PG_CONFIG"
+		cp -r "$src/." "$build/" &&
+			make -C "$build" -s USE_PGXS=1 PG_CONFIG="$PG_CONFIG" >/dev/null &&
+			make -C "$build" -s USE_PGXS=1 PG_CONFIG="$PG_CONFIG" install >/dev/null
+	) 9>>"$prefix/.gb_postgres_fdw.lock"
+}
+gb_ensure_postgres_fdw || record "postgres_fdw for the cross-shard test" 1
+
 # 0. Static analysis of src/: cppcheck and clang-tidy must stay silent.
 if [ -z "$suite_label" ]; then
 	gb_log "lint"

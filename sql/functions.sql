@@ -56,9 +56,10 @@
 -- the one write it needs).  C functions resolve no names through search_path
 -- and carry no SET clause; every other function pins
 -- search_path = pg_catalog, pg_temp.  The lang column records an
--- implementation choice (the label guard and the drop event trigger in
--- PL/pgSQL, everything else in C): a function may change language with a
--- reviewed edit of its line, as long as the last query stays empty.
+-- implementation choice (the label guard, the drop event trigger and the
+-- postgres_fdw set-up in PL/pgSQL, everything else in C): a function may
+-- change language with a reviewed edit of its line, as long as the last
+-- query stays empty.
 \set VERBOSITY terse
 SET search_path = public, pg_catalog;
 
