@@ -458,6 +458,7 @@ tenants=$(shard_sql "$first" -At -c "SELECT string_agg(t::text, ',') FROM (
 # The application's router: ask any shard (here each in turn) where a tenant
 # lives and how to reach it, then write there as the application role, one
 # transaction per tenant with gb_set_tenant().
+route_dir=''
 gb_tmpdir route_dir
 k=0
 for s in $GB_SHARDS; do

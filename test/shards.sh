@@ -193,10 +193,20 @@ GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) TO gb_app;
 SQL
 }
 
+# EXIT trap of start: a failed start leaves nothing running.
+start_failed() {
+	local status=$?
+	if [ $status -ne 0 ]; then
+		log "start failed; stopping the shards"
+		cmd_stop
+	fi
+}
+
 cmd_start() {
 	local n=${1:-3} made=0 port id region dc min max dir i
-	[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le ${#SHARD_TABLE[@]} ] ||
+	if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt ${#SHARD_TABLE[@]} ]; then
 		die "number of shards: 1 to ${#SHARD_TABLE[@]}, not '$n'"
+	fi
 	if [ -n "${GB_SHARDS_DIR:-}" ]; then
 		BASE=$GB_SHARDS_DIR
 		mkdir -p "$BASE"
@@ -210,7 +220,7 @@ cmd_start() {
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BASE"
 	export GB_SHARDS_DIR=$BASE
 	# On any failure from here: stop what was started, remove what was made.
-	trap 'status=$?; if [ $status -ne 0 ]; then log "start failed; stopping the shards"; cmd_stop; fi' EXIT
+	trap start_failed EXIT
 
 	port=${GB_SHARDS_PORT:-$(free_port)}
 	: >"$BASE/shards"
@@ -223,10 +233,12 @@ cmd_start() {
 	while read -r id region dc min max; do
 		dir=$BASE/shard$id
 		as_pg mkdir -m 700 "$dir"
+		# shellcheck disable=SC2016 # expanded by that shell, as the postgres user
 		as_pg sh -c 'echo "$1" >"$2/port" && echo "host=$2 port=$1 dbname=$3" >"$2/connstr"' \
 			sh "$((port + i))" "$dir" "$DB"
 		as_pg initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
 			{ cat "$dir/initdb.log" >&2; die "initdb of shard $id failed"; }
+		# shellcheck disable=SC2016
 		as_pg sh -c 'cat >>"$1"' sh "$dir/data/postgresql.conf" <<CONF
 port = $((port + i))
 listen_addresses = ''
