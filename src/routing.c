@@ -27,9 +27,11 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -54,8 +56,17 @@ enum
 	TM_TENANT_ID = 1, TM_SHARD_ID
 };
 
-/* Tenants remembered before the cache starts over. */
-#define GB_TENANT_CACHE_MAX 65536
+/*
+ * A map of up to gb_scale.routing_map_cache_rows entries is read whole, as a
+ * sorted array (16 bytes an entry), so that every lookup is a binary search;
+ * a bigger one is looked up tenant by tenant through its primary key,
+ * remembering up to GB_TENANT_CACHE_MAX answers before the cache starts over.
+ * A heap page holds well over 50 map rows: a bigger table is not even read.
+ */
+#define GB_MAP_ROWS_PER_BLOCK_MIN	50
+#define GB_TENANT_CACHE_MAX			65536
+
+static int	gb_routing_map_cache_rows = 500000;
 
 typedef struct GbShard
 {
@@ -78,6 +89,8 @@ static int	gb_nshards = 0;
 static int	gb_nactive = 0;
 static bool gb_shards_valid = false;
 static HTAB *gb_tenant_cache = NULL;
+static GbTenantEntry *gb_map = NULL;	/* the whole map by tenant, or NULL */
+static int	gb_map_count = 0;
 static Oid	gb_shard_config_relid = InvalidOid;
 static Oid	gb_tenant_map_relid = InvalidOid;
 
@@ -102,12 +115,27 @@ gb_routing_relcache_callback(Datum arg, Oid relid)
 		gb_routing_generation++;
 		gb_shards_valid = false;
 		gb_tenant_cache = NULL;
+		gb_map = NULL;
 	}
+}
+
+/* A new limit applies from the next lookup. */
+static void
+gb_routing_map_cache_rows_assign(int newval, void *extra)
+{
+	gb_routing_relcache_callback((Datum) 0, InvalidOid);
 }
 
 void
 gb_routing_init(void)
 {
+	DefineCustomIntVariable("gb_scale.routing_map_cache_rows",
+							"Largest gb_scale.tenant_shard_map that each backend reads whole for routing lookups.",
+							"A bigger map is looked up tenant by tenant, remembering the latest answers. 0 never reads it whole.",
+							&gb_routing_map_cache_rows,
+							500000, 0, 10000000,
+							PGC_SUSET, 0,
+							NULL, gb_routing_map_cache_rows_assign, NULL);
 	CacheRegisterRelcacheCallback(gb_routing_relcache_callback, (Datum) 0);
 }
 
@@ -152,6 +180,63 @@ gb_shard_cmp(const void *a, const void *b)
 	return (int) x->shard_id - (int) y->shard_id;
 }
 
+static int
+gb_tenant_entry_cmp(const void *a, const void *b)
+{
+	int64		x = ((const GbTenantEntry *) a)->tenant_id;
+	int64		y = ((const GbTenantEntry *) b)->tenant_id;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * Read the whole map into gb_map when it is small enough (in
+ * gb_routing_context); otherwise leave gb_map NULL.
+ */
+static void
+gb_load_map_whole(Snapshot snapshot)
+{
+	Relation	rel = table_open(gb_tenant_map_relid, AccessShareLock);
+	int			capacity = 1024;
+	int			count = 0;
+	GbTenantEntry *entries;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		too_big = gb_routing_map_cache_rows == 0 ||
+		RelationGetNumberOfBlocks(rel) > (BlockNumber) (gb_routing_map_cache_rows / GB_MAP_ROWS_PER_BLOCK_MIN + 1);
+
+	entries = MemoryContextAlloc(gb_routing_context, capacity * sizeof(GbTenantEntry));
+	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL);
+	while (!too_big && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		bool		isnull;
+
+		if (count == gb_routing_map_cache_rows)
+		{
+			too_big = true;
+			break;
+		}
+		if (count == capacity)
+		{
+			capacity *= 2;
+			entries = repalloc(entries, capacity * sizeof(GbTenantEntry));
+		}
+		entries[count].tenant_id = DatumGetInt64(heap_getattr(tuple, TM_TENANT_ID, RelationGetDescr(rel), &isnull));
+		entries[count].shard_id = DatumGetInt16(heap_getattr(tuple, TM_SHARD_ID, RelationGetDescr(rel), &isnull));
+		count++;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (too_big)
+	{
+		pfree(entries);
+		return;
+	}
+	qsort(entries, count, sizeof(GbTenantEntry), gb_tenant_entry_cmp);
+	gb_map = entries;
+	gb_map_count = count;
+}
+
 /* Read every shard; true unless an invalidation arrived meanwhile. */
 static bool
 gb_load_shards(void)
@@ -169,6 +254,8 @@ gb_load_shards(void)
 												   ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(gb_routing_context);
 	gb_tenant_cache = NULL;
+	gb_map = NULL;
+	gb_map_count = 0;
 	gb_shards = NULL;
 	gb_nshards = gb_nactive = 0;
 	rel = table_open(gb_directory_relid(GB_SHARD_CONFIG_TABLE), AccessShareLock);
@@ -203,9 +290,10 @@ gb_load_shards(void)
 			gb_nactive++;
 	}
 	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
 	MemoryContextSwitchTo(old);
 	table_close(rel, AccessShareLock);
+	gb_load_map_whole(snapshot);
+	UnregisterSnapshot(snapshot);
 
 	qsort(gb_shards, gb_nshards, sizeof(GbShard), gb_shard_cmp);
 	if (generation != gb_routing_generation)
@@ -305,6 +393,14 @@ gb_lookup_tenant(int64 tenant)
 		int16		shard;
 
 		gb_routing_ready();
+		if (gb_map != NULL)
+		{
+			GbTenantEntry key = {.tenant_id = tenant, .shard_id = -1};
+			GbTenantEntry *hit;
+
+			hit = bsearch(&key, gb_map, gb_map_count, sizeof(GbTenantEntry), gb_tenant_entry_cmp);
+			return hit ? hit->shard_id : gb_shard_by_range(tenant);
+		}
 		if (gb_tenant_cache == NULL || hash_get_num_entries(gb_tenant_cache) >= GB_TENANT_CACHE_MAX)
 		{
 			HASHCTL		ctl;
