@@ -419,3 +419,96 @@ psql_demo -d gb_partitions <<'SQL'
 SELECT parent, partitions, newest_bound, ahead, default_rows, last_success, last_error
   FROM gb_scale.partition_status ORDER BY parent::text;
 SQL
+
+# ---------------------------------------------------------------------------
+# Multi-shard: three shards of their own (test/shards.sh: USA, DEU, SGP, each
+# server with its SHARD_ID), tenants routed by the shard directory, their
+# sessions and messages written on their shards, one cross-shard report.
+# ---------------------------------------------------------------------------
+DEMO_TENANTS=${DEMO_TENANTS:-300}
+echo
+gb_log "multi-shard: 3 shards started by test/shards.sh, $DEMO_TENANTS tenants routed to them"
+shards() { PG_CONFIG="$PG_CONFIG" bash "$GB_ROOT/test/shards.sh" "$@"; }
+trap 'shards stop >/dev/null 2>&1; gb_cleanup' EXIT
+eval "$(shards start 3 2>/dev/null)"
+shard_sql() { shards psql "$@"; }
+for s in $GB_SHARDS; do
+	c=GB_SHARD_${s}_CONNSTR
+	printf '   shard %s: %s\n' "$s" "${!c}"
+done
+first=${GB_SHARDS%% *}
+first_conn=GB_SHARD_${first}_CONNSTR
+
+# The directory is edited on shard 1 and copied to the others: tenants that no
+# shard's range holds get an explicit placement.
+shard_sql "$first" -c "SELECT gb_tenant_assign(2000042, 4::smallint), gb_tenant_assign(4500001, 6::smallint)" >/dev/null
+for s in $GB_SHARDS; do
+	[ "$s" = "$first" ] || shard_sql "$s" -c "SELECT gb_shard_sync('${!first_conn} user=postgres')" 2>&1 >/dev/null |
+		sed "s/^NOTICE:  /   shard $s: /"
+done
+echo '--- the shard directory, the same on every shard after gb_shard_sync'
+shard_sql "${GB_SHARDS##* }" -P footer=off -c "SELECT shard_id, region_code, datacenter, min_tenant_id, max_tenant_id, is_primary FROM gb_scale.shard_config ORDER BY shard_id" \
+	-c "SELECT tenant_id, shard_id, region_code FROM gb_scale.tenant_shard_map ORDER BY tenant_id"
+
+# The tenants: spread over the three ranges, plus the two placed explicitly.
+tenants=$(shard_sql "$first" -At -c "SELECT string_agg(t::text, ',') FROM (
+	SELECT (ARRAY[1, 3000001, 5000001])[1 + i % 3] + (i * 7919) % 1000000 AS t
+	  FROM generate_series(1, $DEMO_TENANTS - 2) i
+	UNION SELECT 2000042 UNION SELECT 4500001) x")
+# The application's router: ask any shard (here each in turn) where a tenant
+# lives and how to reach it, then write there as the application role, one
+# transaction per tenant with gb_set_tenant().
+route_dir=''
+gb_tmpdir route_dir
+k=0
+for s in $GB_SHARDS; do
+	shard_sql "$s" -At -F ' ' -c "SELECT t, gb_shard_for_tenant(t), gb_shard_connection(t)
+	                               FROM unnest('{$tenants}'::bigint[]) WITH ORDINALITY u(t, n)
+	                              WHERE n % 3 = $k"
+	k=$((k + 1))
+done >"$route_dir/routes"
+echo "--- $(wc -l <"$route_dir/routes") tenants looked up, a third on each shard (gb_shard_for_tenant, gb_shard_connection), then written there as gb_app"
+while read -r t s conn; do
+	cat >>"$route_dir/shard$s.sql" <<SQL
+BEGIN;
+SELECT gb_set_tenant($t) \\gset
+WITH s AS (INSERT INTO gb.sessions (tenant_id, channel, user_ref)
+           SELECT $t, ($t % 10)::smallint, 'user-' || u FROM generate_series(1, 1 + $t % 3) u RETURNING id)
+INSERT INTO gb.messages (tenant_id, session_id, channel, role, body)
+SELECT $t, s.id, ($t % 10)::smallint, (1 + i % 2)::smallint, 'message ' || i FROM s, generate_series(1, 4) i;
+COMMIT;
+SQL
+	echo "$conn" >"$route_dir/shard$s.conn"
+done <"$route_dir/routes"
+chmod -R a+rX "$route_dir"
+for f in "$route_dir"/shard*.sql; do
+	s=$(basename "$f" .sql)
+	gb_as_pg psql -X -q -v ON_ERROR_STOP=1 -d "$(cat "$route_dir/$s.conn") user=gb_app" -f "$f" >/dev/null
+	printf '   %s: %s tenants written through %s\n' "$s" "$(grep -c '^BEGIN' "$f")" "$(cat "$route_dir/$s.conn")"
+done
+echo '--- a tenant that no shard serves'
+{ shard_sql 4 -c "SELECT gb_shard_for_tenant(2500000)" 2>&1 || true; } | sed -n 's/^/   /; 1p'
+
+echo '--- cross-shard report from shard 1 through gb_global (postgres_fdw, one partition per shard)'
+shard_sql "$first" -P footer=off <<'SQL'
+SELECT gb_shard_fdw_setup() \gset
+SELECT gb_global_table('gb.sessions', 'sessions'), gb_global_table('gb.messages', 'messages') \gset
+SELECT coalesce(c.shard_id::text, 'total') AS shard, c.region_code AS region, c.datacenter,
+       count(DISTINCT m.tenant_id) AS tenants,
+       (SELECT count(*) FROM gb_global.sessions s
+         WHERE c.shard_id IS NULL OR s.shard_id = c.shard_id) AS sessions,
+       count(*) AS messages
+  FROM gb_global.messages m
+  LEFT JOIN gb_scale.shard_config c ON c.shard_id = m.shard_id
+ GROUP BY GROUPING SETS ((c.shard_id, c.region_code, c.datacenter), ())
+ ORDER BY c.shard_id NULLS LAST;
+SQL
+local_total=0
+for s in $GB_SHARDS; do
+	local_total=$((local_total + $(shard_sql "$s" -At -c "SELECT count(*) FROM gb.messages")))
+done
+echo "   messages counted on each shard directly, summed: $local_total"
+echo '--- one shard only: WHERE shard_id = 4 is pruned to its partition'
+shard_sql "$first" -P footer=off -c "EXPLAIN (COSTS OFF) SELECT count(*) FROM gb_global.messages WHERE shard_id = 4" | sed 's/^/   /'
+shards stop 2>/dev/null
+gb_log "shards stopped"
