@@ -615,6 +615,34 @@ GRANT EXECUTE ON FUNCTION gb_scale.conninfo_options(text) TO gb_scale_admin;
 -- shard_config (ADD/SET/DROP), keeps postgres_fdw's own options an operator
 -- set (fetch_size, extensions...), and never drops a server: foreign tables
 -- depend on them.
+-- What turns an object's options (server or user mapping, as the catalog
+-- lists them: 'key=value') into WANT: an ALTER ... OPTIONS list, or NULL
+-- when nothing differs.  Options named in KEEP are postgres_fdw's own, set
+-- by an operator: never dropped.
+CREATE FUNCTION gb_scale.fdw_option_changes(want jsonb, have text[], keep text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT pg_catalog.string_agg(
+               CASE
+                 WHEN h.key IS NULL THEN pg_catalog.format('ADD %I %L', w.key, w.value)
+                 WHEN w.key IS NULL THEN pg_catalog.format('DROP %I', h.key)
+                 ELSE pg_catalog.format('SET %I %L', w.key, w.value)
+               END, ', ' ORDER BY COALESCE(w.key, h.key))
+      FROM pg_catalog.jsonb_each_text(want) w
+      FULL JOIN (SELECT pg_catalog.split_part(o, '=', 1) AS key,
+                        pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1) AS value
+                   FROM pg_catalog.unnest(have) o) h ON h.key OPERATOR(pg_catalog.=) w.key
+     WHERE h.key IS NULL
+        OR (w.key IS NULL AND h.key OPERATOR(pg_catalog.<>) ALL (keep))
+        OR w.value OPERATOR(pg_catalog.<>) h.value
+$fn$;
+COMMENT ON FUNCTION gb_scale.fdw_option_changes(jsonb, text[], text[]) IS
+  'gb_shard_fdw_setup: the ALTER ... OPTIONS list that makes an object''s options the wanted ones';
+REVOKE ALL ON FUNCTION gb_scale.fdw_option_changes(jsonb, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.fdw_option_changes(jsonb, text[], text[]) TO gb_scale_admin;
+
 CREATE FUNCTION @extschema@.gb_shard_fdw_setup()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -631,8 +659,6 @@ DECLARE
     srv name;
     srv_oid oid;
     want jsonb;
-    have jsonb;
-    changes text[];
     opt_list text;
     srv_fdw oid;
 BEGIN
@@ -684,27 +710,10 @@ BEGIN
                       USING ERRCODE = 'duplicate_object',
                             HINT = 'gb_scale names the server of shard N gb_shard_N; rename or drop the other server.';
             END IF;
-            SELECT pg_catalog.jsonb_object_agg(pg_catalog.split_part(o, '=', 1),
-                                               pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1))
-              INTO have
-              FROM pg_catalog.pg_foreign_server s, pg_catalog.unnest(s.srvoptions) o
-             WHERE s.oid OPERATOR(pg_catalog.=) srv_oid;
-            have := COALESCE(have, '{}'::jsonb);
-            changes := ARRAY(
-                SELECT CASE
-                         WHEN h.key IS NULL THEN pg_catalog.format('ADD %I %L', w.key, w.value)
-                         WHEN w.key IS NULL THEN pg_catalog.format('DROP %I', h.key)
-                         ELSE pg_catalog.format('SET %I %L', w.key, w.value)
-                       END
-                  FROM pg_catalog.jsonb_each_text(want) w
-                  FULL JOIN pg_catalog.jsonb_each_text(have) h ON h.key OPERATOR(pg_catalog.=) w.key
-                 WHERE (h.key IS NULL)
-                    OR (w.key IS NULL AND h.key OPERATOR(pg_catalog.<>) ALL (fdw_server_options))
-                    OR (w.value OPERATOR(pg_catalog.<>) h.value)
-                 ORDER BY COALESCE(w.key, h.key));
-            IF pg_catalog.cardinality(changes) OPERATOR(pg_catalog.>) 0 THEN
-                EXECUTE pg_catalog.format('ALTER SERVER %I OPTIONS (%s)', srv,
-                                          pg_catalog.array_to_string(changes, ', '));
+            SELECT gb_scale.fdw_option_changes(want, s.srvoptions, fdw_server_options) INTO opt_list
+              FROM pg_catalog.pg_foreign_server s WHERE s.oid OPERATOR(pg_catalog.=) srv_oid;
+            IF opt_list IS NOT NULL THEN
+                EXECUTE pg_catalog.format('ALTER SERVER %I OPTIONS (%s)', srv, opt_list);
             END IF;
         END IF;
 
@@ -724,29 +733,14 @@ BEGIN
                                            ELSE pg_catalog.format(' OPTIONS (%s)', opt_list) END);
         ELSE
             -- umoptions is visible to the mapping's own role.
-            SELECT pg_catalog.jsonb_object_agg(pg_catalog.split_part(o, '=', 1),
-                                               pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1))
-              INTO have
-              FROM pg_catalog.pg_user_mappings m, pg_catalog.unnest(m.umoptions) o
+            SELECT gb_scale.fdw_option_changes(want, m.umoptions, fdw_mapping_options) INTO opt_list
+              FROM pg_catalog.pg_user_mappings m
              WHERE m.srvid OPERATOR(pg_catalog.=) srv_oid
                AND m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
                                                      WHERE r.rolname OPERATOR(pg_catalog.=) current_user);
-            have := COALESCE(have, '{}'::jsonb);
-            changes := ARRAY(
-                SELECT CASE
-                         WHEN h.key IS NULL THEN pg_catalog.format('ADD %I %L', w.key, w.value)
-                         WHEN w.key IS NULL THEN pg_catalog.format('DROP %I', h.key)
-                         ELSE pg_catalog.format('SET %I %L', w.key, w.value)
-                       END
-                  FROM pg_catalog.jsonb_each_text(want) w
-                  FULL JOIN pg_catalog.jsonb_each_text(have) h ON h.key OPERATOR(pg_catalog.=) w.key
-                 WHERE (h.key IS NULL)
-                    OR (w.key IS NULL AND h.key OPERATOR(pg_catalog.<>) ALL (fdw_mapping_options))
-                    OR (w.value OPERATOR(pg_catalog.<>) h.value)
-                 ORDER BY COALESCE(w.key, h.key));
-            IF pg_catalog.cardinality(changes) OPERATOR(pg_catalog.>) 0 THEN
-                EXECUTE pg_catalog.format('ALTER USER MAPPING FOR CURRENT_USER SERVER %I OPTIONS (%s)', srv,
-                                          pg_catalog.array_to_string(changes, ', '));
+            IF opt_list IS NOT NULL THEN
+                EXECUTE pg_catalog.format('ALTER USER MAPPING FOR CURRENT_USER SERVER %I OPTIONS (%s)',
+                                          srv, opt_list);
             END IF;
         END IF;
     END LOOP;
