@@ -192,6 +192,7 @@ extern char *gb_column_list(Relation rel);
 extern TimestampTz gb_maintenance_now(void);
 extern List *gb_config_load(Oid parent);
 extern List *gb_tenants_load(Oid parent);
+extern Oid	gb_rel_owner(Oid relid);
 extern void gb_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls);
 extern bool gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run,
 							bool concurrent_detach, List **pending, GbPassCounts *counts);

@@ -334,6 +334,17 @@ gb_registered_parent(Oid tree, const GbPartConfig *cfg)
 	return cfg->is_list && tree != cfg->parent ? cfg->parent : tree;
 }
 
+/*
+ * What a table the manager adds to a tree gets from it before it is
+ * attached: the grants of GRANTS_FROM and the tree's tenant isolation.
+ */
+static void
+gb_adopt_new_member(const GbPartConfig *cfg, Oid grants_from, const char *qname)
+{
+	gb_copy_grants(grants_from, qname);
+	gb_isolation_apply_to_new(cfg->parent, qname);
+}
+
 /* The columns a row move copies: every stored column, quoted, comma-separated. */
 char *
 gb_column_list(Relation rel)
@@ -404,8 +415,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 	else
 		appendStringInfoString(&sql, with);
 	gb_exec_sql(sql.data);
-	gb_copy_grants(grants_from, qname);
-	gb_isolation_apply_to_new(cfg->parent, qname);
+	gb_adopt_new_member(cfg, grants_from, qname);
 
 	for (int b = 0; b < cfg->tenant_buckets; b++)
 	{
@@ -416,8 +426,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 		appendStringInfo(&sql, "CREATE TABLE %s PARTITION OF %s FOR VALUES WITH (MODULUS %d, REMAINDER %d)%s",
 						 qbucket, qname, cfg->tenant_buckets, b, with);
 		gb_exec_sql(sql.data);
-		gb_copy_grants(grants_from, qbucket);
-		gb_isolation_apply_to_new(cfg->parent, qbucket);
+		gb_adopt_new_member(cfg, grants_from, qbucket);
 	}
 
 	if (fill)
@@ -466,8 +475,7 @@ gb_create_default_partition(const GbPartConfig *cfg, Oid tree)
 	char	   *qtree = quote_qualified_identifier(nspname, get_rel_name(tree));
 
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s)", qname, qtree, gb_like_options));
-	gb_copy_grants(gb_registered_parent(tree, cfg), qname);
-	gb_isolation_apply_to_new(cfg->parent, qname);
+	gb_adopt_new_member(cfg, gb_registered_parent(tree, cfg), qname);
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s DEFAULT", qtree, qname));
 }
 
@@ -490,8 +498,7 @@ gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant,
 
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s) PARTITION BY RANGE (%s)",
 						 qname, qparent, gb_like_options, quote_identifier(control)));
-	gb_copy_grants(cfg->parent, qname);
-	gb_isolation_apply_to_new(cfg->parent, qname);
+	gb_adopt_new_member(cfg, cfg->parent, qname);
 	if (has_tenant)
 		gb_exec_sql(psprintf("ALTER TABLE %s ADD CONSTRAINT gb_scale_tenant CHECK (%s OPERATOR(pg_catalog.=) " INT64_FORMAT ")",
 							 qname, quote_identifier(gb_tenant_column_of(cfg)), tenant_id));

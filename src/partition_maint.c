@@ -70,7 +70,7 @@ gb_internal_relid(const char *relname)
 	return relid;
 }
 
-static Oid
+Oid
 gb_rel_owner(Oid relid)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));

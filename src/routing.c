@@ -443,7 +443,7 @@ gb_shard_connection(PG_FUNCTION_ARGS)
 	int16		shard = gb_required_tenant_shard(PG_GETARG_INT64(0));
 	const GbShard *s;
 
-	gb_routing_ready();
+	/* the lookup left the shards loaded */
 	s = gb_shard_by_id(shard);
 	if (s != NULL)
 		PG_RETURN_TEXT_P(cstring_to_text(s->connection));

@@ -24,7 +24,6 @@ extern void gb_routing_init(void);
 
 /* tenant.c */
 extern void gb_tenant_init(void);
-extern bool gb_is_admin(Oid roleid);
 extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
 extern int	gb_tenant_scope_begin(int64 tenant_id);
 extern void gb_tenant_scope_end(int nestlevel);

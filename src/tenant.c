@@ -43,7 +43,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_set_tenant);
@@ -174,7 +173,7 @@ gb_tenant_for_write(PG_FUNCTION_ARGS)
 }
 
 /* Whether ROLEID has the rights of gb_scale_admin (superusers do). */
-bool
+static bool
 gb_is_admin(Oid roleid)
 {
 	Oid			admin = get_role_oid(GB_ADMIN_ROLE, true);
@@ -387,6 +386,8 @@ static List *
 gb_tenant_tables(const char *what)
 {
 	List	   *tables = NIL;
+	List	   *kept = NIL;
+	ListCell   *lc;
 	bool		admin = gb_is_admin(GetUserId());
 	MemoryContext outer = CurrentMemoryContext;
 
@@ -412,44 +413,32 @@ gb_tenant_tables(const char *what)
 	}
 	SPI_finish();
 
+	foreach(lc, tables)
 	{
-		List	   *kept = NIL;
-		ListCell   *lc;
+		GbTenantTable *t = lfirst(lc);
+		ListCell   *la;
+		bool		nested = false;
 
-		foreach(lc, tables)
+		foreach(la, get_partition_ancestors(t->relid))
 		{
-			GbTenantTable *t = lfirst(lc);
-			HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
-			bool		nested = false;
-			List	   *ancestors;
-			ListCell   *la;
+			ListCell   *lo;
 
-			if (!HeapTupleIsValid(tuple))
-				continue;
-			t->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-			ReleaseSysCache(tuple);
-			ancestors = get_partition_ancestors(t->relid);
-			foreach(la, ancestors)
-			{
-				ListCell   *lo;
-
-				foreach(lo, tables)
-					if (((GbTenantTable *) lfirst(lo))->relid == lfirst_oid(la))
-						nested = true;
-			}
-			if (nested)
-				continue;
-			if (!admin && !has_privs_of_role(GetUserId(), t->owner))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied to %s tenants of table %s", what, gb_qualified_name(t->relid)),
-						 errdetail("Only the owner of every table with tenants' rows, or a member of %s, may %s a tenant.",
-								   GB_ADMIN_ROLE, what),
-						 errhint("Run it as the tables' owner, or GRANT %s to this role.", GB_ADMIN_ROLE)));
-			kept = lappend(kept, t);
+			foreach(lo, tables)
+				nested |= ((GbTenantTable *) lfirst(lo))->relid == lfirst_oid(la);
 		}
-		return kept;
+		if (nested)
+			continue;
+		t->owner = gb_rel_owner(t->relid);
+		if (!admin && !has_privs_of_role(GetUserId(), t->owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to %s tenants of table %s", what, gb_qualified_name(t->relid)),
+					 errdetail("Only the owner of every table with tenants' rows, or a member of %s, may %s a tenant.",
+							   GB_ADMIN_ROLE, what),
+					 errhint("Run it as the tables' owner, or GRANT %s to this role.", GB_ADMIN_ROLE)));
+		kept = lappend(kept, t);
 	}
+	return kept;
 }
 
 /*
