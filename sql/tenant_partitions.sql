@@ -170,11 +170,26 @@ SELECT c.relrowsecurity AS rls, (SELECT count(*) FROM pg_policy p WHERE p.polrel
   FROM pg_class c WHERE c.oid = 'tp.events_2027'::regclass;
 RESET ROLE;
 
+-- 9. A table isolated on its own keeps its own policies (and its forced row
+-- level security) when it joins another isolated tree, and so do its partitions.
+SET ROLE regress_tp_owner;
+CREATE TABLE tp.events_2036 (LIKE tp.events) PARTITION BY LIST (tenant_id);
+CREATE TABLE tp.events_2036_all PARTITION OF tp.events_2036 DEFAULT;
+SELECT gb_tenant_isolation_enable('tp.events_2036');
+RESET ROLE;
+TRUNCATE public.tp_policy_log;
+SET ROLE regress_tp_owner;
+ALTER TABLE tp.events ATTACH PARTITION tp.events_2036 FOR VALUES FROM ('2036-01-01') TO ('2037-01-01');
+RESET ROLE;
+SELECT count(*) AS policies_created FROM public.tp_policy_log;
+SELECT pg_get_expr(polqual, polrelid) AS delete_using FROM pg_policy
+ WHERE polrelid = 'tp.events_2036_all'::regclass AND polname = 'gb_tenant_delete';
+
 -- The whole tree now: every member carries the four policies, only the
 -- isolated table forces them.
 SELECT * FROM public.tp_tree ORDER BY member::text;
 
--- 9. Inheritance children, by INHERITS and by ALTER TABLE ... INHERIT.
+-- 10. Inheritance children, by INHERITS and by ALTER TABLE ... INHERIT.
 SET ROLE regress_tp_owner;
 CREATE TABLE tp.legacy (tenant_id bigint NOT NULL, note text);
 SELECT gb_tenant_isolation_enable('tp.legacy');
@@ -190,13 +205,13 @@ SET ROLE regress_tp_app;
 SELECT public.tp_reads('tp.legacy_b');
 RESET ROLE;
 
--- 10. A table not isolated: its new partitions stay as they are.
+-- 11. A table not isolated: its new partitions stay as they are.
 SET ROLE regress_tp_owner;
 CREATE TABLE tp.plain (tenant_id bigint, at date) PARTITION BY RANGE (at);
 CREATE TABLE tp.plain_2026 PARTITION OF tp.plain FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 SELECT relrowsecurity AS rls FROM pg_class WHERE oid = 'tp.plain_2026'::regclass;
 
--- 11. The partition manager's new partitions get the policies once each.
+-- 12. The partition manager's new partitions get the policies once each.
 RESET ROLE;
 SET gb_scale.test_now = '2025-03-10 12:00:00+00';
 SET ROLE regress_tp_owner;
