@@ -150,6 +150,16 @@ gb_new_members(void)
 	return members;
 }
 
+/* Whether RELID is a kind of relation that takes rows: indexes join trees too. */
+static bool
+gb_holds_rows(Oid relid)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE ||
+		relkind == RELKIND_FOREIGN_TABLE;
+}
+
 /* The registered (isolated) tables, or NIL. */
 static List *
 gb_isolated_tables(void)
@@ -295,10 +305,16 @@ gb_isolate_newcomer(Oid newcomer, List *isolated)
 static void
 gb_isolate_newcomers(void)
 {
-	List	   *newcomers = gb_new_members();
-	List	   *isolated = newcomers != NIL ? gb_isolated_tables() : NIL;
+	List	   *newcomers = NIL;
+	List	   *isolated;
 	ListCell   *lc;
 
+	foreach(lc, gb_new_members())
+	{
+		if (gb_holds_rows(lfirst_oid(lc)))
+			newcomers = lappend_oid(newcomers, lfirst_oid(lc));
+	}
+	isolated = newcomers != NIL ? gb_isolated_tables() : NIL;
 	if (isolated == NIL)
 		return;
 	foreach(lc, newcomers)
