@@ -180,6 +180,7 @@ gb_isolated_tables(void)
 		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		MemoryContext spi = MemoryContextSwitchTo(outer);
 
+		CHECK_FOR_INTERRUPTS();
 		tables = lappend_oid(tables, relid);
 		MemoryContextSwitchTo(spi);
 	}
