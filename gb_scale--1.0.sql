@@ -578,6 +578,19 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.gb_tenant_isolation_disable(regclass) IS
   'remove a table''s tenant isolation: its policies, row level security and registration';
 
+-- Every table that joins the tree of an isolated table, by any route, gets
+-- its policies in the same command (src/tenant_guard.c).  ALWAYS: it fires
+-- whatever session_replication_role says.
+CREATE FUNCTION gb_scale.isolation_on_ddl()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'gb_isolation_on_ddl'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION gb_scale.isolation_on_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER gb_scale_isolation_ddl ON ddl_command_end
+  WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE', 'CREATE SCHEMA')
+  EXECUTE FUNCTION gb_scale.isolation_on_ddl();
+ALTER EVENT TRIGGER gb_scale_isolation_ddl ENABLE ALWAYS;
+
 CREATE FUNCTION @extschema@.gb_tenant_export(tenant_id bigint)
 RETURNS TABLE (table_name regclass, row_data jsonb)
 AS 'MODULE_PATHNAME', 'gb_tenant_export'

@@ -182,6 +182,10 @@ BEGIN
         ('pg_advisory_xact_lock', 'pg_catalog.int8', 'void', ''),
         ('pg_advisory_xact_lock', 'pg_catalog.int4, pg_catalog.int4', 'void', ''),
         ('pg_try_advisory_xact_lock', 'pg_catalog.int8', 'boolean', 'true'),
+        ('pg_event_trigger_ddl_commands', '',
+         'TABLE (classid pg_catalog.oid, objid pg_catalog.oid, objsubid pg_catalog.int4, command_tag pg_catalog.text,'
+         ' object_type pg_catalog.text, schema_name pg_catalog.text, object_identity pg_catalog.text,'
+         ' in_extension boolean)', ''),
         ('pg_event_trigger_dropped_objects', '',
          'TABLE (classid pg_catalog.oid, objid pg_catalog.oid, objsubid pg_catalog.int4, original boolean,'
          ' normal boolean, is_temporary boolean, object_type pg_catalog.text, schema_name pg_catalog.text,'
@@ -419,7 +423,7 @@ BEGIN
     FOREACH rel IN ARRAY ARRAY['pg_type', 'pg_class', 'pg_namespace', 'pg_proc', 'pg_constraint',
                                'pg_depend', 'pg_extension', 'pg_attribute', 'pg_roles', 'pg_sequence',
                                'pg_settings', 'pg_database', 'pg_inherits', 'pg_partitioned_table',
-                               'pg_index', 'pg_locks']
+                               'pg_index', 'pg_locks', 'pg_policy', 'pg_cursors']
     LOOP
         -- Same columns, except those of a pseudo-type, which a view cannot have.
         SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
@@ -437,7 +441,7 @@ BEGIN
              WHERE (SELECT hostile.record(%L))$v$, rel, 'relation ' || rel);
     END LOOP;
     -- The partition catalog: the same columns, no row, and a note that it was read.
-    FOREACH rel IN ARRAY ARRAY['partition_config', 'partition_tenant', 'partition_status']
+    FOREACH rel IN ARRAY ARRAY['partition_config', 'partition_tenant', 'partition_status', 'tenant_isolation']
     LOOP
         EXECUTE format('CREATE VIEW hostile.%I AS SELECT x.* FROM gb_scale.%I x WHERE (SELECT NOT hostile.record(%L))',
                        rel, rel, 'relation ' || rel);
@@ -661,6 +665,24 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (157, $$SELECT c.relrowsecurity, c.relforcerowsecurity, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p
                                                             WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
               FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$);
+
+-- A partition created in, and a table attached to, an isolated tree get its
+-- policies from the event trigger; a holdable cursor is refused while the
+-- tenant (probe 145) is set.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (160, $$CREATE TABLE %2$s.%1$s_tp (tenant_id bigint NOT NULL, at pg_catalog.date NOT NULL)
+             PARTITION BY RANGE (at)$$, false),
+    (162, $$CREATE TABLE %2$s.%1$s_tp_a PARTITION OF %2$s.%1$s_tp FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')$$, false),
+    (163, $$CREATE TABLE %2$s.%1$s_tp_b (LIKE %2$s.%1$s_tp)$$, false),
+    (164, $$ALTER TABLE %2$s.%1$s_tp ATTACH PARTITION %2$s.%1$s_tp_b FOR VALUES FROM ('2021-01-01') TO ('2022-01-01')$$, false),
+    (166, $$DECLARE %1$s_held CURSOR WITH HOLD FOR SELECT 1$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (161, $$SELECT gb_tenant_isolation_enable('%2$s.%1$s_tp')$$),
+    (165, $$SELECT c.relrowsecurity, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p
+                                      WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
+              FROM pg_catalog.pg_class c
+             WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['%2$s.%1$s_tp_a'::pg_catalog.regclass,
+                                                          '%2$s.%1$s_tp_b'::pg_catalog.regclass])$$);
 
 -- Dropping an enum domain runs the drop event trigger (probe 71 looks for
 -- labels left behind).

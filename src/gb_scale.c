@@ -12,6 +12,7 @@
 #include "gb_scale.h"
 #include "partition.h"
 #include "routing.h"
+#include "tenant_guard.h"
 
 #include <stdlib.h>
 
@@ -161,6 +162,7 @@ _PG_init(void)
 
 	gb_partition_init();
 	gb_tenant_init();
+	gb_tenant_guard_init();
 	gb_routing_init();
 	MarkGUCPrefixReserved("gb_scale");
 

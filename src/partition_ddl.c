@@ -274,7 +274,11 @@ gb_append_privileges(StringInfo buf, AclMode privs)
 	}
 }
 
-/* Give TARGET the grants SOURCE has, other than its owner's own. */
+/*
+ * Give TARGET the grants SOURCE has, other than its owner's own.  (A new
+ * member of an isolated tree gets the tree's policies from the event trigger
+ * in tenant_guard.c, whoever adds it.)
+ */
 static void
 gb_copy_grants(Oid source, const char *target)
 {
@@ -332,17 +336,6 @@ static Oid
 gb_registered_parent(Oid tree, const GbPartConfig *cfg)
 {
 	return cfg->is_list && tree != cfg->parent ? cfg->parent : tree;
-}
-
-/*
- * What a table the manager adds to a tree gets from it before it is
- * attached: the grants of GRANTS_FROM and the tree's tenant isolation.
- */
-static void
-gb_adopt_new_member(const GbPartConfig *cfg, Oid grants_from, const char *qname)
-{
-	gb_copy_grants(grants_from, qname);
-	gb_isolation_apply_to_new(cfg->parent, qname);
 }
 
 /* The columns a row move copies: every stored column, quoted, comma-separated. */
@@ -415,7 +408,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 	else
 		appendStringInfoString(&sql, with);
 	gb_exec_sql(sql.data);
-	gb_adopt_new_member(cfg, grants_from, qname);
+	gb_copy_grants(grants_from, qname);
 
 	for (int b = 0; b < cfg->tenant_buckets; b++)
 	{
@@ -426,7 +419,7 @@ gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *c
 		appendStringInfo(&sql, "CREATE TABLE %s PARTITION OF %s FOR VALUES WITH (MODULUS %d, REMAINDER %d)%s",
 						 qbucket, qname, cfg->tenant_buckets, b, with);
 		gb_exec_sql(sql.data);
-		gb_adopt_new_member(cfg, grants_from, qbucket);
+		gb_copy_grants(grants_from, qbucket);
 	}
 
 	if (fill)
@@ -475,7 +468,7 @@ gb_create_default_partition(const GbPartConfig *cfg, Oid tree)
 	char	   *qtree = quote_qualified_identifier(nspname, get_rel_name(tree));
 
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s)", qname, qtree, gb_like_options));
-	gb_adopt_new_member(cfg, gb_registered_parent(tree, cfg), qname);
+	gb_copy_grants(gb_registered_parent(tree, cfg), qname);
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s DEFAULT", qtree, qname));
 }
 
@@ -498,7 +491,7 @@ gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant,
 
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s) PARTITION BY RANGE (%s)",
 						 qname, qparent, gb_like_options, quote_identifier(control)));
-	gb_adopt_new_member(cfg, cfg->parent, qname);
+	gb_copy_grants(cfg->parent, qname);
 	if (has_tenant)
 		gb_exec_sql(psprintf("ALTER TABLE %s ADD CONSTRAINT gb_scale_tenant CHECK (%s OPERATOR(pg_catalog.=) " INT64_FORMAT ")",
 							 qname, quote_identifier(gb_tenant_column_of(cfg)), tenant_id));

@@ -24,6 +24,7 @@
 #include "gb_scale.h"
 #include "partition.h"
 #include "routing.h"
+#include "tenant_guard.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -146,6 +147,8 @@ gb_tenant_scope_end(int nestlevel)
 Datum
 gb_set_tenant(PG_FUNCTION_ARGS)
 {
+	if (!PG_ARGISNULL(0))
+		gb_refuse_tenant_with_holdable_cursor();
 	gb_set_tenant_setting(PG_ARGISNULL(0) ? "" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0)),
 						  GUC_ACTION_LOCAL);
 	PG_RETURN_VOID();
@@ -232,8 +235,8 @@ gb_isolation_column(Oid relid)
 }
 
 /*
- * A partition the maintenance just created under REGISTERED gets the
- * policies of the tree.  Called as the owner, like the rest of that DDL.
+ * A table that just joined the tree of REGISTERED gets the policies of the
+ * tree.  Called as its owner (tenant_guard.c).
  */
 void
 gb_isolation_apply_to_new(Oid registered, const char *qualified_name)
