@@ -127,7 +127,10 @@ gb_set_tenant_setting(const char *value, GucAction action)
 	PG_END_TRY();
 }
 
-/* The tenant for one piece of the extension's own work, until _end. */
+/*
+ * The tenant for one piece of the extension's own work, until _end, which
+ * also undoes any other setting changed meanwhile.
+ */
 int
 gb_tenant_scope_begin(int64 tenant_id)
 {
@@ -140,7 +143,7 @@ gb_tenant_scope_begin(int64 tenant_id)
 void
 gb_tenant_scope_end(int nestlevel)
 {
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 }
 
 Datum
@@ -247,7 +250,7 @@ gb_isolation_apply_to_new(Oid registered, const char *qualified_name)
 	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	gb_exec_sql(gb_isolation_sql(qualified_name, column, registered, false));
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 }
 
 static void
