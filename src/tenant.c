@@ -1003,7 +1003,9 @@ gb_purge_check_references(List *tables, int64 tenant)
 				GbOwnerScope scope;
 
 				gb_owner_scope_begin(t, tenant, &scope);
-				gb_exec_sql(psprintf("SELECT FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT " FOR UPDATE",
+				/* counted, not fetched: a big tenant's rows stay out of memory */
+				gb_exec_sql(psprintf("SELECT pg_catalog.count(*) FROM (SELECT FROM %s WHERE %s OPERATOR(pg_catalog.=) "
+									 INT64_FORMAT " FOR UPDATE) l",
 									 gb_qualified_name(t->relid), quote_identifier(t->column), tenant));
 				gb_owner_scope_end(&scope);
 				locked = true;
