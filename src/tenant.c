@@ -1031,6 +1031,34 @@ gb_dedicated_subtree(Oid relid, int64 tenant)
 	return InvalidOid;
 }
 
+/* Whether a foreign key references a table of RELID's tree. */
+static bool
+gb_tree_is_referenced(Oid relid)
+{
+	List	   *members = find_all_inheritors(relid, NoLock, NULL);
+	int			n = list_length(members);
+	Datum	   *oids = palloc(n * sizeof(Datum));
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+	int			i = 0;
+	bool		referenced;
+	ListCell   *lc;
+
+	foreach(lc, members)
+		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_constraint c"
+							  " WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+							  " AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the foreign keys");
+	referenced = SPI_processed > 0;
+	SPI_finish();
+	return referenced;
+}
+
 /*
  * Delete every row of a tenant; a tenant's dedicated partitions go by DROP.
  * One row per table with what it lost.
@@ -1060,7 +1088,19 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 		{
 			char	   *qsubtree = gb_qualified_name(subtree);
 
-			removed += gb_count_rows(subtree);
+			if (gb_tree_is_referenced(subtree))
+			{
+				/*
+				 * PostgreSQL drops no partition that a foreign key
+				 * references: its rows go by DELETE, with the keys' actions
+				 * (checked above), then it leaves the tree.
+				 */
+				removed += (int64) gb_exec_count(psprintf("DELETE FROM %s", qsubtree));
+				gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s",
+									 gb_qualified_name(get_partition_parent(subtree, false)), qsubtree));
+			}
+			else
+				removed += gb_count_rows(subtree);
 			gb_exec_sql(psprintf("DROP TABLE %s", qsubtree));
 		}
 		removed += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
