@@ -277,13 +277,14 @@ DROP TRIGGER careless ON gb_scale.tenant_shard_map;
 DELETE FROM gb_scale.tenant_shard_map;
 DELETE FROM gb_scale.shard_config;
 
--- Enum changes run as the caller too; here the code in the scope is an
--- event trigger on the DDL they issue.
+-- Enum changes and creations run as the caller too; here the code in the
+-- scope is an event trigger on the DDL they issue.
 CREATE EVENT TRIGGER careless_ddl ON ddl_command_end EXECUTE FUNCTION public.careless_ddl_audit();
 :fresh;
 BEGIN;
 SELECT gb_enum_add('mallory.mood', 'wily') AS wily_code;
 SELECT gb_enum_rename('mallory.mood', 'sly', 'cunning');
+SELECT gb_enum_create('mallory.tone', ARRAY['low', 'high']) IS NOT NULL AS tone_created;
 :caller;
 SHOW gb_scale.routing_map_cache_rows;
 COMMIT;
@@ -292,6 +293,7 @@ SHOW gb_scale.routing_map_cache_rows;
 :innocent;
 :escalated;
 SELECT code, label FROM gb_enum_labels('mallory.mood') ORDER BY code;
+SELECT code, label FROM gb_enum_labels('mallory.tone') ORDER BY code;
 DROP EVENT TRIGGER careless_ddl;
 
 -- Clean up.
