@@ -23,7 +23,7 @@ PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routi
 
 REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw routing tenant parallel privileges functions search_path hostile_owner tenant_fkeys
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
-ISOLATION = enum_concurrency routing_cache
+ISOLATION = enum_concurrency routing_cache purge_fkey_race
 ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)
