@@ -22,9 +22,9 @@ OBJS = \
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw routing tenant tenant_partitions tenant_cursors parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw routing tenant tenant_partitions tenant_cursors tenant_fkeys hostile_owner parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
-ISOLATION = enum_concurrency routing_cache
+ISOLATION = enum_concurrency routing_cache purge_fkey_race
 ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)

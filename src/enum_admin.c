@@ -38,7 +38,10 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-/* Run SQL (utility statements) with search_path pinned; the caller's rights. */
+/*
+ * Run SQL (utility statements) with search_path pinned; the caller's rights.
+ * Settings changed by code it runs (event triggers) are undone at the end.
+ */
 static void
 gb_run_sql(const char *sql)
 {
@@ -51,7 +54,7 @@ gb_run_sql(const char *sql)
 	if (SPI_execute(sql, false, 0) < 0)
 		elog(ERROR, "could not run: %s", sql);
 	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	CommandCounterIncrement();
 }
 

@@ -857,7 +857,7 @@ gb_count_rows(Oid relid)
 		SPI_processed == 1)
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	return n;
 }
 

@@ -88,8 +88,10 @@ gb_rel_owner(Oid relid)
 /*
  * Become OWNER for work done on its table, as VACUUM does: a
  * security-restricted operation (no SET ROLE, no temporary objects), with
- * search_path pinned and maintenance's lock_timeout, both undone by
- * gb_as_owner_end or by the (sub)transaction's abort.
+ * search_path pinned and maintenance's lock_timeout.  gb_as_owner_end (or
+ * the (sub)transaction's abort) undoes every setting changed in the scope,
+ * also a plain SET made by the owner's code (a trigger, a policy, an index
+ * expression): it must never reach the caller's session.
  */
 void
 gb_as_owner_begin(Oid owner, Oid *save_userid, int *save_sec, int *nestlevel)
@@ -107,7 +109,7 @@ gb_as_owner_begin(Oid owner, Oid *save_userid, int *save_sec, int *nestlevel)
 void
 gb_as_owner_end(Oid save_userid, int save_sec, int nestlevel)
 {
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
 

@@ -591,7 +591,7 @@ sync_apply(SyncSource *src)
 	}
 
 	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 
 	ereport(NOTICE,
 			(errmsg("shard directory synced: shards " UINT64_FORMAT " added, " UINT64_FORMAT " changed, "

@@ -32,7 +32,9 @@
 #include "access/parallel.h"
 #include "access/relation.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "catalog/partition.h"
 #include "executor/spi.h"
@@ -44,6 +46,9 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_set_tenant);
@@ -128,7 +133,10 @@ gb_set_tenant_setting(const char *value, GucAction action)
 	PG_END_TRY();
 }
 
-/* The tenant for one piece of the extension's own work, until _end. */
+/*
+ * The tenant for one piece of the extension's own work, until _end, which
+ * also undoes any other setting changed meanwhile.
+ */
 int
 gb_tenant_scope_begin(int64 tenant_id)
 {
@@ -141,7 +149,7 @@ gb_tenant_scope_begin(int64 tenant_id)
 void
 gb_tenant_scope_end(int nestlevel)
 {
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 }
 
 Datum
@@ -250,7 +258,7 @@ gb_isolation_apply_to_new(Oid registered, const char *qualified_name)
 	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	gb_exec_sql(gb_isolation_sql(qualified_name, column, registered, false));
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 }
 
 static void
@@ -599,6 +607,417 @@ gb_referencing_first(List *tables)
 	return ordered;
 }
 
+/*
+ * Foreign keys and purges.
+ *
+ * A purge deletes rows; a foreign key whose ON DELETE action is CASCADE,
+ * SET NULL or SET DEFAULT then deletes or changes the rows that reference
+ * them, in any table, whatever their tenant: foreign-key checks ignore row
+ * level security, so tenant 2 may well reference tenant 1's row.  Before
+ * anything is deleted, every such key into a purged table is checked for
+ * referencing rows that are not the purged tenant's (or belong to no
+ * tenant: the referencing table has no registered tenant column), and the
+ * purge refuses, naming them.  NO ACTION and RESTRICT need no check: they
+ * fail the purge themselves.  A key that pairs the referencing table's
+ * tenant column with the referenced table's cannot cross tenants.
+ *
+ * The check must see every tenant's rows, so it runs as an owner without
+ * forced row level security (as PostgreSQL's own foreign-key checks), in a
+ * security-restricted operation, never with the caller's rights; with two
+ * owners, as one that may read both tables in full, else it refuses.  The
+ * purged tenant's rows are locked first (FOR UPDATE, as the DELETE would),
+ * so that no new reference to them can appear between check and delete, and
+ * the check reads the latest snapshot, as PostgreSQL's checks do.
+ */
+
+/* The registered table holding RELID's rows (RELID or an ancestor), or NULL. */
+static const GbTenantTable *
+gb_tenant_table_of(List *tables, Oid relid)
+{
+	List	   *candidates = list_make1_oid(relid);
+	ListCell   *lc;
+
+	if (get_rel_relispartition(relid))
+		candidates = list_concat(candidates, get_partition_ancestors(relid));
+	foreach(lc, candidates)
+	{
+		ListCell   *lt;
+
+		foreach(lt, tables)
+		{
+			const GbTenantTable *t = lfirst(lt);
+
+			if (t->relid == lfirst_oid(lc))
+				return t;
+		}
+	}
+	return NULL;
+}
+
+/* Foreign keys into MEMBERS whose ON DELETE action writes other rows. */
+static List *
+gb_writing_fkeys_into(List *members)
+{
+	int			n = list_length(members);
+	Datum	   *oids = palloc(Max(n, 1) * sizeof(Datum));
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+	int			i = 0;
+	List	   *fkeys = NIL;
+	MemoryContext outer = CurrentMemoryContext;
+	ListCell   *lc;
+
+	foreach(lc, members)
+		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* a key into a partitioned table also has a clone per partition: its parent is enough */
+	if (SPI_execute_with_args("SELECT c.oid FROM pg_catalog.pg_constraint c"
+							  " WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+							  " AND c.conparentid OPERATOR(pg_catalog.=) 0"
+							  " AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)"
+							  " AND c.confdeltype OPERATOR(pg_catalog.=) ANY ('{c,n,d}'::pg_catalog.\"char\"[])"
+							  " ORDER BY c.conrelid, c.conname COLLATE pg_catalog.\"C\"",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the foreign keys");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Oid			conoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		fkeys = lappend_oid(fkeys, conoid);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return fkeys;
+}
+
+/* One foreign key as the check needs it. */
+typedef struct GbFkey
+{
+	char	   *name;
+	Oid			referencing;
+	Oid			referenced;
+	char		action;
+	int			ncols;
+	AttrNumber	fk_cols[INDEX_MAX_KEYS];
+	AttrNumber	pk_cols[INDEX_MAX_KEYS];
+	Oid			pf_eq_ops[INDEX_MAX_KEYS];
+} GbFkey;
+
+static void
+gb_fkey_read(Oid conoid, GbFkey *fk)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	Form_pg_constraint con;
+	Oid			pp_eq_ops[INDEX_MAX_KEYS];
+	Oid			ff_eq_ops[INDEX_MAX_KEYS];
+	int			nset;
+	AttrNumber	set_cols[INDEX_MAX_KEYS];
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for constraint %u", conoid);
+	con = (Form_pg_constraint) GETSTRUCT(tup);
+	fk->name = pstrdup(NameStr(con->conname));
+	fk->referencing = con->conrelid;
+	fk->referenced = con->confrelid;
+	fk->action = con->confdeltype;
+	DeconstructFkConstraintRow(tup, &fk->ncols, fk->fk_cols, fk->pk_cols, fk->pf_eq_ops,
+							   pp_eq_ops, ff_eq_ops, &nset, set_cols);
+	ReleaseSysCache(tup);
+}
+
+/* Whether the key pairs REFERENCING's tenant column with REFERENCED's. */
+static bool
+gb_fkey_keeps_tenant(const GbFkey *fk, const char *fk_tenant_col, const char *pk_tenant_col)
+{
+	AttrNumber	fk_att = get_attnum(fk->referencing, fk_tenant_col);
+	AttrNumber	pk_att = get_attnum(fk->referenced, pk_tenant_col);
+
+	for (int i = 0; i < fk->ncols; i++)
+	{
+		if (fk->fk_cols[i] == fk_att && fk->pk_cols[i] == pk_att)
+			return true;
+	}
+	return false;
+}
+
+static const char *
+gb_fkey_action_name(char action)
+{
+	return action == 'c' ? "ON DELETE CASCADE" : action == 'n' ? "ON DELETE SET NULL" : "ON DELETE SET DEFAULT";
+}
+
+/* Whether ROLE may read these columns of RELID (table or column privilege). */
+static bool
+gb_may_select(Oid relid, Oid role, const AttrNumber *cols, int ncols, AttrNumber extra)
+{
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (int i = 0; i < ncols; i++)
+	{
+		if (pg_attribute_aclcheck(relid, cols[i], role, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	}
+	return extra == InvalidAttrNumber || pg_attribute_aclcheck(relid, extra, role, ACL_SELECT) == ACLCHECK_OK;
+}
+
+/*
+ * Become ROLE for the check, in a security-restricted operation without
+ * forced row level security, if ROLE may then read every row it needs of
+ * both tables; otherwise leave nothing changed and return false.
+ */
+static bool
+gb_fkey_scope_begin(Oid role, const GbFkey *fk, AttrNumber fk_tenant_att, AttrNumber pk_tenant_att,
+					GbOwnerScope *scope)
+{
+	Oid			userid;
+	int			sec;
+	bool		ok;
+
+	if (!gb_may_select(fk->referencing, role, fk->fk_cols, fk->ncols, fk_tenant_att) ||
+		!gb_may_select(fk->referenced, role, fk->pk_cols, fk->ncols, pk_tenant_att))
+		return false;
+	gb_as_owner_begin(role, &scope->save_userid, &scope->save_sec, &scope->nestlevel);
+	GetUserIdAndSecContext(&userid, &sec);
+	SetUserIdAndSecContext(userid, sec | SECURITY_NOFORCE_RLS);
+	ok = check_enable_rls(fk->referencing, InvalidOid, true) != RLS_ENABLED &&
+		check_enable_rls(fk->referenced, InvalidOid, true) != RLS_ENABLED;
+	if (!ok)
+		gb_as_owner_end(scope->save_userid, scope->save_sec, scope->nestlevel);
+	return ok;
+}
+
+static const char *
+gb_only(Oid relid)
+{
+	return get_rel_relkind(relid) == RELKIND_RELATION ? "ONLY " : "";
+}
+
+/*
+ * "(a, b)" of RELID's columns COLS; with TENANT_COL, as they would be with
+ * that column in the place of column REPLACED (0-based), or first when
+ * REPLACED is -1.
+ */
+static char *
+gb_column_names(Oid relid, const AttrNumber *cols, int ncols, const char *tenant_col, int replaced)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '(');
+	if (tenant_col != NULL && replaced < 0)
+		appendStringInfo(&s, "%s, ", quote_identifier(tenant_col));
+	for (int i = 0; i < ncols; i++)
+		appendStringInfo(&s, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(tenant_col != NULL && i == replaced ? tenant_col :
+										  get_attname(relid, cols[i], false)));
+	appendStringInfoChar(&s, ')');
+	return s.data;
+}
+
+/* The position of the referenced tenant column in the key, or -1. */
+static int
+gb_fkey_tenant_position(const GbFkey *fk, AttrNumber pk_tenant_att)
+{
+	for (int i = 0; i < fk->ncols; i++)
+	{
+		if (fk->pk_cols[i] == pk_tenant_att)
+			return i;
+	}
+	return -1;
+}
+
+#define GB_FKEY_SAMPLE 5
+
+/*
+ * Refuse the purge of TENANT from table T if FK (into T's tree) would delete
+ * or change rows that are not TENANT's.  REFERENCING_TABLE is the registered
+ * table of the referencing rows, or NULL.
+ */
+static void
+gb_fkey_check(const GbTenantTable *t, const GbFkey *fk, const GbTenantTable *referencing_table,
+			  int64 tenant)
+{
+	const char *fk_tenant_col = referencing_table ? referencing_table->column : NULL;
+	AttrNumber	fk_tenant_att = fk_tenant_col ? get_attnum(fk->referencing, fk_tenant_col) : InvalidAttrNumber;
+	AttrNumber	pk_tenant_att = get_attnum(fk->referenced, t->column);
+	Oid			fk_owner = gb_rel_owner(fk->referencing);
+	Oid			pk_owner = gb_rel_owner(fk->referenced);
+	GbOwnerScope scope;
+	StringInfoData sql;
+	StringInfoData keys;
+	StringInfoData tenants;
+	List	   *seen = NIL;
+	int			ntenants;
+	SPIPlanPtr	plan;
+	uint64		found;
+
+	if (!gb_fkey_scope_begin(pk_owner, fk, fk_tenant_att, pk_tenant_att, &scope) &&
+		(fk_owner == pk_owner || !gb_fkey_scope_begin(fk_owner, fk, fk_tenant_att, pk_tenant_att, &scope)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot purge tenant " INT64_FORMAT ": foreign key %s of table %s cannot be checked",
+						tenant, quote_identifier(fk->name), gb_qualified_name(fk->referencing)),
+				 errdetail("Its action (%s) changes rows of %s when rows of %s are deleted; neither owner (%s, %s) may read both tables in full to see whether those rows are tenant " INT64_FORMAT "'s.",
+						   gb_fkey_action_name(fk->action), gb_qualified_name(fk->referencing),
+						   gb_qualified_name(fk->referenced), GetUserNameFromId(fk_owner, false),
+						   GetUserNameFromId(pk_owner, false), tenant),
+				 errhint("Put the tenant column in the foreign key on both sides, or give both tables the same owner. Nothing was purged.")));
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s", fk_tenant_col ? "r." : "NULL");
+	if (fk_tenant_col)
+		appendStringInfoString(&sql, quote_identifier(fk_tenant_col));
+	for (int i = 0; i < fk->ncols; i++)
+		appendStringInfo(&sql, ", r.%s", quote_identifier(get_attname(fk->referencing, fk->fk_cols[i], false)));
+	appendStringInfo(&sql, " FROM %s%s r JOIN %s%s p ON ", gb_only(fk->referencing), gb_qualified_name(fk->referencing),
+					 gb_only(fk->referenced), gb_qualified_name(fk->referenced));
+	for (int i = 0; i < fk->ncols; i++)
+	{
+		HeapTuple	op = SearchSysCache1(OPEROID, ObjectIdGetDatum(fk->pf_eq_ops[i]));
+		Form_pg_operator form;
+
+		if (!HeapTupleIsValid(op))
+			elog(ERROR, "cache lookup failed for operator %u", fk->pf_eq_ops[i]);
+		form = (Form_pg_operator) GETSTRUCT(op);
+		appendStringInfo(&sql, "%sp.%s OPERATOR(%s.%s) r.%s", i > 0 ? " AND " : "",
+						 quote_identifier(get_attname(fk->referenced, fk->pk_cols[i], false)),
+						 quote_identifier(get_namespace_name(form->oprnamespace)), NameStr(form->oprname),
+						 quote_identifier(get_attname(fk->referencing, fk->fk_cols[i], false)));
+		ReleaseSysCache(op);
+	}
+	appendStringInfo(&sql, " WHERE p.%s OPERATOR(pg_catalog.=) " INT64_FORMAT,
+					 quote_identifier(t->column), tenant);
+	if (fk_tenant_col)
+		appendStringInfo(&sql, " AND (r.%s OPERATOR(pg_catalog.=) " INT64_FORMAT ") IS NOT TRUE",
+						 quote_identifier(fk_tenant_col), tenant);
+	appendStringInfo(&sql, " LIMIT %d", GB_FKEY_SAMPLE + 1);
+
+	/* outside SPI's memory, which SPI_finish frees */
+	initStringInfo(&keys);
+	initStringInfo(&tenants);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(sql.data, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the foreign key check: %s", sql.data);
+	/* rows committed since this transaction's snapshot count too */
+	CommandCounterIncrement();
+	if (SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false,
+							 GB_FKEY_SAMPLE + 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not run the foreign key check: %s", sql.data);
+	found = SPI_processed;
+	for (uint64 r = 0; r < found && r < GB_FKEY_SAMPLE; r++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[r];
+		char	   *owner_tenant = SPI_getvalue(row, SPI_tuptable->tupdesc, 1);
+
+		appendStringInfo(&keys, "%s%s=(", r > 0 ? ", " : "",
+						 gb_column_names(fk->referencing, fk->fk_cols, fk->ncols, NULL, -1));
+		for (int i = 0; i < fk->ncols; i++)
+		{
+			char	   *v = SPI_getvalue(row, SPI_tuptable->tupdesc, i + 2);
+
+			appendStringInfo(&keys, "%s%s", i > 0 ? ", " : "", v ? v : "null");
+		}
+		appendStringInfoChar(&keys, ')');
+		if (fk_tenant_col)
+		{
+			char	   *label = owner_tenant ? owner_tenant : "null";
+			bool		known = false;
+			ListCell   *ls;
+
+			appendStringInfo(&keys, " of tenant %s", label);
+			foreach(ls, seen)
+				known |= strcmp(lfirst(ls), label) == 0;
+			if (!known)
+			{
+				appendStringInfo(&tenants, "%s%s", seen != NIL ? ", " : "", label);
+				seen = lappend(seen, label);
+			}
+		}
+	}
+	if (found > GB_FKEY_SAMPLE)
+		appendStringInfoString(&keys, ", ...");
+	ntenants = list_length(seen);
+	SPI_finish();
+	gb_as_owner_end(scope.save_userid, scope.save_sec, scope.nestlevel);
+	if (found == 0)
+		return;
+
+	if (fk_tenant_col)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg_plural("cannot purge tenant " INT64_FORMAT ": rows of tenant %s in table %s reference its rows",
+							   "cannot purge tenant " INT64_FORMAT ": rows of tenants %s in table %s reference its rows",
+							   ntenants, tenant, tenants.data, gb_qualified_name(fk->referencing)),
+				 errdetail("Foreign key %s (%s) would %s them with the rows of %s they reference: %s.",
+						   quote_identifier(fk->name), gb_fkey_action_name(fk->action),
+						   fk->action == 'c' ? "delete" : "change", gb_qualified_name(fk->referenced), keys.data),
+				 errhint("Put the tenant column in the foreign key on both sides, FOREIGN KEY %s REFERENCES %s %s, so that no tenant's row can reference another tenant's. Nothing was purged.",
+						 gb_column_names(fk->referencing, fk->fk_cols, fk->ncols, fk_tenant_col,
+										 gb_fkey_tenant_position(fk, pk_tenant_att)),
+						 gb_qualified_name(fk->referenced),
+						 gb_column_names(fk->referenced, fk->pk_cols, fk->ncols,
+										 gb_fkey_tenant_position(fk, pk_tenant_att) < 0 ? t->column : NULL, -1))));
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("cannot purge tenant " INT64_FORMAT ": rows of table %s, which has no tenant column, reference its rows",
+					tenant, gb_qualified_name(fk->referencing)),
+			 errdetail("Foreign key %s (%s) would %s them with the rows of %s they reference: %s.",
+					   quote_identifier(fk->name), gb_fkey_action_name(fk->action),
+					   fk->action == 'c' ? "delete" : "change", gb_qualified_name(fk->referenced), keys.data),
+			 errhint("Register the tenant column of %s (gb_tenant_isolation_enable) and put it in the foreign key on both sides, or remove those rows first. Nothing was purged.",
+					 gb_qualified_name(fk->referencing))));
+}
+
+/*
+ * Check every foreign key into the purged tables before anything is
+ * deleted; see above.
+ */
+static void
+gb_purge_check_references(List *tables, int64 tenant)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		const GbTenantTable *t = lfirst(lc);
+		/* what the DELETE takes anyway; it also keeps new foreign keys out */
+		List	   *members = find_all_inheritors(t->relid, RowExclusiveLock, NULL);
+		bool		locked = false;
+		ListCell   *lk;
+
+		foreach(lk, gb_writing_fkeys_into(members))
+		{
+			GbFkey		fk;
+			const GbTenantTable *referencing;
+
+			CHECK_FOR_INTERRUPTS();
+			gb_fkey_read(lfirst_oid(lk), &fk);
+			referencing = gb_tenant_table_of(tables, fk.referencing);
+			if (referencing != NULL && gb_fkey_keeps_tenant(&fk, referencing->column, t->column))
+				continue;
+			if (!locked)
+			{
+				GbOwnerScope scope;
+
+				gb_owner_scope_begin(t, tenant, &scope);
+				/* counted, not fetched: a big tenant's rows stay out of memory */
+				gb_exec_sql(psprintf("SELECT pg_catalog.count(*) FROM (SELECT FROM %s WHERE %s OPERATOR(pg_catalog.=) "
+									 INT64_FORMAT " FOR UPDATE) l",
+									 gb_qualified_name(t->relid), quote_identifier(t->column), tenant));
+				gb_owner_scope_end(&scope);
+				locked = true;
+			}
+			gb_fkey_check(t, &fk, referencing, tenant);
+		}
+	}
+}
+
 /* The dedicated subtree of TENANT under RELID, or InvalidOid. */
 static Oid
 gb_dedicated_subtree(Oid relid, int64 tenant)
@@ -615,6 +1034,34 @@ gb_dedicated_subtree(Oid relid, int64 tenant)
 	return InvalidOid;
 }
 
+/* Whether a foreign key references a table of RELID's tree. */
+static bool
+gb_tree_is_referenced(Oid relid)
+{
+	List	   *members = find_all_inheritors(relid, NoLock, NULL);
+	int			n = list_length(members);
+	Datum	   *oids = palloc(n * sizeof(Datum));
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+	int			i = 0;
+	bool		referenced;
+	ListCell   *lc;
+
+	foreach(lc, members)
+		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_constraint c"
+							  " WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+							  " AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the foreign keys");
+	referenced = SPI_processed > 0;
+	SPI_finish();
+	return referenced;
+}
+
 /*
  * Delete every row of a tenant; a tenant's dedicated partitions go by DROP.
  * One row per table with what it lost.
@@ -629,6 +1076,7 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = gb_referencing_first(gb_tenant_tables("purge"));
+	gb_purge_check_references(tables, tenant);
 	foreach(lc, tables)
 	{
 		GbTenantTable *t = lfirst(lc);
@@ -643,7 +1091,19 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 		{
 			char	   *qsubtree = gb_qualified_name(subtree);
 
-			removed += gb_count_rows(subtree);
+			if (gb_tree_is_referenced(subtree))
+			{
+				/*
+				 * PostgreSQL drops no partition that a foreign key
+				 * references: its rows go by DELETE, with the keys' actions
+				 * (checked above), then it leaves the tree.
+				 */
+				removed += (int64) gb_exec_count(psprintf("DELETE FROM %s", qsubtree));
+				gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s",
+									 gb_qualified_name(get_partition_parent(subtree, false)), qsubtree));
+			}
+			else
+				removed += gb_count_rows(subtree);
 			gb_exec_sql(psprintf("DROP TABLE %s", qsubtree));
 		}
 		removed += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
