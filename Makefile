@@ -15,15 +15,16 @@ OBJS = \
 	src/partition_api.o \
 	src/partition_worker.o \
 	src/routing.o \
+	src/routing_map.o \
 	src/shard_sync.o \
 	src/tenant.o \
 	src/shard_fdw.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw routing tenant parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw routing routing_map tenant parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
-ISOLATION = enum_concurrency routing_cache
+ISOLATION = enum_concurrency routing_cache routing_assign routing_shared
 ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)
