@@ -28,6 +28,7 @@
 #include "access/table.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -46,6 +47,7 @@
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -860,10 +862,18 @@ gb_map_pre_commit(void)
 
 	if (gb_whole_change_subid == InvalidSubTransactionId && gb_changes != NULL)
 	{
+		Oid			nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, true);
+
+		relid = OidIsValid(nsp) ? get_relname_relid(GB_TENANT_MAP_TABLE, nsp) : InvalidOid;
+		/* dropped by this transaction (DROP EXTENSION): nothing to keep */
+		if (!OidIsValid(relid))
+			gb_changes_whole(TopSubTransactionId);
+	}
+	if (OidIsValid(relid))
+	{
 		Relation	rel;
 		Snapshot	snapshot;
 
-		relid = gb_directory_relid(GB_TENANT_MAP_TABLE);
 		rel = table_open(relid, AccessShareLock);
 		CommandCounterIncrement();
 		InvalidateCatalogSnapshot();

@@ -108,6 +108,29 @@ is($pub->safe_psql('postgres',
 $w->quit;
 $r->quit;
 
+# A transaction that changed the map and then dropped the extension
+# commits; the extension made again routes from its new, empty map.
+$pub->safe_psql('postgres', q{CREATE DATABASE dropper});
+$pub->safe_psql('dropper', q{
+CREATE EXTENSION gb_scale;
+INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, min_tenant_id, max_tenant_id)
+VALUES (1, 'USA', 'us-east-1', 'dbname=one', 1, 1000), (2, 'DEU', 'eu-central-1', 'dbname=two', 1001, 2000);
+SELECT gb_tenant_assign(5, 2::smallint);
+SELECT gb_shard_for_tenant(5);
+});
+$pub->safe_psql('dropper', q{
+BEGIN;
+SELECT gb_tenant_assign(5, 1::smallint);
+DROP EXTENSION gb_scale;
+COMMIT;
+});
+is($pub->safe_psql('dropper', q{
+CREATE EXTENSION gb_scale;
+INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, min_tenant_id, max_tenant_id)
+VALUES (1, 'USA', 'us-east-1', 'dbname=one', 1, 1000), (2, 'DEU', 'eu-central-1', 'dbname=two', 1001, 2000);
+SELECT gb_shard_for_tenant(5), (SELECT entries FROM gb_scale.routing_status WHERE database = current_database());
+}), '1|0', 'DROP EXTENSION after a map change commits; the new extension starts from its own map');
+
 # Without shared_preload_libraries the lookups say what is missing.
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
