@@ -103,7 +103,8 @@ rt_queries() { # rt_queries S
 # the first after another session moved a mapped tenant.
 rt_one() { # rt_one S REP
 	local fn mapped cur new out
-	mapped=$((7000000 / $1 * 5))
+	mapped=$((7000000 / $1))
+	mapped=$((mapped * 5))
 	out=$(rt_sql -c "SELECT 1" -c "SELECT ms FROM bench_time_value(\$q\$SELECT 3500001::bigint\$q\$)" | sed -n 2p)
 	rt_record "$1" first_ms empty "$2" "$out"
 	for fn in gb_shard_for_tenant get_shard_for_tenant; do
