@@ -141,6 +141,18 @@ RESET gb_scale.routing_map_cache_rows;
 SELECT t, gb_shard_for_tenant(t) FROM generate_series(1, 4) t;
 SELECT state, entries, overflow_limit FROM gb_scale.routing_status WHERE database = current_database();
 
+-- A session whose transaction changed the map never reads the map into
+-- shared memory (it would read its own uncommitted changes): the others'
+-- lookups never see a rolled-back change.
+TRUNCATE gb_scale.tenant_shard_map;
+BEGIN;
+SELECT gb_tenant_assign(1, 2::smallint);
+SELECT gb_shard_for_tenant(2) AS other_tenant, gb_shard_for_tenant(1) AS own_change;
+SELECT state FROM gb_scale.routing_status WHERE database = current_database();
+ROLLBACK;
+SELECT gb_shard_for_tenant(1) AS rolled_back, gb_shard_for_tenant(2) AS t2;
+SELECT state, entries FROM gb_scale.routing_status WHERE database = current_database();
+
 -- PREPARE TRANSACTION of a map change is refused (its commit would come
 -- from elsewhere).
 BEGIN;

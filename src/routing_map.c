@@ -521,7 +521,7 @@ gb_map_load(GbMapSlot *slot, Oid relid)
 		Snapshot	snapshot;
 		SysScanDesc scan;
 		HeapTuple	tuple;
-		double		estimate = Max(rel->rd_rel->reltuples, 0);
+		double		estimate = Min(Max(rel->rd_rel->reltuples, 0), limit);
 		GbMapEntry *table;
 
 		gb_map_columns(rel);
@@ -711,7 +711,9 @@ gb_map_shard(Oid relid, int64 tenant)
 			LWLockRelease(&slot->lock);
 			return gb_map_read(relid, tenant);
 		}
-		load = slot->committing == 0 &&
+		/* a transaction that changed the map would read its own changes */
+		load = slot->committing == 0 && gb_changes == NULL &&
+			gb_whole_change_subid == InvalidSubTransactionId &&
 			(slot->map_relid != relid || slot->state == GB_MAP_EMPTY ||
 			 (slot->state == GB_MAP_OVERFLOW && slot->overflow_limit < gb_routing_map_cache_rows));
 		LWLockRelease(&slot->lock);
