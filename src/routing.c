@@ -39,7 +39,11 @@
  *   ShareLock on tenant_shard_map taken only if free at once: while it is
  *   held no writer is in flight, so one scan is complete.  If a writer holds
  *   the table, the lookup asks the table and a later one loads; no reader
- *   ever waits for a writer.
+ *   ever waits for a writer.  A transaction that changed the map never
+ *   loads it (its scan would see its own uncommitted rows).
+ * - Up to 64 databases of the server get a table; the others are routed
+ *   from the table alone.  Transactions that changed the map cannot be
+ *   prepared (their commit would run elsewhere, without the changes).
  * - A map bigger than gb_scale.routing_map_cache_rows is not held: lookups
  *   go through the primary key and a bounded per-backend cache, emptied
  *   whenever any writer ends (the slot's generation).
