@@ -426,9 +426,12 @@ CREATE TABLE gb_scale.shard_config (
     created_at        timestamptz DEFAULT now(),
     CONSTRAINT shard_config_tenant_range_order CHECK (min_tenant_id <= max_tenant_id),
     -- Each tenant has at most one active shard by range.  Deferrable, so that
-    -- one transaction may swap ranges between shards.
+    -- one transaction may swap ranges between shards.  numrange, not
+    -- int8range: an inclusive int8range ending at the largest bigint
+    -- overflows when it is made canonical.
     CONSTRAINT shard_config_active_ranges_disjoint
-        EXCLUDE USING gist (pg_catalog.int8range(min_tenant_id, max_tenant_id, '[]') WITH OPERATOR(pg_catalog.&&))
+        EXCLUDE USING gist (pg_catalog.numrange(min_tenant_id::pg_catalog.numeric, max_tenant_id::pg_catalog.numeric, '[]')
+                            WITH OPERATOR(pg_catalog.&&))
         WHERE (is_active) DEFERRABLE INITIALLY IMMEDIATE,
     -- The target of tenant_shard_map's region check.
     CONSTRAINT shard_config_shard_region UNIQUE (shard_id, region_code)
@@ -453,19 +456,64 @@ SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_shard_map', '');
 REVOKE ALL ON gb_scale.shard_config, gb_scale.tenant_shard_map FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON gb_scale.shard_config, gb_scale.tenant_shard_map TO gb_scale_admin;
 
--- Any change to the directory reaches every backend's routing cache by its
--- next statement (and is forgotten again on rollback).
+-- Any change to the directory reaches every backend's routing by its next
+-- statement (and is forgotten again on rollback).  Row triggers, enabled
+-- ALWAYS, so that a directory kept in step by logical replication is seen
+-- too: the apply fires ALWAYS row and TRUNCATE triggers, never ordinary or
+-- statement ones.
 CREATE FUNCTION gb_scale.shard_directory_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'gb_shard_directory_changed'
 LANGUAGE C;
 REVOKE ALL ON FUNCTION gb_scale.shard_directory_changed() FROM PUBLIC;
 CREATE TRIGGER shard_config_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON gb_scale.shard_config
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.shard_config
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.shard_directory_changed();
+CREATE TRIGGER shard_config_truncated
+    AFTER TRUNCATE ON gb_scale.shard_config
     FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.shard_directory_changed();
+-- The map's triggers record the tenants changed; their commit writes them
+-- into the shared-memory map (src/routing.c).
+CREATE FUNCTION gb_scale.tenant_map_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_tenant_map_changed'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION gb_scale.tenant_map_changed() FROM PUBLIC;
 CREATE TRIGGER tenant_shard_map_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON gb_scale.tenant_shard_map
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.shard_directory_changed();
+    BEFORE INSERT OR UPDATE OR DELETE ON gb_scale.tenant_shard_map
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_map_changed();
+CREATE TRIGGER tenant_shard_map_truncated
+    BEFORE TRUNCATE ON gb_scale.tenant_shard_map
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_map_changed();
+ALTER TABLE gb_scale.shard_config
+    ENABLE ALWAYS TRIGGER shard_config_changed,
+    ENABLE ALWAYS TRIGGER shard_config_truncated;
+ALTER TABLE gb_scale.tenant_shard_map
+    ENABLE ALWAYS TRIGGER tenant_shard_map_changed,
+    ENABLE ALWAYS TRIGGER tenant_shard_map_truncated;
+
+-- The shared-memory routing map of every database of the server.
+CREATE FUNCTION gb_scale.routing_status(
+    OUT database name, OUT state text, OUT entries bigint, OUT capacity bigint, OUT bytes bigint,
+    OUT loads bigint, OUT updates bigint, OUT reload_requests bigint, OUT committing integer,
+    OUT last_load_ms double precision, OUT last_load_at timestamptz, OUT overflow_limit bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_routing_status'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.routing_status() IS
+  'gb_scale routing: the shared-memory map of each database (what gb_scale.routing_status shows)';
+REVOKE ALL ON FUNCTION gb_scale.routing_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.routing_status() TO pg_monitor, gb_scale_admin;
+CREATE VIEW gb_scale.routing_status AS
+SELECT s.database, s.state, s.entries, s.capacity, s.bytes,
+       CASE WHEN s.entries OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(s.bytes::pg_catalog.numeric OPERATOR(pg_catalog./) s.entries, 1) END AS bytes_per_entry,
+       s.loads, s.updates, s.reload_requests, s.committing, s.last_load_ms, s.last_load_at, s.overflow_limit
+  FROM gb_scale.routing_status() s;
+COMMENT ON VIEW gb_scale.routing_status IS
+  'gb_scale routing: one row per database whose tenant_shard_map is held in shared memory';
+REVOKE ALL ON gb_scale.routing_status FROM PUBLIC;
+GRANT SELECT ON gb_scale.routing_status TO pg_monitor, gb_scale_admin;
 
 CREATE FUNCTION @extschema@.gb_shard_for_tenant(tenant_id bigint)
 RETURNS smallint

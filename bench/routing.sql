@@ -1,6 +1,6 @@
 -- Objects for the routing part of bench/run.sh (bench/routing.sh), created in
--- database bench_route: General Bots' shard directory, filled as DESIGN.md
--- describes it, and the PL/pgSQL lookup of their migration as the baseline.
+-- database bench_route: General Bots' shards as DESIGN.md describes them, and
+-- the PL/pgSQL lookup of their migration as the baseline.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 
@@ -52,15 +52,9 @@ FROM unnest(ARRAY['USA', 'USA', 'BRA', 'DEU', 'GBR', 'SGP', 'JPN'],
 	ARRAY['us-east-1', 'us-west-2', 'sa-east-1', 'eu-central-1', 'eu-west-2', 'ap-southeast-1', 'ap-northeast-1'])
 	WITH ORDINALITY AS u(r, dc, s);
 
--- 100,000 explicit placements: every 70th tenant (70, 140, .., 7,000,000),
--- each moved off its range's shard to the next one, so that a lookup that
--- ignored the map would give a wrong answer.  routing.sh picks its tenants
--- from these (mapped) and from the odd multiples of 35 (range only).
-INSERT INTO gb_scale.tenant_shard_map (tenant_id, shard_id, region_code)
-SELECT t, c.shard_id, c.region_code
-FROM generate_series(70::bigint, 7000000, 70) t
-JOIN gb_scale.shard_config c ON c.shard_id = ((t - 1) / 1000000 + 1) % 7 + 1;
-VACUUM ANALYZE gb_scale.shard_config, gb_scale.tenant_shard_map;
+-- Explicit placements are written by bench/routing.sh, one map size after
+-- the other (rt_fill).
+VACUUM ANALYZE gb_scale.shard_config;
 
 -- The baseline: General Bots' migration routes with a PL/pgSQL function
 -- like this one (explicit map first, then the active shard whose range holds

@@ -664,7 +664,9 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (156, $$SELECT gb_tenant_isolation_disable('%2$s.%1$s_tn')$$),
     (157, $$SELECT c.relrowsecurity, c.relforcerowsecurity, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p
                                                             WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
-              FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$);
+              FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$),
+    (158, $$SELECT s.state IS NOT NULL, s.bytes OPERATOR(pg_catalog.>=) 0 FROM gb_scale.routing_status s
+             WHERE s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$);
 
 -- A partition created in, and a table attached to, an isolated tree get its
 -- policies from the event trigger; a holdable cursor is refused while the

@@ -47,6 +47,7 @@ gb_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(gb_ids_shmem_size());
 	RequestNamedLWLockTranche("gb_scale", gb_ids_lwlock_count());
+	gb_routing_shmem_request();
 }
 
 static void
@@ -55,6 +56,7 @@ gb_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	gb_ids_shmem_init();
+	gb_routing_shmem_init();
 }
 
 /*

@@ -2,17 +2,52 @@
  *
  * routing.c
  *	  Which shard serves a tenant: gb_scale.shard_config and
- *	  gb_scale.tenant_shard_map, read through a per-backend cache.
+ *	  gb_scale.tenant_shard_map.
  *
- * The cache holds every shard (there are at most 1024) and the map's
- * entries: all of them when the map is small enough
- * (gb_scale.routing_map_cache_rows), else the tenants looked up so far.  Statement triggers on both tables
- * send a relcache invalidation of the table changed: the backend that made
- * the change sees it at its next command (and again on rollback), the others
- * at their next statement, because every lookup in a new statement first
- * accepts pending invalidations.  Rows are read with a catalog snapshot,
- * which is taken after those invalidations, so nothing committed before the
- * load can be missed.
+ * Shards (at most 1024) sit in a per-backend cache, rebuilt after a relcache
+ * invalidation of shard_config: row triggers on it (enabled ALWAYS, so that
+ * logical replication's apply fires them too) send one, so every backend
+ * sees a change at its next statement, because every lookup in a new
+ * statement first accepts pending invalidations.
+ *
+ * The map, which may hold millions of tenants, is held once per database in
+ * shared memory (routing_map.c): an open-addressing hash table of 16-byte
+ * entries in a DSA area, at most 3/4 full, so 21 to 43 bytes an entry for
+ * the whole server, whatever the number of backends.  A lookup is one probe
+ * under the slot's LWLock taken shared.  The table holds committed state
+ * only, and is kept in step by the transactions that change the map:
+ *
+ * - Row triggers on tenant_shard_map (BEFORE, enabled ALWAYS) and a
+ *   TRUNCATE trigger record the tenants changed in backend-local memory;
+ *   a rolled-back subtransaction's records are dropped.  Past 10,000
+ *   tenants, or after TRUNCATE, the whole map is reloaded instead.
+ * - While its transaction has changed a tenant, a backend looks that tenant
+ *   up in the table, by its primary key, in a fresh catalog snapshot, which
+ *   shows its own changes.  So do parallel workers whose leader changed
+ *   the map (a flag per backend in shared memory says so): they see the
+ *   leader's uncommitted rows.
+ * - At pre-commit the writer reads the final placement of each tenant it
+ *   changed and marks its entry "in flux" (making room for new entries: an
+ *   error there still aborts cleanly); readers of an entry in flux ask the
+ *   table.  At commit it writes the final placements and clears the marks,
+ *   allocating nothing and reading nothing that can fail; at abort it only
+ *   clears them.  Row locks make writers of one tenant commit one after the
+ *   other, and they are released after the commit callbacks, so the table
+ *   follows the commit order.  A commit is in shared memory before the
+ *   writer's client sees it, hence before any later statement anywhere.
+ * - The table is (re)loaded by the first lookup that needs it, under
+ *   ShareLock on tenant_shard_map taken only if free at once: while it is
+ *   held no writer is in flight, so one scan is complete.  If a writer holds
+ *   the table, the lookup asks the table and a later one loads; no reader
+ *   ever waits for a writer.  A transaction that changed the map never
+ *   loads it (its scan would see its own uncommitted rows).
+ * - Up to 64 databases of the server get a table; the others are routed
+ *   from the table alone.  Transactions that changed the map cannot be
+ *   prepared (their commit would run elsewhere, without the changes).
+ * - A map bigger than gb_scale.routing_map_cache_rows is not held: lookups
+ *   go through the primary key and a bounded per-backend cache, emptied
+ *   whenever any writer ends (the slot's generation).
+ * Unrelated DDL and relcache invalidations never reload the map.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,16 +59,13 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/bufmgr.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -46,51 +78,20 @@ PG_FUNCTION_INFO_V1(gb_shard_connection);
 PG_FUNCTION_INFO_V1(gb_current_shard);
 PG_FUNCTION_INFO_V1(gb_tenant_assign);
 
-/* Columns of gb_scale.shard_config and gb_scale.tenant_shard_map */
-enum
-{
-	SC_SHARD_ID = 1, SC_REGION, SC_DATACENTER, SC_CONNECTION, SC_IS_PRIMARY,
-	SC_IS_ACTIVE, SC_MIN_TENANT, SC_MAX_TENANT, SC_CREATED_AT, SC_NATTS = SC_CREATED_AT
-};
-enum
-{
-	TM_TENANT_ID = 1, TM_SHARD_ID
-};
-
-/*
- * A map of up to gb_scale.routing_map_cache_rows entries is read whole, as a
- * sorted array (16 bytes an entry), so that every lookup is a binary search;
- * a bigger one is looked up tenant by tenant through its primary key,
- * remembering up to GB_TENANT_CACHE_MAX answers before the cache starts over.
- * A heap page holds well over 50 map rows: a bigger table is not even read.
- */
-#define GB_MAP_ROWS_PER_BLOCK_MIN	50
-#define GB_TENANT_CACHE_MAX			65536
-
-static int	gb_routing_map_cache_rows = 500000;
-
 typedef struct GbShard
 {
 	int64		min_tenant;
 	int64		max_tenant;
-	char	   *connection;
+	char	   *connection;		/* NULL when the row has none */
 	int16		shard_id;
 	bool		active;
 } GbShard;
-
-typedef struct GbTenantEntry
-{
-	int64		tenant_id;		/* hash key */
-	int16		shard_id;		/* -1: no shard serves it */
-} GbTenantEntry;
 
 static MemoryContext gb_routing_context = NULL;
 static GbShard *gb_shards = NULL;	/* active shards first, by min_tenant */
 static int	gb_nshards = 0;
 static int	gb_nactive = 0;
 static bool gb_shards_valid = false;
-static HTAB *gb_tenant_cache = NULL;
-static bool gb_map_complete = false;	/* gb_tenant_cache holds the whole map */
 static Oid	gb_shard_config_relid = InvalidOid;
 static Oid	gb_tenant_map_relid = InvalidOid;
 
@@ -102,44 +103,32 @@ static LocalTransactionId gb_seen_lxid = InvalidLocalTransactionId;
 static TimestampTz gb_seen_statement = 0;
 
 /*
- * Forget everything.  Invalidations can arrive while a load is running (a
+ * Forget the shards.  Invalidations can arrive while a load is running (a
  * lock or a TOAST fetch accepts them), so this only marks the cache stale;
  * its memory is released by the next load.
  */
 static void
 gb_routing_relcache_callback(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == gb_shard_config_relid || relid == gb_tenant_map_relid ||
-		!OidIsValid(gb_shard_config_relid))
+	if (!OidIsValid(relid) || relid == gb_shard_config_relid || !OidIsValid(gb_shard_config_relid))
 	{
 		gb_routing_generation++;
 		gb_shards_valid = false;
-		gb_tenant_cache = NULL;
-		gb_map_complete = false;
 	}
-}
-
-/* A new limit applies from the next lookup. */
-static void
-gb_routing_map_cache_rows_assign(int newval, void *extra)
-{
-	gb_routing_relcache_callback((Datum) 0, InvalidOid);
 }
 
 void
 gb_routing_init(void)
 {
-	DefineCustomIntVariable("gb_scale.routing_map_cache_rows",
-							"Largest gb_scale.tenant_shard_map that each backend reads whole for routing lookups.",
-							"A bigger map is looked up tenant by tenant, remembering the latest answers. 0 never reads it whole.",
-							&gb_routing_map_cache_rows,
-							500000, 0, 10000000,
-							PGC_SUSET, 0,
-							NULL, gb_routing_map_cache_rows_assign, NULL);
 	CacheRegisterRelcacheCallback(gb_routing_relcache_callback, (Datum) 0);
+	gb_routing_map_init();
 }
 
-/* AFTER ... FOR EACH STATEMENT on both directory tables. */
+/*
+ * AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW and AFTER TRUNCATE on
+ * shard_config, enabled ALWAYS: every backend reloads the shards at its next
+ * statement (the one that changed them, at its next command).
+ */
 Datum
 gb_shard_directory_changed(PG_FUNCTION_ARGS)
 {
@@ -153,7 +142,7 @@ gb_shard_directory_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-static Oid
+Oid
 gb_directory_relid(const char *relname)
 {
 	Oid			nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, true);
@@ -165,6 +154,39 @@ gb_directory_relid(const char *relname)
 				 errmsg("table %s.%s does not exist", GB_INTERNAL_SCHEMA, relname),
 				 errhint("Run CREATE EXTENSION gb_scale in this database.")));
 	return relid;
+}
+
+/*
+ * The attribute number of column NAME of one of the extension's tables,
+ * checked to be of type TYPID: added, dropped and re-added columns never
+ * shift what is read.
+ */
+AttrNumber
+gb_directory_attnum(Relation rel, const char *name, Oid typid)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		if (att->atttypid != typid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table %s.%s has type %s, not %s",
+							name, GB_INTERNAL_SCHEMA, RelationGetRelationName(rel),
+							format_type_be(att->atttypid), format_type_be(typid)),
+					 errhint("Change the column back to type %s.", format_type_be(typid))));
+		return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of table %s.%s does not exist",
+					name, GB_INTERNAL_SCHEMA, RelationGetRelationName(rel)),
+			 errhint("Add the column back, or recreate the extension.")));
+	return InvalidAttrNumber;	/* keep the compiler quiet */
 }
 
 static int
@@ -180,85 +202,40 @@ gb_shard_cmp(const void *a, const void *b)
 	return (int) x->shard_id - (int) y->shard_id;
 }
 
-static HTAB *
-gb_tenant_cache_create(long nelem)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(GbTenantEntry);
-	ctl.hcxt = gb_routing_context;
-	return hash_create("gb_scale tenant shards", nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-/*
- * Read the whole map into gb_tenant_cache when it is small enough, so that a
- * tenant missing from the cache is missing from the map; otherwise leave the
- * cache to be filled tenant by tenant.
- */
-static void
-gb_load_map_whole(Snapshot snapshot)
-{
-	Relation	rel = table_open(gb_tenant_map_relid, AccessShareLock);
-	BlockNumber max_blocks = (BlockNumber) (gb_routing_map_cache_rows / GB_MAP_ROWS_PER_BLOCK_MIN + 1);
-	HTAB	   *cache;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	long		count = 0;
-
-	if (gb_routing_map_cache_rows == 0 || RelationGetNumberOfBlocks(rel) > max_blocks)
-	{
-		table_close(rel, AccessShareLock);
-		return;
-	}
-	cache = gb_tenant_cache_create(Max(1024, (long) RelationGetNumberOfBlocks(rel) * 100));
-	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL);
-	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
-	{
-		bool		isnull;
-		int64		tenant = DatumGetInt64(heap_getattr(tuple, TM_TENANT_ID, RelationGetDescr(rel), &isnull));
-		GbTenantEntry *entry;
-
-		if (++count > gb_routing_map_cache_rows)
-			break;
-		entry = hash_search(cache, &tenant, HASH_ENTER, NULL);
-		entry->shard_id = DatumGetInt16(heap_getattr(tuple, TM_SHARD_ID, RelationGetDescr(rel), &isnull));
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	if (count > gb_routing_map_cache_rows)
-	{
-		hash_destroy(cache);
-		return;
-	}
-	gb_tenant_cache = cache;
-	gb_map_complete = true;
-}
-
 /* Read every shard; true unless an invalidation arrived meanwhile. */
 static bool
 gb_load_shards(void)
 {
 	uint64		generation;
 	Relation	rel;
+	TupleDesc	desc;
 	Snapshot	snapshot;
 	SysScanDesc scan;
 	HeapTuple	tuple;
 	int			capacity = 16;
+	AttrNumber	att_shard;
+	AttrNumber	att_connection;
+	AttrNumber	att_active;
+	AttrNumber	att_min;
+	AttrNumber	att_max;
 	MemoryContext old;
 
 	if (gb_routing_context == NULL)
 		gb_routing_context = AllocSetContextCreate(TopMemoryContext, "gb_scale routing",
 												   ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(gb_routing_context);
-	gb_tenant_cache = NULL;
-	gb_map_complete = false;
 	gb_shards = NULL;
 	gb_nshards = gb_nactive = 0;
 	rel = table_open(gb_directory_relid(GB_SHARD_CONFIG_TABLE), AccessShareLock);
 	gb_tenant_map_relid = gb_directory_relid(GB_TENANT_MAP_TABLE);
 	gb_shard_config_relid = RelationGetRelid(rel);
 	generation = gb_routing_generation;
+	desc = RelationGetDescr(rel);
+	att_shard = gb_directory_attnum(rel, "shard_id", INT2OID);
+	att_connection = gb_directory_attnum(rel, "connection_string", TEXTOID);
+	att_active = gb_directory_attnum(rel, "is_active", BOOLOID);
+	att_min = gb_directory_attnum(rel, "min_tenant_id", INT8OID);
+	att_max = gb_directory_attnum(rel, "max_tenant_id", INT8OID);
 
 	old = MemoryContextSwitchTo(gb_routing_context);
 	gb_shards = palloc(capacity * sizeof(GbShard));
@@ -266,31 +243,40 @@ gb_load_shards(void)
 	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		Datum		values[SC_NATTS];
-		bool		nulls[SC_NATTS];
+		bool		null_shard;
+		bool		null_connection;
+		bool		null_active;
+		bool		null_min;
+		bool		null_max;
+		Datum		shard = heap_getattr(tuple, att_shard, desc, &null_shard);
+		Datum		connection = heap_getattr(tuple, att_connection, desc, &null_connection);
+		Datum		active = heap_getattr(tuple, att_active, desc, &null_active);
+		Datum		min_tenant = heap_getattr(tuple, att_min, desc, &null_min);
+		Datum		max_tenant = heap_getattr(tuple, att_max, desc, &null_max);
 		GbShard    *s;
 
-		heap_deform_tuple(tuple, RelationGetDescr(rel), values, nulls);
+		CHECK_FOR_INTERRUPTS();
+		if (null_shard)
+			continue;
 		if (gb_nshards == capacity)
 		{
 			capacity *= 2;
 			gb_shards = repalloc(gb_shards, capacity * sizeof(GbShard));
 		}
 		s = &gb_shards[gb_nshards++];
-		s->shard_id = DatumGetInt16(values[SC_SHARD_ID - 1]);
-		s->connection = TextDatumGetCString(values[SC_CONNECTION - 1]);
+		s->shard_id = DatumGetInt16(shard);
+		s->connection = null_connection ? NULL : TextDatumGetCString(connection);
 		/* is_active has a default but may be NULL: only true is active */
-		s->active = !nulls[SC_IS_ACTIVE - 1] && DatumGetBool(values[SC_IS_ACTIVE - 1]);
-		s->min_tenant = DatumGetInt64(values[SC_MIN_TENANT - 1]);
-		s->max_tenant = DatumGetInt64(values[SC_MAX_TENANT - 1]);
+		s->active = !null_active && DatumGetBool(active) && !null_min && !null_max;
+		s->min_tenant = null_min ? 0 : DatumGetInt64(min_tenant);
+		s->max_tenant = null_max ? 0 : DatumGetInt64(max_tenant);
 		if (s->active)
 			gb_nactive++;
 	}
 	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
 	MemoryContextSwitchTo(old);
 	table_close(rel, AccessShareLock);
-	gb_load_map_whole(snapshot);
-	UnregisterSnapshot(snapshot);
 
 	qsort(gb_shards, gb_nshards, sizeof(GbShard), gb_shard_cmp);
 	if (generation != gb_routing_generation)
@@ -344,77 +330,20 @@ gb_shard_by_range(int64 tenant)
 	return -1;
 }
 
-/* The explicit placement of TENANT, by the primary key of the map; -1: none. */
-static int16
-gb_shard_by_map(int64 tenant)
-{
-	Relation	rel = table_open(gb_tenant_map_relid, AccessShareLock);
-	Oid			index = RelationGetPrimaryKeyIndex(rel);
-	Snapshot	snapshot;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tuple;
-	int16		shard = -1;
-
-	if (!OidIsValid(index))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table %s.%s has lost its primary key", GB_INTERNAL_SCHEMA, GB_TENANT_MAP_TABLE),
-				 errhint("Recreate the extension.")));
-	ScanKeyInit(&key, TM_TENANT_ID, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tenant));
-	snapshot = RegisterSnapshot(GetCatalogSnapshot(RelationGetRelid(rel)));
-	scan = systable_beginscan(rel, index, true, snapshot, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, TM_SHARD_ID, RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			shard = DatumGetInt16(d);
-	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
-	return shard;
-}
-
 static int16
 gb_lookup_tenant(int64 tenant)
 {
-	for (;;)
+	int16		shard;
+
+	gb_routing_ready();
+	shard = gb_map_shard(gb_tenant_map_relid, tenant);
+	if (shard < 0)
 	{
-		GbTenantEntry *entry;
-		bool		found;
-		uint64		generation;
-		int16		shard;
-
+		/* the map's lookup may have accepted invalidations */
 		gb_routing_ready();
-		if (gb_tenant_cache != NULL)
-		{
-			entry = hash_search(gb_tenant_cache, &tenant, HASH_FIND, NULL);
-			if (entry)
-				return entry->shard_id;
-			if (gb_map_complete)
-				return gb_shard_by_range(tenant);
-		}
-		if (gb_tenant_cache == NULL || hash_get_num_entries(gb_tenant_cache) >= GB_TENANT_CACHE_MAX)
-		{
-			if (gb_tenant_cache)
-				hash_destroy(gb_tenant_cache);
-			gb_tenant_cache = gb_tenant_cache_create(1024);
-		}
-
-		generation = gb_routing_generation;
-		shard = gb_shard_by_map(tenant);
-		if (generation != gb_routing_generation)
-			continue;			/* the map changed under us: start over */
-		if (shard < 0)
-			shard = gb_shard_by_range(tenant);
-		entry = hash_search(gb_tenant_cache, &tenant, HASH_ENTER, &found);
-		entry->shard_id = shard;
-		return shard;
+		shard = gb_shard_by_range(tenant);
 	}
+	return shard;
 }
 
 static int16
@@ -445,6 +374,8 @@ gb_shard_connection(PG_FUNCTION_ARGS)
 
 	/* the lookup left the shards loaded */
 	s = gb_shard_by_id(shard);
+	if (s != NULL && s->connection == NULL)
+		PG_RETURN_NULL();
 	if (s != NULL)
 		PG_RETURN_TEXT_P(cstring_to_text(s->connection));
 	/* only if the directory changed in between */
@@ -486,7 +417,7 @@ gb_tenant_assign(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT s.is_active FROM gb_scale.shard_config s"
-							  " WHERE s.shard_id OPERATOR(pg_catalog.=) $2 FOR KEY SHARE",
+							  " WHERE s.shard_id OPERATOR(pg_catalog.=) $2 FOR SHARE",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read gb_scale.shard_config");
 	if (SPI_processed == 0)

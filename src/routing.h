@@ -11,6 +11,8 @@
 
 #include "gb_scale.h"
 
+#include "utils/relcache.h"
+
 #define GB_SHARD_CONFIG_TABLE		"shard_config"
 #define GB_TENANT_MAP_TABLE			"tenant_shard_map"
 #define GB_TENANT_ISOLATION_TABLE	"tenant_isolation"
@@ -21,6 +23,16 @@ extern int	gb_required_shard(void);
 
 /* routing.c */
 extern void gb_routing_init(void);
+extern Oid	gb_directory_relid(const char *relname);
+extern AttrNumber gb_directory_attnum(Relation rel, const char *name, Oid typid);
+
+/* routing_map.c */
+extern int	gb_routing_map_cache_rows;
+extern void gb_routing_map_init(void);
+extern Size gb_routing_shmem_size(void);
+extern void gb_routing_shmem_request(void);
+extern void gb_routing_shmem_init(void);
+extern int16 gb_map_shard(Oid relid, int64 tenant);
 
 /* tenant.c */
 extern void gb_tenant_init(void);
