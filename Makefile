@@ -16,12 +16,13 @@ OBJS = \
 	src/partition_worker.o \
 	src/routing.o \
 	src/shard_sync.o \
+	src/shard_secret.o \
 	src/tenant.o \
 	src/shard_fdw.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw routing tenant parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw shard_secret routing tenant parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 ISOLATION = enum_concurrency routing_cache
 ISOLATION_OPTS = --load-extension=gb_scale

@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "routing.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -95,7 +96,7 @@ sync_check_connstr(const char *source, bool is_superuser)
 	}
 	else
 	{
-		char	   *msg = err ? pchomp(err) : pstrdup("out of memory");
+		char	   *msg = err ? gb_conninfo_error(source, err) : pstrdup("out of memory");
 
 		if (err)
 			PQfreemem(err);
@@ -123,7 +124,7 @@ sync_wait(SyncConn *sc, int io_event)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("lost the connection to the source shard"),
-				 errdetail_internal("%s", pchomp(PQerrorMessage(sc->conn)))));
+				 errdetail_internal("%s", gb_secret_libpq_message(PQerrorMessage(sc->conn)))));
 	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_event,
 						   PQsocket(sc->conn), -1L, PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
@@ -173,7 +174,7 @@ sync_connect(SyncConn *sc, const char *source, bool is_superuser)
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to the source shard"),
-				 errdetail_internal("%s", pchomp(PQerrorMessage(sc->conn)))));
+				 errdetail_internal("%s", gb_secret_libpq_message(PQerrorMessage(sc->conn)))));
 
 	if (!is_superuser && !PQconnectionUsedPassword(sc->conn))
 		ereport(ERROR,
@@ -205,8 +206,12 @@ sync_remote_error(SyncConn *sc, const char *what)
 		strncmp(sqlstate, "00", 2) != 0 && strncmp(sqlstate, "01", 2) != 0 &&
 		strncmp(sqlstate, "02", 2) != 0)
 		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
-	if (primary == NULL)
-		primary = pchomp(PQerrorMessage(sc->conn));
+	/* The source's texts may quote a connection string of its own. */
+	primary = gb_secret_libpq_message(primary ? primary : PQerrorMessage(sc->conn));
+	if (detail != NULL)
+		detail = gb_secret_libpq_message(detail);
+	if (hint != NULL)
+		hint = gb_secret_libpq_message(hint);
 
 	ereport(ERROR,
 			(errcode(code),
@@ -591,7 +596,7 @@ sync_apply(SyncSource *src)
 	}
 
 	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 
 	ereport(NOTICE,
 			(errmsg("shard directory synced: shards " UINT64_FORMAT " added, " UINT64_FORMAT " changed, "
@@ -610,6 +615,9 @@ gb_shard_sync(PG_FUNCTION_ARGS)
 	bool		is_superuser = superuser();
 	SyncConn   *sc = palloc0(sizeof(SyncConn));
 	SyncSource *src = palloc0(sizeof(SyncSource));
+
+	/* From now on pg_stat_activity shows the statement without the password. */
+	gb_secret_hide_activity();
 
 	/* Fail before connecting anywhere (a standby is read-only too). */
 	PreventCommandIfReadOnly("gb_shard_sync()");
@@ -632,4 +640,9 @@ gb_shard_sync(PG_FUNCTION_ARGS)
 
 	sync_apply(src);
 	PG_RETURN_VOID();
+}
+
+void
+gb_shard_sync_init(void)
+{
 }
