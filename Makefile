@@ -22,7 +22,7 @@ OBJS = \
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions shard_sync shard_fdw shard_secret routing tenant parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions shard_sync shard_sync_buckets shard_fdw shard_secret routing tenant parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 ISOLATION = enum_concurrency routing_cache
 ISOLATION_OPTS = --load-extension=gb_scale
