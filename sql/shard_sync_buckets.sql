@@ -83,6 +83,8 @@ SELECT shard_id, local_only FROM gb_scale.shard_config ORDER BY shard_id;
 -- The cap on what a source may send
 ------------------------------------------------------------------------------
 -- 3 shards and 6000 placements: 6003 rows.
+SET gb_scale.sync_max_rows = 2;
+SELECT gb_shard_sync(:'src');
 SET gb_scale.sync_max_rows = 1000;
 SELECT gb_shard_sync(:'src');
 \echo :LAST_ERROR_SQLSTATE

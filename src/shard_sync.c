@@ -30,15 +30,16 @@
  * of rows, so it is compared by buckets first: both sides split it by
  * tenant_id modulo a prime P (chosen from the local row count, about 16
  * rows a bucket; arithmetic, so both servers agree whatever their platform)
- * and compute each bucket's row count and XOR of 64-bit row hashes in SQL;
- * the two ordered lists are merged as they stream in, and only the rows of
- * buckets that differ are transferred, in tenant_id order, and merged with
- * the local rows of those buckets: local rows the source lacks are deleted,
- * the source's rows are applied in batches by statements that write only
- * rows that differ.  The source's query runs while the local one does.
+ * and compute each bucket's row count and XOR of 64-bit row hashes in SQL
+ * (the source's query runs while the local one does); the lists are matched
+ * by bucket number, and only the rows of buckets that differ are
+ * transferred, in tenant_id order, and merged with the local rows of those
+ * buckets: local rows the source lacks are deleted, the source's rows are
+ * applied in batches by statements that write only rows that differ (index
+ * probes: hash and merge joins are turned off in the sync's scope).
  * Results are read in single-row mode and local rows through a cursor, so
- * memory stays bounded whatever the size (a batch, the list of differing
- * buckets).  A hash that differs for equal rows (another platform) only
+ * memory stays bounded whatever the size (a batch, per-bucket arrays of at
+ * most 262,139 entries).  A hash that differs for equal rows (another platform) only
  * costs transfer: rows are compared by value.  gb_scale.sync_max_rows caps
  * what a source may send.
  *
@@ -82,6 +83,9 @@
 	"    pg_catalog.hashint2extended(shard_id," \
 	"      pg_catalog.hashint8extended(tenant_id," \
 	"        CASE WHEN created_at IS NULL THEN 1::pg_catalog.int8 ELSE 0::pg_catalog.int8 END))))"
+
+/* work_mem of the bucket summaries, here and on the source. */
+#define SYNC_WORK_MEM	"32MB"
 
 /* Rows of tenant_shard_map applied by one set of statements. */
 #define MAP_BATCH_ROWS	10000
@@ -319,8 +323,8 @@ sync_count_rows(SyncSource *src, int64 n)
 	if (n < 0 || n > gb_sync_max_rows || src->rows + n > gb_sync_max_rows)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("the source shard's directory has more than gb_scale.sync_max_rows rows (%d); at least " INT64_FORMAT " were sent or announced",
-						gb_sync_max_rows, src->rows + Max(n, 0)),
+				 errmsg("the source shard's directory has " INT64_FORMAT " rows or more, above gb_scale.sync_max_rows (%d)",
+						src->rows + Max(n, 0), gb_sync_max_rows),
 				 errdetail("Rows counted: shards, tenant placements and enum labels; nothing was synced."),
 				 errhint("Check the connection string's database; if the directory is that big, raise gb_scale.sync_max_rows (a superuser's setting).")));
 	src->rows += n;
@@ -468,7 +472,9 @@ sync_read_source(SyncConn *sc, SyncSource *src)
 	(void) sync_query(sc,
 					  "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true),"
 					  " pg_catalog.set_config('datestyle', 'ISO', true),"
-					  " pg_catalog.set_config('timezone', 'UTC', true)",
+					  " pg_catalog.set_config('timezone', 'UTC', true),"
+					  " pg_catalog.set_config('work_mem', '" SYNC_WORK_MEM "', true),"
+					  " pg_catalog.set_config('enable_sort', 'off', true)",
 					  PGRES_TUPLES_OK, "set up the session");
 	sync_clear(sc);
 
@@ -698,69 +704,77 @@ sync_protocol_error(const char *what)
 			 errmsg("the source shard returned %s", what)));
 }
 
-/* The next bucket summary of the source: bucket, row count, row hash. */
-static bool
-sync_remote_bucket(SyncConn *sc, SyncSource *src, int64 nbuckets, int64 *row, bool first)
+static int
+sync_int64_cmp(const void *a, const void *b)
 {
-	PGresult   *res = sync_stream_next(sc, 3, "compare gb_scale.tenant_shard_map");
-	int64		prev = row[0];
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
 
-	if (res == NULL)
-		return false;
-	row[0] = sync_int8_field(res, 0);
-	row[1] = sync_int8_field(res, 1);
-	row[2] = sync_int8_field(res, 2);
-	if (row[0] < 0 || row[0] >= nbuckets || (!first && row[0] <= prev) || row[1] <= 0)
-		sync_protocol_error("a tenant_shard_map summary that is not one of the buckets asked for");
-	/* What the source announces counts against the cap before any is sent. */
-	sync_count_rows(src, row[1]);
-	return true;
+	return (x > y) - (x < y);
 }
 
 /*
  * The buckets of tenant_shard_map whose row count or row hashes differ
  * between the source and here, ascending, into diff (room for nbuckets).
- * The source computes its summaries while this side computes its own.
+ * The source computes its summaries while this side computes its own; both
+ * are hashed, not sorted (the planner cannot know that there are only
+ * nbuckets groups), and matched here by bucket number.
  */
 static int64
 sync_map_diff_buckets(SyncConn *sc, SyncSource *src, const char *bucket_expr, int64 nbuckets,
 					  int64 *diff)
 {
 	char	   *sql = psprintf("SELECT %s AS bucket, pg_catalog.count(*), pg_catalog.bit_xor(" MAP_ROW_HASH ")"
-							   "  FROM gb_scale.tenant_shard_map GROUP BY 1 ORDER BY 1", bucket_expr);
+							   "  FROM gb_scale.tenant_shard_map GROUP BY 1", bucket_expr);
+	const char *what = "compare gb_scale.tenant_shard_map";
+	int64	   *local_count = palloc0(sizeof(int64) * nbuckets);
+	int64	   *local_hash = palloc0(sizeof(int64) * nbuckets);
+	bool	   *remote_seen = palloc0(sizeof(bool) * nbuckets);
 	SyncLocalRows lr;
-	int64		l[3];
-	int64		r[3] = {0, 0, 0};
-	bool		have_l;
-	bool		have_r;
+	int64		row[3];
+	PGresult   *res;
 	int64		ndiff = 0;
+	int64		announced = 0;	/* at most nbuckets * INT_MAX: no overflow */
 
-	sync_stream_start(sc, sql, 0, NULL, "compare gb_scale.tenant_shard_map");
+	sync_stream_start(sc, sql, 0, NULL, what);
+
 	sync_local_open(&lr, sql, 3, NULL, 0);
-	have_l = sync_local_next(&lr, l);
-	have_r = sync_remote_bucket(sc, src, nbuckets, r, true);
-	while (have_l || have_r)
+	while (sync_local_next(&lr, row))
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (have_r && (!have_l || r[0] < l[0]))
-		{
-			diff[ndiff++] = r[0];
-			have_r = sync_remote_bucket(sc, src, nbuckets, r, false);
-		}
-		else if (have_l && (!have_r || l[0] < r[0]))
-		{
-			diff[ndiff++] = l[0];
-			have_l = sync_local_next(&lr, l);
-		}
-		else
-		{
-			if (l[1] != r[1] || l[2] != r[2])
-				diff[ndiff++] = l[0];
-			have_l = sync_local_next(&lr, l);
-			have_r = sync_remote_bucket(sc, src, nbuckets, r, false);
-		}
+		Assert(row[0] >= 0 && row[0] < nbuckets);
+		local_count[row[0]] = row[1];
+		local_hash[row[0]] = row[2];
 	}
 	SPI_cursor_close(lr.portal);
+
+	while ((res = sync_stream_next(sc, 3, what)) != NULL)
+	{
+		int64		bucket = sync_int8_field(res, 0);
+		int64		count = sync_int8_field(res, 1);
+		int64		hash = sync_int8_field(res, 2);
+
+		CHECK_FOR_INTERRUPTS();
+		if (bucket < 0 || bucket >= nbuckets || remote_seen[bucket] || count <= 0)
+			sync_protocol_error("a tenant_shard_map summary that is not one of the buckets asked for");
+		remote_seen[bucket] = true;
+		if (count > gb_sync_max_rows)
+			sync_count_rows(src, count);
+		announced += count;
+		if (local_count[bucket] != count || local_hash[bucket] != hash)
+			diff[ndiff++] = bucket;
+	}
+	for (int64 b = 0; b < nbuckets; b++)
+	{
+		if (local_count[b] > 0 && !remote_seen[b])
+			diff[ndiff++] = b;
+	}
+	/* What the source announces counts against the cap before any is sent. */
+	sync_count_rows(src, announced);
+	qsort(diff, ndiff, sizeof(int64), sync_int64_cmp);
+	pfree(local_count);
+	pfree(local_hash);
+	pfree(remote_seen);
 	return ndiff;
 }
 
@@ -938,9 +952,18 @@ sync_map(SyncConn *sc, SyncSource *src, SyncCounts *counts)
 	int64		ndiff;
 	bool		isnull;
 
-	(void) sync_exec("SELECT pg_catalog.count(*) FROM gb_scale.tenant_shard_map", NULL, 0, SPI_OK_SELECT);
+	/* The planner's row count (kept by autovacuum) is close enough; else count. */
+	(void) sync_exec("SELECT c.reltuples::pg_catalog.int8 FROM pg_catalog.pg_class c"
+					 " WHERE c.oid OPERATOR(pg_catalog.=) 'gb_scale.tenant_shard_map'::pg_catalog.regclass",
+					 NULL, 0, SPI_OK_SELECT);
 	local_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	if (local_rows < 0)
+	{
+		(void) sync_exec("SELECT pg_catalog.count(*) FROM gb_scale.tenant_shard_map", NULL, 0, SPI_OK_SELECT);
+		local_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_freetuptable(SPI_tuptable);
+	}
 	for (int i = 0; i < lengthof(sync_bucket_primes); i++)
 	{
 		nbuckets = sync_bucket_primes[i];
@@ -980,6 +1003,7 @@ sync_apply(SyncConn *sc, SyncSource *src)
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -1021,6 +1045,20 @@ sync_apply(SyncConn *sc, SyncSource *src)
 									   src->shard, SHARD_NCOLS, SPI_OK_INSERT);
 	}
 
+	/*
+	 * A batch's statements touch a few thousand rows of a table that may
+	 * hold millions: index probes, not a hash of the whole table per batch.
+	 * The bucket summaries (up to 262,139 groups) are hashed in memory.
+	 */
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("work_mem", SYNC_WORK_MEM, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* The planner cannot count buckets: it would sort every row instead. */
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	sync_map(sc, src, &counts);
 
 	if (shards_differ)
