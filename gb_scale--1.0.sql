@@ -669,6 +669,19 @@ COMMENT ON FUNCTION gb_scale.conninfo_options(text) IS
 REVOKE ALL ON FUNCTION gb_scale.conninfo_options(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gb_scale.conninfo_options(text) TO gb_scale_admin;
 
+-- The calling role's user mapping for a server, its options the user and
+-- the secrets of a connection string (created, or changed: ADD/SET/DROP,
+-- keeping the options named in keep).  Built from parse nodes: no SQL text
+-- holds the password (src/shard_fdw.c).
+CREATE FUNCTION gb_scale.fdw_user_mapping_sync(server name, conninfo text, keep text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_fdw_user_mapping_sync'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) IS
+  'gb_shard_fdw_setup: the calling role''s user mapping for a shard''s server, from its connection string';
+REVOKE ALL ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) TO gb_scale_admin;
+
 -- One postgres_fdw server gb_shard_<id> per active shard, with a user mapping
 -- for the calling role.  Runs with the caller's rights: creating a server
 -- needs USAGE on the foreign-data wrapper, changing one needs ownership.  A
@@ -778,32 +791,9 @@ BEGIN
             END IF;
         END IF;
 
-        -- The calling role's user mapping: the user and the secrets.
-        SELECT pg_catalog.jsonb_object_agg(o.keyword, o.value) INTO want
-          FROM gb_scale.conninfo_options(shard.connection_string) o
-         WHERE o.for_user_mapping;
-        want := COALESCE(want, '{}'::jsonb);
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_user_mappings m
-                        WHERE m.srvid OPERATOR(pg_catalog.=) srv_oid
-                          AND m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-                                                                WHERE r.rolname OPERATOR(pg_catalog.=) current_user)) THEN
-            SELECT pg_catalog.string_agg(pg_catalog.format('%I %L', w.key, w.value), ', ' ORDER BY w.key)
-              INTO opt_list FROM pg_catalog.jsonb_each_text(want) w;
-            EXECUTE pg_catalog.format('CREATE USER MAPPING FOR CURRENT_USER SERVER %I%s', srv,
-                                      CASE WHEN opt_list IS NULL THEN ''
-                                           ELSE pg_catalog.format(' OPTIONS (%s)', opt_list) END);
-        ELSE
-            -- umoptions is visible to the mapping's own role.
-            SELECT gb_scale.fdw_option_changes(want, m.umoptions, fdw_mapping_options) INTO opt_list
-              FROM pg_catalog.pg_user_mappings m
-             WHERE m.srvid OPERATOR(pg_catalog.=) srv_oid
-               AND m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-                                                     WHERE r.rolname OPERATOR(pg_catalog.=) current_user);
-            IF opt_list IS NOT NULL THEN
-                EXECUTE pg_catalog.format('ALTER USER MAPPING FOR CURRENT_USER SERVER %I OPTIONS (%s)',
-                                          srv, opt_list);
-            END IF;
-        END IF;
+        -- The calling role's user mapping: the user and the secrets, made
+        -- from parse nodes, so that no statement text holds the password.
+        PERFORM gb_scale.fdw_user_mapping_sync(srv, shard.connection_string, fdw_mapping_options);
     END LOOP;
 END
 $fn$;

@@ -166,6 +166,8 @@ _PG_init(void)
 	gb_tenant_init();
 	gb_tenant_guard_init();
 	gb_routing_init();
+	gb_shard_sync_init();
+	gb_secret_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -40,4 +40,16 @@ extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name
 extern int	gb_tenant_scope_begin(int64 tenant_id);
 extern void gb_tenant_scope_end(int nestlevel);
 
+/* shard_fdw.c: libpq's parse error of a connection string, masked */
+extern char *gb_conninfo_error(const char *conninfo, const char *libpq_msg);
+
+/* shard_secret.c */
+extern void gb_secret_init(void);
+extern char *gb_secret_mask(const char *text);
+extern char *gb_secret_libpq_message(const char *msg);
+extern void gb_secret_hide_activity(void);
+
+/* shard_sync.c */
+extern void gb_shard_sync_init(void);
+
 #endif							/* GB_ROUTING_H */

@@ -8,23 +8,42 @@
  * (password, sslpassword) on the user mapping, every other libpq option on
  * the server.  gb_scale.conninfo_options() parses a shard's connection string
  * with libpq itself, so that the options are exactly the ones libpq would
- * use, and says where each one goes.  The DDL is written in PL/pgSQL, which
- * quotes it with format(); this file only parses.
+ * use, and says where each one goes.  The servers' DDL is written in
+ * PL/pgSQL, which quotes it with format().  The user mappings, which hold
+ * the passwords, are made here from parse nodes
+ * (gb_scale.fdw_user_mapping_sync): no SQL text holds a password, so none
+ * can reach an error's context, the log or a hook that records statements.
  *
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "routing.h"
 
 #include <ctype.h>
 
+#include "access/reloptions.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "nodes/plannodes.h"
 #include "libpq-fe.h"
+#include "tcop/dest.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(gb_conninfo_options);
+PG_FUNCTION_INFO_V1(gb_fdw_user_mapping_sync);
 
 /*
  * Could the connection string hold a secret that libpq's parse error would
@@ -52,7 +71,7 @@ gb_conninfo_may_hold_secret(const char *conninfo)
  * unquoted space in it starts a new "keyword"), and errors reach the server
  * log.
  */
-static char *
+char *
 gb_conninfo_error(const char *conninfo, const char *libpq_msg)
 {
 	StringInfoData buf;
@@ -82,30 +101,24 @@ gb_conninfo_error(const char *conninfo, const char *libpq_msg)
 }
 
 /*
- * gb_scale.conninfo_options(conninfo text)
- *	  RETURNS TABLE(keyword text, value text, for_user_mapping boolean)
- *
- * One row per option the connection string sets, in libpq's order.
- * Options postgres_fdw sets on its own connections (client_encoding,
+ * The options a connection string sets, in libpq's order, as parallel lists
+ * of keywords, values and whether each goes on the user mapping.  Options
+ * postgres_fdw sets on its own connections (client_encoding,
  * fallback_application_name) are left out; libpq's debug options
  * (replication), which postgres_fdw refuses, are an error here, naming the
  * keyword only.  No error message carries a value.
  */
-Datum
-gb_conninfo_options(PG_FUNCTION_ARGS)
+static void
+gb_conninfo_split(const char *conninfo, List **keywords, List **vals, List **on_mapping)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *errmsg_libpq = NULL;
 	PQconninfoOption *opts;
 	PQconninfoOption *opt;
 	const char *refused = NULL;
-	List	   *keywords = NIL;
-	List	   *vals = NIL;
-	List	   *on_mapping = NIL;
-	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
+	*keywords = NIL;
+	*vals = NIL;
+	*on_mapping = NIL;
 
 	opts = PQconninfoParse(conninfo, &errmsg_libpq);
 	if (opts == NULL && errmsg_libpq == NULL)
@@ -140,11 +153,11 @@ gb_conninfo_options(PG_FUNCTION_ARGS)
 			if (strcmp(opt->keyword, "client_encoding") == 0 ||
 				strcmp(opt->keyword, "fallback_application_name") == 0)
 				continue;
-			keywords = lappend(keywords, pstrdup(opt->keyword));
-			vals = lappend(vals, pstrdup(opt->val));
+			*keywords = lappend(*keywords, pstrdup(opt->keyword));
+			*vals = lappend(*vals, pstrdup(opt->val));
 			/* postgres_fdw's rule: the user and every secret on the mapping. */
-			on_mapping = lappend_int(on_mapping, strcmp(opt->keyword, "user") == 0 ||
-									 strchr(opt->dispchar, '*') != NULL);
+			*on_mapping = lappend_int(*on_mapping, strcmp(opt->keyword, "user") == 0 ||
+									  strchr(opt->dispchar, '*') != NULL);
 		}
 		PQconninfoFree(opts);
 	}
@@ -154,6 +167,27 @@ gb_conninfo_options(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("connection option \"%s\" cannot be used by postgres_fdw", refused),
 				 errhint("Remove \"%s\" from the shard's connection_string.", refused)));
+}
+
+/*
+ * gb_scale.conninfo_options(conninfo text)
+ *	  RETURNS TABLE(keyword text, value text, for_user_mapping boolean)
+ *
+ * One row per option the connection string sets (see gb_conninfo_split).
+ */
+Datum
+gb_conninfo_options(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *keywords;
+	List	   *vals;
+	List	   *on_mapping;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	gb_secret_hide_activity();
+	gb_conninfo_split(conninfo, &keywords, &vals, &on_mapping);
 
 	for (i = 0; i < list_length(keywords); i++)
 	{
@@ -167,4 +201,149 @@ gb_conninfo_options(PG_FUNCTION_ARGS)
 	}
 
 	return (Datum) 0;
+}
+
+/* Run a utility statement built as a parse node, under a text without values. */
+static void
+gb_fdw_run_utility(Node *stmt, const char *shown_text)
+{
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = false;
+	pstmt->utilityStmt = stmt;
+	pstmt->stmt_location = -1;
+	pstmt->stmt_len = 0;
+	ProcessUtility(pstmt, shown_text, false, PROCESS_UTILITY_QUERY,
+				   NULL, NULL, None_Receiver, NULL);
+	CommandCounterIncrement();
+}
+
+/* Is name one of the text[] keep's elements? */
+static bool
+gb_fdw_option_kept(ArrayType *keep, const char *name)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(keep, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (!nulls[i] && strcmp(TextDatumGetCString(elems[i]), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * gb_scale.fdw_user_mapping_sync(server name, conninfo text, keep text[])
+ *	  RETURNS void
+ *
+ * The calling role's user mapping for the server, with the user and the
+ * secrets of the connection string as its options: created when missing,
+ * else brought in line (ADD, SET, DROP), keeping the options named in keep
+ * (postgres_fdw's own, set by an operator).  Built as parse nodes and run
+ * through ProcessUtility, so that hooks and event triggers see the command
+ * but no text of it holds a value.
+ */
+Datum
+gb_fdw_user_mapping_sync(PG_FUNCTION_ARGS)
+{
+	char	   *server = pstrdup(NameStr(*PG_GETARG_NAME(0)));
+	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	ArrayType  *keep = PG_GETARG_ARRAYTYPE_P(2);
+	ForeignServer *srv;
+	List	   *keywords;
+	List	   *vals;
+	List	   *on_mapping;
+	List	   *want = NIL;
+	RoleSpec   *current = makeNode(RoleSpec);
+	HeapTuple	tp;
+	int			i;
+
+	gb_conninfo_split(conninfo, &keywords, &vals, &on_mapping);
+	for (i = 0; i < list_length(keywords); i++)
+	{
+		if (list_nth_int(on_mapping, i))
+			want = lappend(want, makeDefElem(pstrdup(list_nth(keywords, i)),
+											 (Node *) makeString(pstrdup(list_nth(vals, i))), -1));
+	}
+
+	srv = GetForeignServerByName(server, false);
+	current->roletype = ROLESPEC_CURRENT_USER;
+	current->location = -1;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
+						 ObjectIdGetDatum(srv->serverid));
+	if (!HeapTupleIsValid(tp))
+	{
+		CreateUserMappingStmt *stmt = makeNode(CreateUserMappingStmt);
+
+		stmt->user = current;
+		stmt->servername = server;
+		stmt->if_not_exists = false;
+		stmt->options = want;
+		gb_fdw_run_utility((Node *) stmt,
+						   psprintf("CREATE USER MAPPING FOR CURRENT_USER SERVER %s (options not shown)",
+									quote_identifier(server)));
+	}
+	else
+	{
+		bool		isnull;
+		Datum		datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp,
+											Anum_pg_user_mapping_umoptions, &isnull);
+		List	   *have = isnull ? NIL : untransformRelOptions(datum);
+		List	   *changes = NIL;
+		ListCell   *lc;
+		ListCell   *lc2;
+
+		ReleaseSysCache(tp);
+		foreach(lc, want)
+		{
+			DefElem    *w = lfirst_node(DefElem, lc);
+			DefElem    *found = NULL;
+
+			foreach(lc2, have)
+			{
+				DefElem    *h = lfirst_node(DefElem, lc2);
+
+				if (strcmp(h->defname, w->defname) == 0)
+					found = h;
+			}
+			if (found == NULL)
+				changes = lappend(changes, makeDefElemExtended(NULL, w->defname, w->arg,
+															   DEFELEM_ADD, -1));
+			else if (strcmp(defGetString(found), defGetString(w)) != 0)
+				changes = lappend(changes, makeDefElemExtended(NULL, w->defname, w->arg,
+															   DEFELEM_SET, -1));
+		}
+		foreach(lc2, have)
+		{
+			DefElem    *h = lfirst_node(DefElem, lc2);
+			bool		wanted = false;
+
+			foreach(lc, want)
+			{
+				if (strcmp(lfirst_node(DefElem, lc)->defname, h->defname) == 0)
+					wanted = true;
+			}
+			if (!wanted && !gb_fdw_option_kept(keep, h->defname))
+				changes = lappend(changes, makeDefElemExtended(NULL, h->defname, NULL,
+															   DEFELEM_DROP, -1));
+		}
+		if (changes != NIL)
+		{
+			AlterUserMappingStmt *stmt = makeNode(AlterUserMappingStmt);
+
+			stmt->user = current;
+			stmt->servername = server;
+			stmt->options = changes;
+			gb_fdw_run_utility((Node *) stmt,
+							   psprintf("ALTER USER MAPPING FOR CURRENT_USER SERVER %s (options not shown)",
+										quote_identifier(server)));
+		}
+	}
+
+	PG_RETURN_VOID();
 }
