@@ -237,4 +237,7 @@ routing_report() {
 		for (i = 1; i <= ns; i++) printf " %s: %s/%s", sizes[i], vals[sizes[i] SUBSEP "load" SUBSEP "before"], vals[sizes[i] SUBSEP "load" SUBSEP "after"]
 		printf "\n"
 	}' "$RT_SAMPLES"
+	# 5. gb_shard_sync at the same sizes, on a cluster of its own.
+	printf '\n5. gb_shard_sync (bench/routing_sync.sh)\n'
+	PG_CONFIG="$PG_CONFIG" SYNC_SIZES="${RT_SIZES[*]}" bash "$BENCH_DIR/routing_sync.sh"
 }
