@@ -545,23 +545,34 @@ gb_referenced_by_remaining(const GbTenantTable *t, List *tables, List *edges)
 	return false;
 }
 
+/* An oid[] Datum of OIDS, for "= ANY ($1)" in catalog queries. */
+static Datum
+gb_oid_array(List *oids)
+{
+	Datum	   *elems = palloc(Max(list_length(oids), 1) * sizeof(Datum));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
 /* Tables that reference others (by foreign key) first. */
 static List *
 gb_referencing_first(List *tables)
 {
-	int			n = list_length(tables);
-	Datum	   *oids = palloc(Max(n, 1) * sizeof(Datum));
 	Oid			types[1] = {OIDARRAYOID};
 	Datum		values[1];
-	int			i = 0;
+	List	   *relids = NIL;
 	List	   *edges = NIL;	/* pairs: referencing, referenced */
 	List	   *ordered = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 	ListCell   *lc;
 
 	foreach(lc, tables)
-		oids[i++] = ObjectIdGetDatum(((GbTenantTable *) lfirst(lc))->relid);
-	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+		relids = lappend_oid(relids, ((GbTenantTable *) lfirst(lc))->relid);
+	values[0] = gb_oid_array(relids);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c"
@@ -583,7 +594,7 @@ gb_referencing_first(List *tables)
 	SPI_finish();
 
 	/* Repeatedly take a table no remaining table references; a cycle goes as listed. */
-	while (list_length(ordered) < n)
+	while (list_length(ordered) < list_length(tables))
 	{
 		GbTenantTable *pick = NULL;
 
@@ -658,18 +669,12 @@ gb_tenant_table_of(List *tables, Oid relid)
 static List *
 gb_writing_fkeys_into(List *members)
 {
-	int			n = list_length(members);
-	Datum	   *oids = palloc(Max(n, 1) * sizeof(Datum));
 	Oid			types[1] = {OIDARRAYOID};
 	Datum		values[1];
-	int			i = 0;
 	List	   *fkeys = NIL;
 	MemoryContext outer = CurrentMemoryContext;
-	ListCell   *lc;
 
-	foreach(lc, members)
-		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[0] = gb_oid_array(members);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* a key into a partitioned table also has a clone per partition: its parent is enough */
@@ -1039,17 +1044,11 @@ static bool
 gb_tree_is_referenced(Oid relid)
 {
 	List	   *members = find_all_inheritors(relid, NoLock, NULL);
-	int			n = list_length(members);
-	Datum	   *oids = palloc(n * sizeof(Datum));
 	Oid			types[1] = {OIDARRAYOID};
 	Datum		values[1];
-	int			i = 0;
 	bool		referenced;
-	ListCell   *lc;
 
-	foreach(lc, members)
-		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[0] = gb_oid_array(members);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_constraint c"
