@@ -669,18 +669,19 @@ COMMENT ON FUNCTION gb_scale.conninfo_options(text) IS
 REVOKE ALL ON FUNCTION gb_scale.conninfo_options(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gb_scale.conninfo_options(text) TO gb_scale_admin;
 
--- The calling role's user mapping for a server, its options the user and
--- the secrets of a connection string (created, or changed: ADD/SET/DROP,
--- keeping the options named in keep).  Built from parse nodes: no SQL text
--- holds the password (src/shard_fdw.c).
-CREATE FUNCTION gb_scale.fdw_user_mapping_sync(server name, conninfo text, keep text[])
+-- A shard's postgres_fdw server (the connection string's options, async
+-- scans on) and the calling role's user mapping for it (the user and the
+-- secrets): created, or changed (ADD/SET/DROP, keeping the options named in
+-- server_keep and mapping_keep).  Built from parse nodes: no SQL text holds
+-- the password (src/shard_fdw.c).
+CREATE FUNCTION gb_scale.fdw_shard_sync(server name, conninfo text, server_keep text[], mapping_keep text[])
 RETURNS void
-AS 'MODULE_PATHNAME', 'gb_fdw_user_mapping_sync'
+AS 'MODULE_PATHNAME', 'gb_fdw_shard_sync'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) IS
-  'gb_shard_fdw_setup: the calling role''s user mapping for a shard''s server, from its connection string';
-REVOKE ALL ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) TO gb_scale_admin;
+COMMENT ON FUNCTION gb_scale.fdw_shard_sync(name, text, text[], text[]) IS
+  'gb_shard_fdw_setup: a shard''s server and the calling role''s user mapping, from its connection string';
+REVOKE ALL ON FUNCTION gb_scale.fdw_shard_sync(name, text, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.fdw_shard_sync(name, text, text[], text[]) TO gb_scale_admin;
 
 -- One postgres_fdw server gb_shard_<id> per active shard, with a user mapping
 -- for the calling role.  Runs with the caller's rights: creating a server
@@ -689,34 +690,6 @@ GRANT EXECUTE ON FUNCTION gb_scale.fdw_user_mapping_sync(name, text, text[]) TO 
 -- shard_config (ADD/SET/DROP), keeps postgres_fdw's own options an operator
 -- set (fetch_size, extensions...), and never drops a server: foreign tables
 -- depend on them.
--- What turns an object's options (server or user mapping, as the catalog
--- lists them: 'key=value') into WANT: an ALTER ... OPTIONS list, or NULL
--- when nothing differs.  Options named in KEEP are postgres_fdw's own, set
--- by an operator: never dropped.
-CREATE FUNCTION gb_scale.fdw_option_changes(want jsonb, have text[], keep text[])
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT pg_catalog.string_agg(
-               CASE
-                 WHEN h.key IS NULL THEN pg_catalog.format('ADD %I %L', w.key, w.value)
-                 WHEN w.key IS NULL THEN pg_catalog.format('DROP %I', h.key)
-                 ELSE pg_catalog.format('SET %I %L', w.key, w.value)
-               END, ', ' ORDER BY COALESCE(w.key, h.key))
-      FROM pg_catalog.jsonb_each_text(want) w
-      FULL JOIN (SELECT pg_catalog.split_part(o, '=', 1) AS key,
-                        pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1) AS value
-                   FROM pg_catalog.unnest(have) o) h ON h.key OPERATOR(pg_catalog.=) w.key
-     WHERE h.key IS NULL
-        OR (w.key IS NULL AND h.key OPERATOR(pg_catalog.<>) ALL (keep))
-        OR w.value OPERATOR(pg_catalog.<>) h.value
-$fn$;
-COMMENT ON FUNCTION gb_scale.fdw_option_changes(jsonb, text[], text[]) IS
-  'gb_shard_fdw_setup: the ALTER ... OPTIONS list that makes an object''s options the wanted ones';
-REVOKE ALL ON FUNCTION gb_scale.fdw_option_changes(jsonb, text[], text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION gb_scale.fdw_option_changes(jsonb, text[], text[]) TO gb_scale_admin;
-
 CREATE FUNCTION @extschema@.gb_shard_fdw_setup()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -730,11 +703,6 @@ DECLARE
         'parallel_commit', 'keep_connections'];
     fdw_mapping_options CONSTANT text[] := ARRAY['password_required', 'sslcert', 'sslkey'];
     shard record;
-    srv name;
-    srv_oid oid;
-    want jsonb;
-    opt_list text;
-    srv_fdw oid;
 BEGIN
     -- Two set-ups at once would race to create the same servers: one at a
     -- time per database (the key is 'gbfdw' in ASCII).
@@ -754,46 +722,16 @@ BEGIN
     FOR shard IN SELECT c.shard_id, c.connection_string FROM gb_scale.shard_config c
                   WHERE c.is_active ORDER BY c.shard_id
     LOOP
-        srv := pg_catalog.format('gb_shard_%s', shard.shard_id);
         BEGIN
-            -- Server options: the connection string's, asynchronous scans on.
-            SELECT pg_catalog.jsonb_object_agg(o.keyword, o.value) INTO want
-              FROM gb_scale.conninfo_options(shard.connection_string) o
-             WHERE NOT o.for_user_mapping;
-            want := COALESCE(want, '{}'::jsonb)
-                    OPERATOR(pg_catalog.||) '{"async_capable": "true"}'::jsonb;
+            -- Made from parse nodes, so that no statement text holds the password.
+            PERFORM gb_scale.fdw_shard_sync(pg_catalog.format('gb_shard_%s', shard.shard_id),
+                                            shard.connection_string, fdw_server_options,
+                                            fdw_mapping_options);
         EXCEPTION WHEN invalid_parameter_value THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = pg_catalog.format('shard %s: %s', shard.shard_id, SQLERRM),
                 HINT = 'Fix the connection_string of this shard in gb_scale.shard_config.';
         END;
-
-        SELECT s.oid, s.srvfdw INTO srv_oid, srv_fdw FROM pg_catalog.pg_foreign_server s
-         WHERE s.srvname OPERATOR(pg_catalog.=) srv;
-        IF srv_oid IS NULL THEN
-            SELECT pg_catalog.string_agg(pg_catalog.format('%I %L', w.key, w.value), ', ' ORDER BY w.key)
-              INTO opt_list FROM pg_catalog.jsonb_each_text(want) w;
-            EXECUTE pg_catalog.format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (%s)',
-                                      srv, opt_list);
-            SELECT s.oid INTO STRICT srv_oid FROM pg_catalog.pg_foreign_server s
-             WHERE s.srvname OPERATOR(pg_catalog.=) srv;
-        ELSE
-            IF (SELECT w.fdwname FROM pg_catalog.pg_foreign_data_wrapper w
-                 WHERE w.oid OPERATOR(pg_catalog.=) srv_fdw) OPERATOR(pg_catalog.<>) 'postgres_fdw' THEN
-                RAISE EXCEPTION 'server "%" exists and is not a postgres_fdw server', srv
-                      USING ERRCODE = 'duplicate_object',
-                            HINT = 'gb_scale names the server of shard N gb_shard_N; rename or drop the other server.';
-            END IF;
-            SELECT gb_scale.fdw_option_changes(want, s.srvoptions, fdw_server_options) INTO opt_list
-              FROM pg_catalog.pg_foreign_server s WHERE s.oid OPERATOR(pg_catalog.=) srv_oid;
-            IF opt_list IS NOT NULL THEN
-                EXECUTE pg_catalog.format('ALTER SERVER %I OPTIONS (%s)', srv, opt_list);
-            END IF;
-        END IF;
-
-        -- The calling role's user mapping: the user and the secrets, made
-        -- from parse nodes, so that no statement text holds the password.
-        PERFORM gb_scale.fdw_user_mapping_sync(srv, shard.connection_string, fdw_mapping_options);
     END LOOP;
 END
 $fn$;

@@ -8,11 +8,10 @@
  * (password, sslpassword) on the user mapping, every other libpq option on
  * the server.  gb_scale.conninfo_options() parses a shard's connection string
  * with libpq itself, so that the options are exactly the ones libpq would
- * use, and says where each one goes.  The servers' DDL is written in
- * PL/pgSQL, which quotes it with format().  The user mappings, which hold
- * the passwords, are made here from parse nodes
- * (gb_scale.fdw_user_mapping_sync): no SQL text holds a password, so none
- * can reach an error's context, the log or a hook that records statements.
+ * use, and says where each one goes.  The servers and the user mappings,
+ * which hold the passwords, are made here from parse nodes
+ * (gb_scale.fdw_shard_sync): no SQL text holds a password, so none can
+ * reach an error's context, the log or a hook that records statements.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,7 +42,7 @@
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(gb_conninfo_options);
-PG_FUNCTION_INFO_V1(gb_fdw_user_mapping_sync);
+PG_FUNCTION_INFO_V1(gb_fdw_shard_sync);
 
 /*
  * Could the connection string hold a secret that libpq's parse error would
@@ -236,44 +235,118 @@ gb_fdw_option_kept(ArrayType *keep, const char *name)
 	return false;
 }
 
-/*
- * gb_scale.fdw_user_mapping_sync(server name, conninfo text, keep text[])
- *	  RETURNS void
- *
- * The calling role's user mapping for the server, with the user and the
- * secrets of the connection string as its options: created when missing,
- * else brought in line (ADD, SET, DROP), keeping the options named in keep
- * (postgres_fdw's own, set by an operator).  Built as parse nodes and run
- * through ProcessUtility, so that hooks and event triggers see the command
- * but no text of it holds a value.
- */
-Datum
-gb_fdw_user_mapping_sync(PG_FUNCTION_ARGS)
+static int
+gb_fdw_option_cmp(const ListCell *a, const ListCell *b)
 {
-	char	   *server = pstrdup(NameStr(*PG_GETARG_NAME(0)));
-	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	ArrayType  *keep = PG_GETARG_ARRAYTYPE_P(2);
-	ForeignServer *srv;
-	List	   *keywords;
-	List	   *vals;
-	List	   *on_mapping;
-	List	   *want = NIL;
+	return strcmp(lfirst_node(DefElem, a)->defname, lfirst_node(DefElem, b)->defname);
+}
+
+static DefElem *
+gb_fdw_option_find(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, name) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/*
+ * What makes an object's options HAVE the wanted ones (WANT, sorted by
+ * name): ADD, SET and DROP elements, in the order of their names; options
+ * named in KEEP (postgres_fdw's own, set by an operator) are never dropped.
+ */
+static List *
+gb_fdw_option_changes(List *want, List *have, ArrayType *keep)
+{
+	List	   *changes = NIL;
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, want)
+		names = lappend(names, lfirst(lc));
+	foreach(lc, have)
+	{
+		if (gb_fdw_option_find(want, lfirst_node(DefElem, lc)->defname) == NULL)
+			names = lappend(names, lfirst(lc));
+	}
+	list_sort(names, gb_fdw_option_cmp);
+	foreach(lc, names)
+	{
+		const char *name = lfirst_node(DefElem, lc)->defname;
+		DefElem    *w = gb_fdw_option_find(want, name);
+		DefElem    *h = gb_fdw_option_find(have, name);
+
+		if (h == NULL)
+			changes = lappend(changes, makeDefElemExtended(NULL, w->defname, w->arg, DEFELEM_ADD, -1));
+		else if (w == NULL)
+		{
+			if (!gb_fdw_option_kept(keep, name))
+				changes = lappend(changes, makeDefElemExtended(NULL, h->defname, NULL, DEFELEM_DROP, -1));
+		}
+		else if (strcmp(defGetString(h), defGetString(w)) != 0)
+			changes = lappend(changes, makeDefElemExtended(NULL, w->defname, w->arg, DEFELEM_SET, -1));
+	}
+	return changes;
+}
+
+/* The server's postgres_fdw options: the connection string's, asynchronous scans on. */
+static void
+gb_fdw_server_sync(const char *server, List *want, ArrayType *keep)
+{
+	ForeignServer *srv = GetForeignServerByName(server, true);
+	List	   *changes;
+
+	want = lappend(want, makeDefElem(pstrdup("async_capable"), (Node *) makeString(pstrdup("true")), -1));
+	list_sort(want, gb_fdw_option_cmp);
+	if (srv == NULL)
+	{
+		CreateForeignServerStmt *stmt = makeNode(CreateForeignServerStmt);
+
+		stmt->servername = pstrdup(server);
+		stmt->fdwname = pstrdup("postgres_fdw");
+		stmt->options = want;
+		gb_fdw_run_utility((Node *) stmt,
+						   psprintf("CREATE SERVER %s FOREIGN DATA WRAPPER postgres_fdw (options not shown)",
+									quote_identifier(server)));
+		return;
+	}
+	if (strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("server \"%s\" exists and is not a postgres_fdw server", server),
+				 errhint("gb_scale names the server of shard N gb_shard_N; rename or drop the other server.")));
+	changes = gb_fdw_option_changes(want, srv->options, keep);
+	if (changes != NIL)
+	{
+		AlterForeignServerStmt *stmt = makeNode(AlterForeignServerStmt);
+
+		stmt->servername = pstrdup(server);
+		stmt->options = changes;
+		gb_fdw_run_utility((Node *) stmt,
+						   psprintf("ALTER SERVER %s (options not shown)", quote_identifier(server)));
+	}
+}
+
+/* The calling role's user mapping: the user and the secrets. */
+static void
+gb_fdw_user_mapping_sync(const char *server, List *want, ArrayType *keep)
+{
+	ForeignServer *srv = GetForeignServerByName(server, false);
 	RoleSpec   *current = makeNode(RoleSpec);
 	HeapTuple	tp;
-	int			i;
+	List	   *have;
+	List	   *changes;
+	bool		isnull;
 
-	gb_conninfo_split(conninfo, &keywords, &vals, &on_mapping);
-	for (i = 0; i < list_length(keywords); i++)
-	{
-		if (list_nth_int(on_mapping, i))
-			want = lappend(want, makeDefElem(pstrdup(list_nth(keywords, i)),
-											 (Node *) makeString(pstrdup(list_nth(vals, i))), -1));
-	}
-
-	srv = GetForeignServerByName(server, false);
 	current->roletype = ROLESPEC_CURRENT_USER;
 	current->location = -1;
-
+	list_sort(want, gb_fdw_option_cmp);
 	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
 						 ObjectIdGetDatum(srv->serverid));
 	if (!HeapTupleIsValid(tp))
@@ -281,69 +354,68 @@ gb_fdw_user_mapping_sync(PG_FUNCTION_ARGS)
 		CreateUserMappingStmt *stmt = makeNode(CreateUserMappingStmt);
 
 		stmt->user = current;
-		stmt->servername = server;
-		stmt->if_not_exists = false;
+		stmt->servername = pstrdup(server);
 		stmt->options = want;
 		gb_fdw_run_utility((Node *) stmt,
 						   psprintf("CREATE USER MAPPING FOR CURRENT_USER SERVER %s (options not shown)",
 									quote_identifier(server)));
+		return;
 	}
-	else
 	{
-		bool		isnull;
 		Datum		datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp,
 											Anum_pg_user_mapping_umoptions, &isnull);
-		List	   *have = isnull ? NIL : untransformRelOptions(datum);
-		List	   *changes = NIL;
-		ListCell   *lc;
-		ListCell   *lc2;
 
-		ReleaseSysCache(tp);
-		foreach(lc, want)
-		{
-			DefElem    *w = lfirst_node(DefElem, lc);
-			DefElem    *found = NULL;
-
-			foreach(lc2, have)
-			{
-				DefElem    *h = lfirst_node(DefElem, lc2);
-
-				if (strcmp(h->defname, w->defname) == 0)
-					found = h;
-			}
-			if (found == NULL)
-				changes = lappend(changes, makeDefElemExtended(NULL, w->defname, w->arg,
-															   DEFELEM_ADD, -1));
-			else if (strcmp(defGetString(found), defGetString(w)) != 0)
-				changes = lappend(changes, makeDefElemExtended(NULL, w->defname, w->arg,
-															   DEFELEM_SET, -1));
-		}
-		foreach(lc2, have)
-		{
-			DefElem    *h = lfirst_node(DefElem, lc2);
-			bool		wanted = false;
-
-			foreach(lc, want)
-			{
-				if (strcmp(lfirst_node(DefElem, lc)->defname, h->defname) == 0)
-					wanted = true;
-			}
-			if (!wanted && !gb_fdw_option_kept(keep, h->defname))
-				changes = lappend(changes, makeDefElemExtended(NULL, h->defname, NULL,
-															   DEFELEM_DROP, -1));
-		}
-		if (changes != NIL)
-		{
-			AlterUserMappingStmt *stmt = makeNode(AlterUserMappingStmt);
-
-			stmt->user = current;
-			stmt->servername = server;
-			stmt->options = changes;
-			gb_fdw_run_utility((Node *) stmt,
-							   psprintf("ALTER USER MAPPING FOR CURRENT_USER SERVER %s (options not shown)",
-										quote_identifier(server)));
-		}
+		have = isnull ? NIL : untransformRelOptions(datum);
 	}
+	ReleaseSysCache(tp);
+	changes = gb_fdw_option_changes(want, have, keep);
+	if (changes != NIL)
+	{
+		AlterUserMappingStmt *stmt = makeNode(AlterUserMappingStmt);
 
+		stmt->user = current;
+		stmt->servername = pstrdup(server);
+		stmt->options = changes;
+		gb_fdw_run_utility((Node *) stmt,
+						   psprintf("ALTER USER MAPPING FOR CURRENT_USER SERVER %s (options not shown)",
+									quote_identifier(server)));
+	}
+}
+
+/*
+ * gb_scale.fdw_shard_sync(server name, conninfo text, server_keep text[],
+ *						   mapping_keep text[]) RETURNS void
+ *
+ * A shard's postgres_fdw server and the calling role's user mapping for it,
+ * made from its connection string: created when missing, else brought in
+ * line (ADD, SET, DROP), keeping the options named in server_keep and
+ * mapping_keep.  Built as parse nodes and run through ProcessUtility, so
+ * that hooks and event triggers see the commands but no text of them holds
+ * a value (the mapping's hold the password).
+ */
+Datum
+gb_fdw_shard_sync(PG_FUNCTION_ARGS)
+{
+	char	   *server = NameStr(*PG_GETARG_NAME(0));
+	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	List	   *keywords;
+	List	   *vals;
+	List	   *on_mapping;
+	List	   *server_want = NIL;
+	List	   *mapping_want = NIL;
+
+	gb_conninfo_split(conninfo, &keywords, &vals, &on_mapping);
+	for (int i = 0; i < list_length(keywords); i++)
+	{
+		DefElem    *d = makeDefElem(pstrdup(list_nth(keywords, i)),
+									(Node *) makeString(pstrdup(list_nth(vals, i))), -1);
+
+		if (list_nth_int(on_mapping, i))
+			mapping_want = lappend(mapping_want, d);
+		else
+			server_want = lappend(server_want, d);
+	}
+	gb_fdw_server_sync(server, server_want, PG_GETARG_ARRAYTYPE_P(2));
+	gb_fdw_user_mapping_sync(server, mapping_want, PG_GETARG_ARRAYTYPE_P(3));
 	PG_RETURN_VOID();
 }
