@@ -489,6 +489,11 @@ done
 echo '--- a tenant that no shard serves'
 { shard_sql 4 -c "SELECT gb_shard_for_tenant(2500000)" 2>&1 || true; } | sed -n 's/^/   /; 1p'
 
+echo '--- the shared-memory routing map of each shard (gb_scale.routing_status)'
+for s in $GB_SHARDS; do
+	shard_sql "$s" -At -c "SELECT 'shard$s: ' || state || ', ' || entries || ' placements, ' || bytes || ' bytes for the whole server, loaded ' || loads || 'x, ' || updates || ' entries written by commits' FROM gb_scale.routing_status WHERE database = pg_catalog.current_database()" | sed 's/^/   /'
+done
+
 echo '--- cross-shard report from shard 1 through gb_global (postgres_fdw, one partition per shard)'
 shard_sql "$first" -P footer=off <<'SQL'
 SELECT gb_shard_fdw_setup() \gset
