@@ -16,6 +16,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -212,6 +213,73 @@ gb_periods_are_instants(const GbPeriodCtx *ctx)
 	return ctx->granularity == GB_GRAN_HOUR && !gb_kind_is_local(ctx->kind);
 }
 
+/* Microseconds from START back to the local hour its clock reads in TZ. */
+static int64
+gb_past_local_hour(const char *tz, TimestampTz t)
+{
+	Timestamp	local = gb_to_local(tz, t);
+	Timestamp	hour = DatumGetTimestamp(DirectFunctionCall2(timestamp_trunc, CStringGetTextDatum("hour"),
+															 TimestampGetDatum(local)));
+
+	return local - hour;
+}
+
+static int64
+gb_utc_offset(const char *tz, TimestampTz t)
+{
+	return gb_to_local(tz, t) - t;
+}
+
+/*
+ * The first instant in (BEFORE, AFTER] at which TZ's UTC offset is no longer
+ * the one it has at BEFORE; the caller knows it differs at AFTER.  A binary
+ * search: at most 64 steps, about 32 within an hour.
+ */
+static TimestampTz
+gb_offset_change(const char *tz, TimestampTz before, TimestampTz after)
+{
+	int64		offset = gb_utc_offset(tz, before);
+
+	while (after - before > 1)
+	{
+		TimestampTz mid = before + (after - before) / 2;
+
+		CHECK_FOR_INTERRUPTS();
+		if (gb_utc_offset(tz, mid) == offset)
+			before = mid;
+		else
+			after = mid;
+	}
+	return after;
+}
+
+/*
+ * Hour periods of instants: a period starts where the local clock reads a
+ * whole hour and where the zone's offset changes.  A shift of a whole number
+ * of hours lands on a whole hour; one of 30 minutes (Lord Howe) does not, and
+ * without the second rule the hours on either side of it would overlap or
+ * leave a gap.
+ */
+static TimestampTz
+gb_instant_hour_of(const char *tz, TimestampTz t)
+{
+	TimestampTz start = t - gb_past_local_hour(tz, t);
+
+	if (gb_utc_offset(tz, start) != gb_utc_offset(tz, t))
+		start = gb_offset_change(tz, start, t);
+	return start;
+}
+
+static TimestampTz
+gb_instant_hour_next(const char *tz, TimestampTz start)
+{
+	TimestampTz next = start + USECS_PER_HOUR - gb_past_local_hour(tz, start);
+
+	if (gb_utc_offset(tz, next) != gb_utc_offset(tz, start))
+		next = gb_offset_change(tz, start, next);
+	return next;
+}
+
 /* The key where the period beginning at START begins. */
 int64
 gb_period_lower(const GbPeriodCtx *ctx, Timestamp start)
@@ -227,7 +295,7 @@ Timestamp
 gb_period_next(const GbPeriodCtx *ctx, Timestamp start)
 {
 	if (gb_periods_are_instants(ctx))
-		return start + USECS_PER_HOUR;
+		return gb_instant_hour_next(ctx->time_zone, start);
 	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(start),
 												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
 }
@@ -257,9 +325,8 @@ gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
 	start = DatumGetTimestamp(DirectFunctionCall2(timestamp_trunc,
 												  CStringGetTextDatum(gb_granularity_units[ctx->granularity]),
 												  TimestampGetDatum(local)));
-	/* the local hour began as long before the instant as its clock says */
 	if (gb_periods_are_instants(ctx))
-		return instant - (local - start);
+		return gb_instant_hour_of(ctx->time_zone, instant);
 	/* An ambiguous local time can map its period's start past the key. */
 	while (gb_period_lower(ctx, start) > key)
 		start = gb_period_prev(ctx, start);
