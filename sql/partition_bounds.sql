@@ -173,3 +173,85 @@ SELECT p AS walked, (SELECT count(*) FROM bnd.leaves(p)) AS partitions, (SELECT 
   FROM unnest('{bnd.walk_ts,bnd.walk_id,bnd.walk_ts2,bnd.walk_id2}'::regclass[]) p;
 SELECT parent, last_error FROM gb_scale.partition_config WHERE parent::text LIKE 'bnd.walk%' ORDER BY 1::text;
 DROP TABLE bnd.walk_ts, bnd.walk_id, bnd.walk_ts2, bnd.walk_id2;
+
+------------------------------------------------------------------------------
+-- A change of granularity leaves no period uncovered (item 13)
+------------------------------------------------------------------------------
+-- The reported case: daily partitions through 03-15, forgotten and registered
+-- again monthly on 03-10.  March is partly covered by the daily partitions:
+-- the rest of it, [03-16, 04-01), gets a partition of its own, which takes the
+-- row that waited in the default partition.
+SET gb_scale.test_now = '2025-03-10 12:00+00';
+CREATE TABLE bnd.rg (c timestamptz NOT NULL) PARTITION BY RANGE (c);
+SELECT gb_partition_create('bnd.rg', 'c', '1 day', premake => '5 days', default_partition => true) AS created;
+INSERT INTO bnd.rg VALUES ('2025-03-20 08:00+00');
+SELECT gb_partition_forget('bnd.rg');
+SELECT gb_partition_create('bnd.rg', 'c', '1 month', premake => '2 months', default_partition => true) AS created;
+SELECT leaf, lo, hi FROM bnd.leaves('bnd.rg');
+SELECT tableoid::regclass AS holds_0320, c FROM bnd.rg;
+INSERT INTO bnd.rg VALUES ('2025-03-25 00:00+00') RETURNING tableoid::regclass;
+SELECT last_error FROM gb_scale.partition_config WHERE parent = 'bnd.rg'::regclass;
+DROP TABLE bnd.rg;
+
+-- Every direction between the granularities, by both routes: registered
+-- again (forget, then gb_partition_create), or the registration updated in
+-- place and maintained.  The table is registered at FROM_GRAN at 03-10 12:00
+-- with a premake of 5 periods, changed to TO_GRAN with a premake of 3 of its
+-- periods, then maintained at intervals of half the longer granularity for 6
+-- steps, a row stamped now and one a period ahead inserted after each.  The
+-- chain must have no break, begin at or before the registration and reach the
+-- last horizon; no row lands in the default partition.
+CREATE FUNCTION bnd.check_change(ctl text, from_gran interval, to_gran interval, route text,
+                                 OUT breaks integer, OUT starts_by_now boolean,
+                                 OUT reaches_horizon boolean, OUT in_default integer,
+                                 OUT errors integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    now0 timestamptz := '2025-03-10 12:00+00';
+    step_len interval := greatest(from_gran, to_gran) / 2;
+    last_now timestamptz := now0 + 6 * step_len;
+BEGIN
+    PERFORM set_config('gb_scale.test_now', now0::text, true);
+    EXECUTE format('CREATE TABLE bnd.c (c %s NOT NULL) PARTITION BY RANGE (c)', ctl);
+    PERFORM gb_partition_create('bnd.c', 'c', from_gran, premake => 5 * from_gran,
+                                default_partition => true, time_zone => 'Europe/Berlin');
+    IF route = 'register again' THEN
+        PERFORM gb_partition_forget('bnd.c');
+        PERFORM gb_partition_create('bnd.c', 'c', to_gran, premake => 3 * to_gran,
+                                    default_partition => true, time_zone => 'Europe/Berlin');
+    ELSE
+        UPDATE gb_scale.partition_config SET granularity = to_gran, premake = 3 * to_gran
+         WHERE parent = 'bnd.c'::regclass;
+        CALL gb_run_maintenance('bnd.c');
+    END IF;
+    FOR step IN 1..6 LOOP
+        PERFORM set_config('gb_scale.test_now', (now0 + step * step_len)::text, true);
+        CALL gb_run_maintenance('bnd.c');
+        EXECUTE format('INSERT INTO bnd.c VALUES (%s), (%s)',
+                       bnd.value_of(ctl, 'Europe/Berlin', now0 + step * step_len),
+                       bnd.value_of(ctl, 'Europe/Berlin', now0 + step * step_len + to_gran));
+    END LOOP;
+    SELECT count(*) INTO breaks FROM bnd.breaks('bnd.c');
+    SELECT min(from_time) <= now0, max(to_time) >= last_now + 3 * to_gran
+      INTO starts_by_now, reaches_horizon
+      FROM gb_partition_list('bnd.c') WHERE NOT is_default;
+    SELECT count(*) INTO in_default FROM bnd.c_default;
+    SELECT count(*) INTO errors FROM gb_scale.partition_config
+     WHERE parent = 'bnd.c'::regclass AND last_error IS NOT NULL;
+    DROP TABLE bnd.c;
+END
+$$;
+CREATE TABLE bnd.changes AS
+SELECT ty.ctl, f.gran AS from_gran, t.gran AS to_gran, r.route, x.*
+  FROM (VALUES ('timestamptz'), ('date'), ('bigint')) ty(ctl)
+ CROSS JOIN (VALUES (interval '1 hour'), ('1 day'), ('1 week'), ('1 month'), ('3 months'), ('1 year')) f(gran)
+ CROSS JOIN (VALUES (interval '1 hour'), ('1 day'), ('1 week'), ('1 month'), ('3 months'), ('1 year')) t(gran)
+ CROSS JOIN (VALUES ('register again'), ('update')) r(route)
+ CROSS JOIN LATERAL bnd.check_change(ty.ctl, f.gran, t.gran, r.route) x
+ WHERE f.gran <> t.gran
+   AND NOT (ty.ctl = 'date' AND '1 hour' IN (f.gran, t.gran))
+   AND NOT (ty.ctl <> 'timestamptz' AND r.route = 'update');
+SELECT count(*) AS changes, count(DISTINCT (from_gran, to_gran)) AS directions FROM bnd.changes;
+SELECT * FROM bnd.changes
+ WHERE breaks > 0 OR NOT starts_by_now OR NOT reaches_horizon OR in_default > 0 OR errors > 0
+ ORDER BY ctl, from_gran, to_gran, route;

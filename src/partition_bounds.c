@@ -384,3 +384,62 @@ gb_period_suffix(const GbPeriodCtx *ctx, Timestamp start)
 	}
 	return NULL;				/* keep compilers quiet */
 }
+
+/*
+ * The first piece of [LO, HI) that no range of B covers, in *GAP_LO and
+ * *GAP_HI; false when B covers all of it.  Partitions made under another
+ * granularity can cover part of a period: the rest still needs a partition.
+ */
+bool
+gb_bounds_first_gap(const GbTreeBounds *b, int64 lo, int64 hi, int64 *gap_lo, int64 *gap_hi)
+{
+	int64		from = lo;
+	bool		advanced = true;
+
+	/* each range can move FROM past itself once, so this ends */
+	while (advanced && from < hi)
+	{
+		advanced = false;
+		for (int i = 0; i < b->nranges; i++)
+		{
+			if (b->ranges[i].lo <= from && from < b->ranges[i].hi)
+			{
+				from = b->ranges[i].hi;
+				advanced = true;
+			}
+		}
+	}
+	if (from >= hi)
+		return false;
+	*gap_lo = from;
+	*gap_hi = hi;
+	for (int i = 0; i < b->nranges; i++)
+		if (b->ranges[i].lo > from && b->ranges[i].lo < *gap_hi)
+			*gap_hi = b->ranges[i].lo;
+	return true;
+}
+
+/*
+ * The name suffix of a partition for [LO, HI): its period's, or for a piece
+ * of a period (bridging partitions of another granularity) the local date of
+ * LO, and its local time when that is not midnight.
+ */
+char *
+gb_range_suffix(const GbPeriodCtx *ctx, int64 lo, int64 hi)
+{
+	Timestamp	start = gb_period_of_key(ctx, lo);
+	Timestamp	local;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (gb_period_lower(ctx, start) == lo && gb_period_lower(ctx, gb_period_next(ctx, start)) == hi)
+		return gb_period_suffix(ctx, start);
+	local = gb_kind_is_local(ctx->kind) ? lo : gb_to_local(ctx->time_zone, gb_time_from_key(ctx, lo));
+	if (timestamp2tm(local, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("partition bound out of range")));
+	if (tm.tm_hour == 0 && tm.tm_min == 0 && tm.tm_sec == 0 && fsec == 0)
+		return psprintf("%04d%02d%02d", tm.tm_year, tm.tm_mon, tm.tm_mday);
+	return psprintf("%04d%02d%02d_%02d%02d", tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min);
+}
