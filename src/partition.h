@@ -167,12 +167,16 @@ extern char *gb_key_literal(const GbPeriodCtx *ctx, int64 key);
 extern char *gb_period_suffix(const GbPeriodCtx *ctx, Timestamp start);
 extern TimestampTz gb_time_add(const char *tz, TimestampTz t, const Interval *iv, bool subtract);
 extern int	gb_interval_cmp(const Interval *a, const Interval *b);
+extern bool gb_bounds_first_gap(const GbTreeBounds *b, int64 lo, int64 hi, int64 *gap_lo, int64 *gap_hi);
+extern char *gb_range_suffix(const GbPeriodCtx *ctx, int64 lo, int64 hi);
 
 /* partition_ddl.c */
 extern void gb_period_ctx_for_tree(Relation tree, const GbPartConfig *cfg, GbPeriodCtx *ctx);
 extern GbTreeBounds *gb_tree_bounds(Relation tree, const GbPeriodCtx *ctx);
 extern Oid	gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *ctx,
 									 const GbTreeBounds *bounds, Timestamp start, int64 *moved);
+extern Oid	gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *ctx,
+									  const GbTreeBounds *bounds, int64 lo, int64 hi, int64 *moved);
 extern void gb_create_default_partition(const GbPartConfig *cfg, Oid tree);
 extern Oid	gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant,
 							  int64 tenant_id, bool as_default);

@@ -172,17 +172,16 @@ gb_fill_tree(const GbPartConfig *cfg, Oid tree_oid, TimestampTz from, TimestampT
 	{
 		int64		lo = gb_period_lower(&ctx, start);
 		int64		hi = gb_period_lower(&ctx, gb_period_next(&ctx, start));
-		bool		covered = false;
+		int64		gap_lo;
+		int64		gap_hi;
 
-		if (lo >= hi)
-			continue;
-		for (int i = 0; i < bounds->nranges && !covered; i++)
-			covered = bounds->ranges[i].lo < hi && lo < bounds->ranges[i].hi;
-		if (covered)
-			continue;
-		(void) gb_create_time_partition(cfg, tree_oid, &ctx, bounds, start, NULL);
-		created += 1 + cfg->tenant_buckets;
-		(void) gb_read_tree(tree_oid, cfg, false, &ctx, &bounds);
+		/* partitions of an earlier granularity may cover part of it */
+		while (lo < hi && gb_bounds_first_gap(bounds, lo, hi, &gap_lo, &gap_hi))
+		{
+			(void) gb_create_range_partition(cfg, tree_oid, &ctx, bounds, gap_lo, gap_hi, NULL);
+			created += 1 + cfg->tenant_buckets;
+			(void) gb_read_tree(tree_oid, cfg, false, &ctx, &bounds);
+		}
 	}
 	return created;
 }

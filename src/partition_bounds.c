@@ -16,6 +16,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -212,6 +213,73 @@ gb_periods_are_instants(const GbPeriodCtx *ctx)
 	return ctx->granularity == GB_GRAN_HOUR && !gb_kind_is_local(ctx->kind);
 }
 
+/* Microseconds from START back to the local hour its clock reads in TZ. */
+static int64
+gb_past_local_hour(const char *tz, TimestampTz t)
+{
+	Timestamp	local = gb_to_local(tz, t);
+	Timestamp	hour = DatumGetTimestamp(DirectFunctionCall2(timestamp_trunc, CStringGetTextDatum("hour"),
+															 TimestampGetDatum(local)));
+
+	return local - hour;
+}
+
+static int64
+gb_utc_offset(const char *tz, TimestampTz t)
+{
+	return gb_to_local(tz, t) - t;
+}
+
+/*
+ * The first instant in (BEFORE, AFTER] at which TZ's UTC offset is no longer
+ * the one it has at BEFORE; the caller knows it differs at AFTER.  A binary
+ * search: at most 64 steps, about 32 within an hour.
+ */
+static TimestampTz
+gb_offset_change(const char *tz, TimestampTz before, TimestampTz after)
+{
+	int64		offset = gb_utc_offset(tz, before);
+
+	while (after - before > 1)
+	{
+		TimestampTz mid = before + (after - before) / 2;
+
+		CHECK_FOR_INTERRUPTS();
+		if (gb_utc_offset(tz, mid) == offset)
+			before = mid;
+		else
+			after = mid;
+	}
+	return after;
+}
+
+/*
+ * Hour periods of instants: a period starts where the local clock reads a
+ * whole hour and where the zone's offset changes.  A shift of a whole number
+ * of hours lands on a whole hour; one of 30 minutes (Lord Howe) does not, and
+ * without the second rule the hours on either side of it would overlap or
+ * leave a gap.
+ */
+static TimestampTz
+gb_instant_hour_of(const char *tz, TimestampTz t)
+{
+	TimestampTz start = t - gb_past_local_hour(tz, t);
+
+	if (gb_utc_offset(tz, start) != gb_utc_offset(tz, t))
+		start = gb_offset_change(tz, start, t);
+	return start;
+}
+
+static TimestampTz
+gb_instant_hour_next(const char *tz, TimestampTz start)
+{
+	TimestampTz next = start + USECS_PER_HOUR - gb_past_local_hour(tz, start);
+
+	if (gb_utc_offset(tz, next) != gb_utc_offset(tz, start))
+		next = gb_offset_change(tz, start, next);
+	return next;
+}
+
 /* The key where the period beginning at START begins. */
 int64
 gb_period_lower(const GbPeriodCtx *ctx, Timestamp start)
@@ -227,7 +295,7 @@ Timestamp
 gb_period_next(const GbPeriodCtx *ctx, Timestamp start)
 {
 	if (gb_periods_are_instants(ctx))
-		return start + USECS_PER_HOUR;
+		return gb_instant_hour_next(ctx->time_zone, start);
 	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(start),
 												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
 }
@@ -257,9 +325,8 @@ gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
 	start = DatumGetTimestamp(DirectFunctionCall2(timestamp_trunc,
 												  CStringGetTextDatum(gb_granularity_units[ctx->granularity]),
 												  TimestampGetDatum(local)));
-	/* the local hour began as long before the instant as its clock says */
 	if (gb_periods_are_instants(ctx))
-		return instant - (local - start);
+		return gb_instant_hour_of(ctx->time_zone, instant);
 	/* An ambiguous local time can map its period's start past the key. */
 	while (gb_period_lower(ctx, start) > key)
 		start = gb_period_prev(ctx, start);
@@ -316,4 +383,63 @@ gb_period_suffix(const GbPeriodCtx *ctx, Timestamp start)
 			return psprintf("%04d", tm.tm_year);
 	}
 	return NULL;				/* keep compilers quiet */
+}
+
+/*
+ * The first piece of [LO, HI) that no range of B covers, in *GAP_LO and
+ * *GAP_HI; false when B covers all of it.  Partitions made under another
+ * granularity can cover part of a period: the rest still needs a partition.
+ */
+bool
+gb_bounds_first_gap(const GbTreeBounds *b, int64 lo, int64 hi, int64 *gap_lo, int64 *gap_hi)
+{
+	int64		from = lo;
+	bool		advanced = true;
+
+	/* each range can move FROM past itself once, so this ends */
+	while (advanced && from < hi)
+	{
+		advanced = false;
+		for (int i = 0; i < b->nranges; i++)
+		{
+			if (b->ranges[i].lo <= from && from < b->ranges[i].hi)
+			{
+				from = b->ranges[i].hi;
+				advanced = true;
+			}
+		}
+	}
+	if (from >= hi)
+		return false;
+	*gap_lo = from;
+	*gap_hi = hi;
+	for (int i = 0; i < b->nranges; i++)
+		if (b->ranges[i].lo > from && b->ranges[i].lo < *gap_hi)
+			*gap_hi = b->ranges[i].lo;
+	return true;
+}
+
+/*
+ * The name suffix of a partition for [LO, HI): its period's, or for a piece
+ * of a period (bridging partitions of another granularity) the local date of
+ * LO, and its local time when that is not midnight.
+ */
+char *
+gb_range_suffix(const GbPeriodCtx *ctx, int64 lo, int64 hi)
+{
+	Timestamp	start = gb_period_of_key(ctx, lo);
+	Timestamp	local;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (gb_period_lower(ctx, start) == lo && gb_period_lower(ctx, gb_period_next(ctx, start)) == hi)
+		return gb_period_suffix(ctx, start);
+	local = gb_kind_is_local(ctx->kind) ? lo : gb_to_local(ctx->time_zone, gb_time_from_key(ctx, lo));
+	if (timestamp2tm(local, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("partition bound out of range")));
+	if (tm.tm_hour == 0 && tm.tm_min == 0 && tm.tm_sec == 0 && fsec == 0)
+		return psprintf("%04d%02d%02d", tm.tm_year, tm.tm_mon, tm.tm_mday);
+	return psprintf("%04d%02d%02d_%02d%02d", tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min);
 }

@@ -385,14 +385,24 @@ Oid
 gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *ctx,
 						 const GbTreeBounds *bounds, Timestamp start, int64 *moved)
 {
+	return gb_create_range_partition(cfg, tree, ctx, bounds, gb_period_lower(ctx, start),
+									 gb_period_lower(ctx, gb_period_next(ctx, start)), moved);
+}
+
+/*
+ * Create the partition of TREE for keys [LO, HI): a period, or the piece of
+ * one that partitions of an earlier granularity leave uncovered.
+ */
+Oid
+gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *ctx,
+						  const GbTreeBounds *bounds, int64 lo, int64 hi, int64 *moved)
+{
 	Oid			nsp = get_rel_namespace(tree);
 	char	   *treename = get_rel_name(tree);
 	char	   *nspname = get_namespace_name(nsp);
-	int64		lo = gb_period_lower(ctx, start);
-	int64		hi = gb_period_lower(ctx, gb_period_next(ctx, start));
 	char	   *lo_lit = gb_key_literal(ctx, lo);
 	char	   *hi_lit = gb_key_literal(ctx, hi);
-	char	   *name = gb_unique_name(nsp, treename, psprintf("p%s", gb_period_suffix(ctx, start)));
+	char	   *name = gb_unique_name(nsp, treename, psprintf("p%s", gb_range_suffix(ctx, lo, hi)));
 	char	   *qname = quote_qualified_identifier(nspname, name);
 	char	   *qtree = quote_qualified_identifier(nspname, treename);
 	const char *qcol = quote_identifier(ctx->control_name);

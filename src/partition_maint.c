@@ -458,7 +458,7 @@ typedef enum GbStepKind
 
 static bool
 gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTreeBounds *bounds,
-			Timestamp start, Oid partition, Oid *created)
+			int64 lo, int64 hi, Oid partition, Oid *created)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -469,7 +469,7 @@ gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTre
 	PG_TRY();
 	{
 		if (kind == GB_STEP_CREATE)
-			*created = gb_create_time_partition(job->cfg, job->tree, ctx, bounds, start, &job->counts->moved);
+			*created = gb_create_range_partition(job->cfg, job->tree, ctx, bounds, lo, hi, &job->counts->moved);
 		else
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, false);
 		ReleaseCurrentSubTransaction();
@@ -509,6 +509,7 @@ gb_maintain_tree(GbTreeJob *job)
 	int64		first_key;
 	int64		horizon;
 	Timestamp	start;
+	bool		create_failed = false;
 	ListCell   *lc;
 
 	if (!gb_read_tree(tree, cfg, job->dry_run, &ctx, &bounds))
@@ -586,21 +587,28 @@ gb_maintain_tree(GbTreeJob *job)
 		if (job->has_retention && gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff))
 			first_key = Max(first_key, cutoff);
 	}
-	for (start = gb_period_of_key(&ctx, first_key); gb_period_lower(&ctx, start) < horizon;
+	for (start = gb_period_of_key(&ctx, first_key); !create_failed && gb_period_lower(&ctx, start) < horizon;
 		 start = gb_period_next(&ctx, start))
 	{
 		int64		lo = gb_period_lower(&ctx, start);
 		int64		hi = gb_period_lower(&ctx, gb_period_next(&ctx, start));
+		int64		gap_lo;
+		int64		gap_hi;
 		Oid			part;
 
-		if (lo >= hi || gb_bounds_overlap(bounds, lo, hi))
-			continue;
-		if (job->dry_run)
-			goto due;
-		if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, start, InvalidOid, &part))
-			break;
-		gb_bounds_add(bounds, part, lo, hi);
-		job->counts->created++;
+		/* after a change of granularity, what older partitions leave of it */
+		while (lo < hi && gb_bounds_first_gap(bounds, lo, hi, &gap_lo, &gap_hi))
+		{
+			if (job->dry_run)
+				goto due;
+			if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, gap_lo, gap_hi, InvalidOid, &part))
+			{
+				create_failed = true;
+				break;
+			}
+			gb_bounds_add(bounds, part, gap_lo, gap_hi);
+			job->counts->created++;
+		}
 	}
 
 	/* retention: partitions whose whole period is older than now - retention */
@@ -629,7 +637,7 @@ gb_maintain_tree(GbTreeJob *job)
 					p->archive_schema = cfg->archive_schema;
 					*job->pending = lappend(*job->pending, p);
 				}
-				else if (gb_try_step(job, GB_STEP_RETIRE, &ctx, bounds, 0, r->relid, NULL))
+				else if (gb_try_step(job, GB_STEP_RETIRE, &ctx, bounds, 0, 0, r->relid, NULL))
 					job->counts->retired++;
 				else
 					break;
