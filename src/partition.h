@@ -148,6 +148,7 @@ typedef struct GbPassCounts
 extern char *gb_maintenance_databases;
 extern int	gb_maintenance_naptime;
 extern int	gb_maintenance_lock_timeout;
+extern int	gb_maintenance_drain_limit;
 extern char *gb_test_now;
 
 extern void gb_partition_init(void);
