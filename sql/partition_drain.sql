@@ -174,6 +174,21 @@ SELECT tableoid::regclass AS partition, id FROM drain.trickle ORDER BY id;
 SELECT last_error FROM gb_scale.partition_status WHERE parent = 'drain.trickle'::regclass;
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 
+------------------------------------------------------------------------------
+-- at_risk: partitions stop short of the premake horizon (monitoring alerts)
+------------------------------------------------------------------------------
+CREATE TABLE drain.risk (id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT gb_partition_create('drain.risk', 'at', '1 month', time_zone => 'Europe/Berlin') AS created;
+SELECT ahead, at_risk FROM gb_scale.partition_status WHERE parent = 'drain.risk'::regclass;
+-- rows stuck in a default partition do not put the horizon at risk
+SELECT at_risk, default_rows FROM gb_scale.partition_status WHERE parent = 'drain.ev'::regclass;
+-- a month without maintenance
+SET gb_scale.test_now = '2025-04-10 12:34:56+00';
+SELECT ahead, at_risk FROM gb_scale.partition_status WHERE parent = 'drain.risk'::regclass;
+CALL gb_run_maintenance('drain.risk');
+SELECT ahead, at_risk FROM gb_scale.partition_status WHERE parent = 'drain.risk'::regclass;
+SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+
 SET client_min_messages = warning;
 DROP SCHEMA drain CASCADE;
 DROP ROLE regress_drain_user;
