@@ -85,7 +85,7 @@ SELECT tableoid::regclass AS partition, id FROM drain.sf ORDER BY id;
 SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.sf'::regclass;
 
 ------------------------------------------------------------------------------
--- Item 6: at most gb_scale.maintenance_drain_limit periods per pass
+-- Item 6: at most gb_scale.maintenance_drain_limit periods per transaction
 ------------------------------------------------------------------------------
 CREATE TABLE drain.many (id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
 SELECT gb_partition_create('drain.many', 'at', '1 day', default_partition => true) AS created;
@@ -93,13 +93,32 @@ SELECT gb_partition_create('drain.many', 'at', '1 day', default_partition => tru
 INSERT INTO drain.many SELECT g, '2026-01-01 00:00+00'::timestamptz + (g / 2) * interval '1 day'
   FROM generate_series(0, 13) g;
 SET gb_scale.maintenance_drain_limit = 3;
+-- In a transaction block a pass cannot commit: it moves 3 periods, the
+-- next pass the following ones.
+BEGIN;
 CALL gb_run_maintenance('drain.many');
+COMMIT;
 SELECT count(*) AS stray_partitions FROM drain.parts('drain.many') WHERE from_time >= '2026-01-01';
 SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.many'::regclass;
+-- Outside one, the pass goes on in transactions of its own, at most 3
+-- periods each: a trigger on the default logs each moved row's transaction.
+CREATE TABLE drain.moves (txid bigint, at timestamptz);
+CREATE FUNCTION drain.log_move() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO drain.moves VALUES (txid_current(), OLD.at);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER log_move AFTER DELETE ON drain.many_default
+  FOR EACH ROW EXECUTE FUNCTION drain.log_move();
+INSERT INTO drain.many SELECT g, '2026-02-01 00:00+00'::timestamptz + (g / 2) * interval '1 day'
+  FROM generate_series(14, 27) g;
 CALL gb_run_maintenance('drain.many');
 SELECT count(*) AS stray_partitions FROM drain.parts('drain.many') WHERE from_time >= '2026-01-01';
-CALL gb_run_maintenance('drain.many');
-SELECT count(*) AS stray_partitions FROM drain.parts('drain.many') WHERE from_time >= '2026-01-01';
+-- 11 periods: 3 + 3 + 3 + 2
+SELECT count(*) AS transactions, max(n) AS most_in_one, sum(n) AS periods
+  FROM (SELECT txid, count(DISTINCT date_trunc('day', at)) AS n FROM drain.moves GROUP BY txid) t;
 SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.many'::regclass;
 -- every row once, each in its own day
 SELECT count(*) AS rows, count(DISTINCT tableoid) AS tables,

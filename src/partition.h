@@ -142,6 +142,7 @@ typedef struct GbPassCounts
 	int			retired;
 	int64		moved;
 	int64		purged;
+	bool		drain_more;		/* the drain stopped at its limit, not done */
 } GbPassCounts;
 
 /* Settings (partition_worker.c) */

@@ -631,9 +631,10 @@ gb_maintain_tree(GbTreeJob *job)
 	 * Rows waiting in the default partition go to partitions of their own,
 	 * period by period in key order, each in its own subtransaction: a period
 	 * that fails is recorded and passed over, and premake still runs.  At
-	 * most gb_scale.maintenance_drain_limit periods per tree and pass (both
-	 * those created and those that failed), which bounds the locks one
-	 * transaction holds; the rest wait for the next pass.
+	 * most gb_scale.maintenance_drain_limit periods per tree and transaction
+	 * (both those created and those that failed), which bounds the locks one
+	 * transaction holds; the rest wait for the pass's next transaction when
+	 * this one made progress and the caller may commit, else the next pass.
 	 */
 	if (OidIsValid(bounds->default_oid) && gb_has_rows(bounds->default_oid))
 	{
@@ -642,6 +643,7 @@ gb_maintain_tree(GbTreeJob *job)
 		int64		cursor;
 		int64		key = 0;
 		int			steps = 0;
+		int			drained = 0;
 		int64		stuck;
 
 		if (job->dry_run)
@@ -658,10 +660,13 @@ gb_maintain_tree(GbTreeJob *job)
 			{
 				gb_bounds_add(bounds, made.relid, made.lo, made.hi);
 				job->counts->created++;
+				drained++;
 			}
 			/* past the period, or past the key when it has none */
 			cursor = made.hi > key ? made.hi : key + 1;
 		}
+		if (steps > gb_maintenance_drain_limit && drained > 0)
+			job->counts->drain_more = true;
 		stuck = gb_default_stuck_rows(bounds->default_oid, &ctx, low, high);
 		if (stuck > 0 && job->counts->error == NULL)
 			job->counts->error = psprintf(INT64_FORMAT " rows of default partition %s have a control value"
@@ -1032,6 +1037,9 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 		gb_pass_pending = list_concat(gb_pass_pending, pending);
 		gb_config_record(cfg->parent, now, error);
 		gb_pass_commit(nonatomic, in_worker);
+		/* more periods wait in a default: on in a transaction of their own */
+		if (counts.drain_more && (nonatomic || in_worker))
+			busy = lappend(busy, cfg);
 	}
 	MemoryContextSwitchTo(oldcxt);
 	if (!in_worker)

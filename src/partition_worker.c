@@ -112,8 +112,8 @@ gb_partition_init(void)
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("gb_scale.maintenance_drain_limit",
-							"Most periods of rows in a default partition one maintenance pass moves, per time tree.",
-							"Each period becomes a partition in the pass's transaction; the rest wait for the next pass.",
+							"Most periods of rows in a default partition one maintenance transaction moves, per time tree.",
+							"Each period becomes a partition, which the transaction holds locks on; the rest follow in the next transactions.",
 							&gb_maintenance_drain_limit,
 							100, 1, 10000,
 							PGC_SUSET, 0,
