@@ -84,6 +84,17 @@ CALL gb_run_maintenance('drain.sf');
 SELECT tableoid::regclass AS partition, id FROM drain.sf ORDER BY id;
 SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.sf'::regclass;
 
+-- an ID of the epoch's first hours, whose day (in New York) began before
+-- the epoch: its period fails, is recorded, and the next one is moved
+CREATE TABLE drain.sf_ny (id bigint) PARTITION BY RANGE (id);
+SELECT gb_partition_create('drain.sf_ny', 'id', '1 day', default_partition => true,
+                           time_zone => 'America/New_York', start_at => '2025-03-10 12:00+00') AS created;
+INSERT INTO drain.sf_ny VALUES (gb_id_from_time('2024-01-01 02:00+00')), (gb_id_from_time('2024-01-01 03:00+00')),
+                               (gb_id_from_time('2025-04-02 12:00+00'));
+CALL gb_run_maintenance('drain.sf_ny');
+SELECT tableoid::regclass AS partition, gb_id_timestamp(id) FROM drain.sf_ny ORDER BY id;
+SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.sf_ny'::regclass;
+
 ------------------------------------------------------------------------------
 -- Item 6: at most gb_scale.maintenance_drain_limit periods per transaction
 ------------------------------------------------------------------------------

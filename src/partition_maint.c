@@ -662,8 +662,8 @@ gb_maintain_tree(GbTreeJob *job)
 				job->counts->created++;
 				drained++;
 			}
-			/* past the period, or past the key when it has none */
-			cursor = made.hi > key ? made.hi : key + 1;
+			/* past the period, or past the key (its day, for a date) when it has none */
+			cursor = made.hi > key ? made.hi : key + (ctx.kind == GB_CTL_DATE ? USECS_PER_DAY : 1);
 		}
 		if (steps > gb_maintenance_drain_limit && drained > 0)
 			job->counts->drain_more = true;
@@ -959,6 +959,7 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 	List	   *configs = gb_config_load(only_parent);
 	List	   *idle = NIL;
 	List	   *busy = NIL;
+	List	   *redrain = NIL;
 	ListCell   *lc;
 
 	if (OidIsValid(only_parent) && configs == NIL)
@@ -1034,12 +1035,17 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 		PG_END_TRY();
 		MemoryContextSwitchTo(passcxt);
 		CurrentResourceOwner = owner;
-		gb_pass_pending = list_concat(gb_pass_pending, pending);
+		/* a table's second round queues the same retired partitions again */
+		if (!list_member_ptr(redrain, cfg))
+			gb_pass_pending = list_concat(gb_pass_pending, pending);
 		gb_config_record(cfg->parent, now, error);
 		gb_pass_commit(nonatomic, in_worker);
 		/* more periods wait in a default: on in a transaction of their own */
 		if (counts.drain_more && (nonatomic || in_worker))
+		{
 			busy = lappend(busy, cfg);
+			redrain = lappend(redrain, cfg);
+		}
 	}
 	MemoryContextSwitchTo(oldcxt);
 	if (!in_worker)
