@@ -366,7 +366,7 @@ COMMENT ON FUNCTION @extschema@.gb_partition_list(regclass) IS
 CREATE FUNCTION gb_scale.partition_stats(parent regclass,
     OUT control name, OUT control_type regtype, OUT partitions integer,
     OUT oldest_bound timestamptz, OUT newest_bound timestamptz, OUT ahead interval,
-    OUT default_rows bigint, OUT dedicated_tenants integer)
+    OUT default_rows bigint, OUT dedicated_tenants integer, OUT at_risk boolean)
 AS 'MODULE_PATHNAME', 'gb_partition_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION gb_scale.partition_stats(regclass) IS
@@ -374,7 +374,7 @@ COMMENT ON FUNCTION gb_scale.partition_stats(regclass) IS
 
 CREATE VIEW gb_scale.partition_status AS
 SELECT c.parent, c.layout, s.control, s.control_type, c.granularity, c.time_zone,
-       s.partitions, s.oldest_bound, s.newest_bound, s.ahead, s.default_rows,
+       s.partitions, s.oldest_bound, s.newest_bound, s.ahead, s.at_risk, s.default_rows,
        c.retention, c.retention_mode, c.tenant_buckets, s.dedicated_tenants,
        c.last_run, c.last_success, c.last_error
   FROM gb_scale.partition_config c

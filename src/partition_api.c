@@ -871,8 +871,8 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 {
 	Oid			parent = PG_GETARG_OID(0);
 	TupleDesc	desc;
-	Datum		values[8];
-	bool		nulls[8];
+	Datum		values[9];
+	bool		nulls[9];
 	List	   *configs;
 	GbPartConfig *cfg;
 	Relation	rel;
@@ -886,6 +886,8 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 	TimestampTz covered_until = 0;
 	TimestampTz now = gb_maintenance_now();
 	int64		default_rows = 0;
+	bool		have_risk = false;
+	bool		at_risk = false;
 	bool		may_count = pg_class_aclcheck(parent, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 	char	   *control = NULL;
 	Oid			control_type = InvalidOid;
@@ -934,6 +936,9 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 			for (int i = 0; i < bounds->nranges; i++)
 				if (bounds->ranges[i].lo <= reach && bounds->ranges[i].hi > reach)
 					reach = bounds->ranges[i].hi;
+			/* short of the horizon the premake step makes partitions to */
+			at_risk |= reach < gb_key_from_time(&ctx, gb_time_add(ctx.time_zone, now, &cfg->premake, false));
+			have_risk = true;
 			if (reach != PG_INT64_MAX &&
 				(!have_covered || gb_time_from_key(&ctx, reach) < covered_until))
 			{
@@ -985,6 +990,8 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 	nulls[6] = !may_count;
 	values[6] = Int64GetDatum(default_rows);
 	values[7] = Int32GetDatum(dedicated);
+	nulls[8] = !have_risk;
+	values[8] = BoolGetDatum(at_risk);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 

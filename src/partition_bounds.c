@@ -307,6 +307,20 @@ gb_period_prev(const GbPeriodCtx *ctx, Timestamp start)
 												 IntervalPGetDatum(&gb_granularity_intervals[ctx->granularity])));
 }
 
+/* Steps gb_period_of_key may take from the truncated time to the key's period. */
+#define GB_PERIOD_MAX_STEPS 8
+
+static void gb_no_period(int64 key) pg_attribute_noreturn();
+
+static void
+gb_no_period(int64 key)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("control value " INT64_FORMAT " (as a key) has no partition period", key),
+			 errhint("It is too near the end of its type's range; such rows stay in the default partition.")));
+}
+
 /* Start of the period that holds KEY: lower(start) <= key < lower(next). */
 Timestamp
 gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
@@ -314,7 +328,14 @@ gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
 	TimestampTz instant = 0;
 	Timestamp	local;
 	Timestamp	start;
+	int			steps = 0;
 
+	/* infinity has no period: stepping from it would never reach the key */
+	if (ctx->kind != GB_CTL_SNOWFLAKE && TIMESTAMP_NOT_FINITE(key))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("control value %s has no partition period", key < 0 ? "-infinity" : "infinity"),
+				 errhint("Rows at infinity stay in the default partition.")));
 	if (gb_kind_is_local(ctx->kind))
 		local = key;
 	else
@@ -327,11 +348,25 @@ gb_period_of_key(const GbPeriodCtx *ctx, int64 key)
 												  TimestampGetDatum(local)));
 	if (gb_periods_are_instants(ctx))
 		return gb_instant_hour_of(ctx->time_zone, instant);
-	/* An ambiguous local time can map its period's start past the key. */
+	/*
+	 * An ambiguous local time can map its period's start past the key: a step
+	 * or two corrects that.  More steps mean arithmetic that does not advance
+	 * (a bound clamped at the end of the type's range), never an answer.
+	 */
 	while (gb_period_lower(ctx, start) > key)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (++steps > GB_PERIOD_MAX_STEPS)
+			gb_no_period(key);
 		start = gb_period_prev(ctx, start);
+	}
 	while (gb_period_lower(ctx, gb_period_next(ctx, start)) <= key)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (++steps > GB_PERIOD_MAX_STEPS)
+			gb_no_period(key);
 		start = gb_period_next(ctx, start);
+	}
 	return start;
 }
 

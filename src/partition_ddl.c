@@ -434,7 +434,12 @@ gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *
 
 	if (fill)
 	{
-		Relation	deflt = relation_open(bounds->default_oid, AccessShareLock);
+		/*
+		 * ATTACH takes this lock on the default partition anyway; taking it
+		 * before the move keeps a row of the period inserted meanwhile from
+		 * landing in the default and failing the ATTACH.
+		 */
+		Relation	deflt = relation_open(bounds->default_oid, AccessExclusiveLock);
 		char	   *columns = gb_column_list(deflt);
 		uint64		n;
 

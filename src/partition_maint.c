@@ -36,6 +36,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -334,17 +335,43 @@ gb_has_rows(Oid relid)
 	return found;
 }
 
-/* Smallest control value in the default partition, as a key; false when none. */
-static bool
-gb_default_min_key(Oid deflt, const GbPeriodCtx *ctx, int64 *key)
+/*
+ * Control values a drain can give a partition, as keys [*low, *high): years 2
+ * to 294274 (snowflakes: from their epoch to two years before their last
+ * millisecond), so that a period and the next one stay inside the type's
+ * range in any time zone.  NULL, infinity and values beyond stay in the
+ * default partition.
+ */
+static void
+gb_drain_limits(const GbPeriodCtx *ctx, int64 *low, int64 *high)
 {
+	if (ctx->kind == GB_CTL_SNOWFLAKE)
+	{
+		*low = 0;
+		*high = (GB_MAX_TIME_MS - INT64CONST(2) * 366 * SECS_PER_DAY * 1000) << GB_TIME_SHIFT;
+		return;
+	}
+	*low = (int64) (date2j(2, 1, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+	*high = (int64) (date2j(294275, 1, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+/*
+ * Smallest control value in the default partition within [from, below), as
+ * a key; false when none.
+ */
+static bool
+gb_default_next_key(Oid deflt, const GbPeriodCtx *ctx, int64 from, int64 below, int64 *key)
+{
+	const char *qcol = quote_identifier(ctx->control_name);
 	bool		isnull = true;
 	Datum		d;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("SELECT pg_catalog.min(%s) FROM %s", quote_identifier(ctx->control_name),
-							 gb_qualified_name(deflt)), false, 1) != SPI_OK_SELECT)
+	if (SPI_execute(psprintf("SELECT pg_catalog.min(%s) FROM %s WHERE %s OPERATOR(pg_catalog.>=) %s"
+							 " AND %s OPERATOR(pg_catalog.<) %s",
+							 qcol, gb_qualified_name(deflt), qcol, gb_key_literal(ctx, from),
+							 qcol, gb_key_literal(ctx, below)), false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the default partition");
 	if (SPI_processed == 1)
 	{
@@ -356,13 +383,25 @@ gb_default_min_key(Oid deflt, const GbPeriodCtx *ctx, int64 *key)
 	return !isnull;
 }
 
-static bool
-gb_bounds_overlap(const GbTreeBounds *b, int64 lo, int64 hi)
+/* Rows of the default partition outside [low, high) or NULL: no drain moves them. */
+static int64
+gb_default_stuck_rows(Oid deflt, const GbPeriodCtx *ctx, int64 low, int64 high)
 {
-	for (int i = 0; i < b->nranges; i++)
-		if (b->ranges[i].lo < hi && lo < b->ranges[i].hi)
-			return true;
-	return false;
+	const char *qcol = quote_identifier(ctx->control_name);
+	int64		n = 0;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s IS NULL"
+							 " OR %s OPERATOR(pg_catalog.<) %s OR %s OPERATOR(pg_catalog.>=) %s",
+							 gb_qualified_name(deflt), qcol, qcol, gb_key_literal(ctx, low),
+							 qcol, gb_key_literal(ctx, high)), false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the default partition");
+	if (SPI_processed == 1)
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return n;
 }
 
 static void
@@ -452,13 +491,43 @@ typedef struct GbTreeJob
  */
 typedef enum GbStepKind
 {
-	GB_STEP_CREATE,
+	GB_STEP_CREATE,				/* the range MADE->lo .. MADE->hi */
+	GB_STEP_DRAIN,				/* the period of KEY, from the default */
 	GB_STEP_RETIRE
 } GbStepKind;
 
+/*
+ * Give the rows of the default partition whose period holds KEY a partition
+ * of their own.  MADE gets the period's bounds as soon as they are known, so
+ * that a caller whose step failed can go on past them.
+ */
+static void
+gb_drain_period(GbTreeJob *job, const GbPeriodCtx *ctx, const GbTreeBounds *bounds, int64 key,
+				GbRange *made)
+{
+	Timestamp	period = gb_period_of_key(ctx, key);
+
+	made->lo = gb_period_lower(ctx, period);
+	made->hi = gb_period_lower(ctx, gb_period_next(ctx, period));
+	if (made->lo > key || key >= made->hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("control value %s of the default partition has no partition period",
+						gb_key_literal(ctx, key)),
+				 errhint("Its row stays in the default partition.")));
+	for (int i = 0; i < bounds->nranges; i++)
+		if (bounds->ranges[i].lo < made->hi && made->lo < bounds->ranges[i].hi)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("rows of the default partition from %s are in no partition, but partition %s overlaps their period",
+							gb_key_literal(ctx, key), gb_qualified_name(bounds->ranges[i].relid)),
+					 errhint("Move the rows, or detach the partition and let maintenance make the period's own.")));
+	made->relid = gb_create_time_partition(job->cfg, job->tree, ctx, bounds, period, &job->counts->moved);
+}
+
 static bool
 gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTreeBounds *bounds,
-			int64 lo, int64 hi, Oid partition, Oid *created)
+			int64 key, Oid partition, GbRange *made)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -469,7 +538,10 @@ gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTre
 	PG_TRY();
 	{
 		if (kind == GB_STEP_CREATE)
-			*created = gb_create_range_partition(job->cfg, job->tree, ctx, bounds, lo, hi, &job->counts->moved);
+			made->relid = gb_create_range_partition(job->cfg, job->tree, ctx, bounds, made->lo, made->hi,
+													 &job->counts->moved);
+		else if (kind == GB_STEP_DRAIN)
+			gb_drain_period(job, ctx, bounds, key, made);
 		else
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, false);
 		ReleaseCurrentSubTransaction();
@@ -548,26 +620,54 @@ gb_maintain_tree(GbTreeJob *job)
 			return false;
 	}
 
-	/* rows waiting in the default partition go to partitions of their own */
+	/*
+	 * Rows waiting in the default partition go to partitions of their own,
+	 * period by period in key order, each in its own subtransaction: a period
+	 * that fails is recorded and passed over, and premake still runs.  At
+	 * most gb_scale.maintenance_drain_limit periods per tree and transaction
+	 * (both those created and those that failed), which bounds the locks one
+	 * transaction holds; the rest wait for the pass's next transaction when
+	 * this one made progress and the caller may commit, else the next pass.
+	 */
 	if (OidIsValid(bounds->default_oid) && gb_has_rows(bounds->default_oid))
 	{
+		int64		low;
+		int64		high;
+		int64		cursor;
 		int64		key = 0;
+		int			steps = 0;
+		int			drained = 0;
+		int64		stuck;
 
 		if (job->dry_run)
 			goto due;
-		for (int guard = 0; guard < 10000 && gb_default_min_key(bounds->default_oid, &ctx, &key); guard++)
+		gb_drain_limits(&ctx, &low, &high);
+		cursor = low;
+		while (steps++ < gb_maintenance_drain_limit && cursor < high &&
+			   gb_default_next_key(bounds->default_oid, &ctx, cursor, high, &key))
 		{
-			Timestamp	period = gb_period_of_key(&ctx, key);
-			int64		lo = gb_period_lower(&ctx, period);
-			int64		hi = gb_period_lower(&ctx, gb_period_next(&ctx, period));
-			Oid			part;
+			GbRange		made = {InvalidOid, key, key};
 
-			if (gb_bounds_overlap(bounds, lo, hi))
-				break;			/* a partition of another shape is in the way */
-			part = gb_create_time_partition(cfg, tree, &ctx, bounds, period, &job->counts->moved);
-			gb_bounds_add(bounds, part, lo, hi);
-			job->counts->created++;
+			CHECK_FOR_INTERRUPTS();
+			if (gb_try_step(job, GB_STEP_DRAIN, &ctx, bounds, key, InvalidOid, &made))
+			{
+				gb_bounds_add(bounds, made.relid, made.lo, made.hi);
+				job->counts->created++;
+				drained++;
+			}
+			/* past the period, or past the key (its day, for a date) when it has none */
+			cursor = made.hi > key ? made.hi : key + (ctx.kind == GB_CTL_DATE ? USECS_PER_DAY : 1);
 		}
+		if (steps > gb_maintenance_drain_limit && drained > 0)
+			job->counts->drain_more = true;
+		stuck = gb_default_stuck_rows(bounds->default_oid, &ctx, low, high);
+		if (stuck > 0 && job->counts->error == NULL)
+			job->counts->error = psprintf(INT64_FORMAT " rows of default partition %s have a control value"
+										  " no partition can hold (%s); they stay there",
+										  stuck, gb_qualified_name(bounds->default_oid),
+										  ctx.kind == GB_CTL_SNOWFLAKE ?
+										  "NULL, before the snowflake epoch, or in the last two years of snowflake IDs" :
+										  "NULL, infinity, or outside the years 2 to 294274");
 	}
 
 	/*
@@ -592,21 +692,20 @@ gb_maintain_tree(GbTreeJob *job)
 	{
 		int64		lo = gb_period_lower(&ctx, start);
 		int64		hi = gb_period_lower(&ctx, gb_period_next(&ctx, start));
-		int64		gap_lo;
-		int64		gap_hi;
-		Oid			part;
+		GbRange		made = {InvalidOid, 0, 0};
 
+		CHECK_FOR_INTERRUPTS();
 		/* after a change of granularity, what older partitions leave of it */
-		while (lo < hi && gb_bounds_first_gap(bounds, lo, hi, &gap_lo, &gap_hi))
+		while (lo < hi && gb_bounds_first_gap(bounds, lo, hi, &made.lo, &made.hi))
 		{
 			if (job->dry_run)
 				goto due;
-			if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, gap_lo, gap_hi, InvalidOid, &part))
+			if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, 0, InvalidOid, &made))
 			{
 				create_failed = true;
 				break;
 			}
-			gb_bounds_add(bounds, part, gap_lo, gap_hi);
+			gb_bounds_add(bounds, made.relid, made.lo, made.hi);
 			job->counts->created++;
 		}
 	}
@@ -637,7 +736,7 @@ gb_maintain_tree(GbTreeJob *job)
 					p->archive_schema = cfg->archive_schema;
 					*job->pending = lappend(*job->pending, p);
 				}
-				else if (gb_try_step(job, GB_STEP_RETIRE, &ctx, bounds, 0, 0, r->relid, NULL))
+				else if (gb_try_step(job, GB_STEP_RETIRE, &ctx, bounds, 0, r->relid, NULL))
 					job->counts->retired++;
 				else
 					break;
@@ -858,6 +957,7 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 	List	   *configs = gb_config_load(only_parent);
 	List	   *idle = NIL;
 	List	   *busy = NIL;
+	List	   *redrain = NIL;
 	ListCell   *lc;
 
 	if (OidIsValid(only_parent) && configs == NIL)
@@ -933,9 +1033,17 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 		PG_END_TRY();
 		MemoryContextSwitchTo(passcxt);
 		CurrentResourceOwner = owner;
-		gb_pass_pending = list_concat(gb_pass_pending, pending);
+		/* a table's second round queues the same retired partitions again */
+		if (!list_member_ptr(redrain, cfg))
+			gb_pass_pending = list_concat(gb_pass_pending, pending);
 		gb_config_record(cfg->parent, now, error);
 		gb_pass_commit(nonatomic, in_worker);
+		/* more periods wait in a default: on in a transaction of their own */
+		if (counts.drain_more && (nonatomic || in_worker))
+		{
+			busy = lappend(busy, cfg);
+			redrain = lappend(redrain, cfg);
+		}
 	}
 	MemoryContextSwitchTo(oldcxt);
 	if (!in_worker)

@@ -63,7 +63,7 @@ SELECT col_is_pk('gb_scale', 'partition_config', 'parent', 'partition_config is 
 SELECT col_is_pk('gb_scale', 'partition_tenant', ARRAY['parent', 'tenant_id'], 'partition_tenant is keyed by (parent, tenant_id)');
 SELECT columns_are('gb_scale', 'partition_status',
     ARRAY['parent', 'layout', 'control', 'control_type', 'granularity', 'time_zone', 'partitions',
-          'oldest_bound', 'newest_bound', 'ahead', 'default_rows', 'retention', 'retention_mode',
+          'oldest_bound', 'newest_bound', 'ahead', 'at_risk', 'default_rows', 'retention', 'retention_mode',
           'tenant_buckets', 'dedicated_tenants', 'last_run', 'last_success', 'last_error'],
     'partition_status has the contract''s columns');
 SELECT has_function('gb_partition_create',
