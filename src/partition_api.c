@@ -841,23 +841,28 @@ gb_partition_list(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Row count of a default partition, for a caller allowed to read the table. */
+/*
+ * Row count of a default partition, for a caller allowed to read the table.
+ * Planning the count evaluates the owner's index expressions and CHECK
+ * constraints: it runs as the partition's owner, restricted, as the pass does.
+ */
 int64
 gb_count_rows(Oid relid)
 {
 	int64		n = 0;
 	bool		isnull;
-	int			nestlevel = NewGUCNestLevel();
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	gb_as_owner_begin(gb_rel_owner(relid), &save_userid, &save_sec, &nestlevel);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", gb_qualified_name(relid)), true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	AtEOXact_GUC(false, nestlevel);
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	return n;
 }
 

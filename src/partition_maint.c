@@ -680,9 +680,9 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 				List **pending, GbPassCounts *counts)
 {
 	Oid			owner;
-	Oid			save_userid = InvalidOid;
-	int			save_sec = 0;
-	int			nestlevel = 0;
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
 	List	   *tenants;
 	List	   *shared_purges = NIL;
 	bool		needed = false;
@@ -713,8 +713,8 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 		if (!OidIsValid(t->subtree) && t->has_retention)
 			shared_purges = lappend(shared_purges, t);
 	}
-	if (!dry_run)
-		gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
+	/* a dry run too: it plans queries on the owner's tables (gb_has_rows) */
+	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 
 	memset(&job, 0, sizeof(job));
 	job.cfg = cfg;
@@ -756,8 +756,7 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 		}
 	}
 
-	if (!dry_run)
-		gb_as_owner_end(save_userid, save_sec, nestlevel);
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	return needed;
 }
 

@@ -17,10 +17,13 @@
 #include "partition.h"
 
 #include "access/xact.h"
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "catalog/partition.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "parser/parser.h"
@@ -29,6 +32,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -236,6 +240,61 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 }
 
+/* A function of a role's, not one of PostgreSQL's own. */
+static bool
+gb_is_user_function(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId;
+}
+
+/* Whether an expression calls a role's function anywhere in it. */
+static bool
+gb_calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, gb_is_user_function, context))
+		return true;
+	return expression_tree_walker(node, gb_calls_user_function, context);
+}
+
+/*
+ * Whether DETACH ... CONCURRENTLY of PARTITION would run a role's code.  Its
+ * first transaction folds the constants of the partition's CHECK constraints
+ * (calling their immutable functions) and checks the foreign keys that
+ * reference the partition with queries on the referencing tables; the rest
+ * of the command runs none.
+ */
+static bool
+gb_detach_runs_user_code(Oid partition)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(partition)};
+	bool		found = false;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT c.contype OPERATOR(pg_catalog.=) 'f', c.conbin::pg_catalog.text"
+							  " FROM pg_catalog.pg_constraint c"
+							  " WHERE (c.contype OPERATOR(pg_catalog.=) 'c' AND c.conrelid OPERATOR(pg_catalog.=) $1)"
+							  " OR (c.contype OPERATOR(pg_catalog.=) 'f' AND c.confrelid OPERATOR(pg_catalog.=) $1)",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the constraints of %s", gb_qualified_name(partition));
+	for (uint64 i = 0; i < SPI_processed && !found; i++)
+	{
+		bool		isnull;
+		char	   *conbin;
+
+		CHECK_FOR_INTERRUPTS();
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
+			found = true;
+		else if ((conbin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)) != NULL)
+			found = gb_calls_user_function(stringToNode(conbin), NULL);
+	}
+	SPI_finish();
+	return found;
+}
+
 /*
  * Retire one partition without blocking the application: DETACH ...
  * CONCURRENTLY waits for the transactions that still use the partition while
@@ -243,10 +302,14 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
  * partition is dropped or archived as its owner.  An interruption leaves the
  * partition detach-pending; the next pass finishes it.
  *
- * The detach itself runs as the worker: it commits and starts transactions,
- * which PostgreSQL refuses inside a security-restricted operation.  It runs
- * none of the owner's code (no triggers, defaults or index expressions; the
- * foreign-key checks it may make switch to the owners themselves).
+ * The detach commits and starts transactions, which PostgreSQL never does
+ * inside a security-restricted operation (StartTransaction requires none), so
+ * it runs as the worker, and only when it would run no role's code: the
+ * constraints are read under the locks the detach itself takes (nobody can
+ * add one until its first commit, after which it evaluates nothing).  A
+ * partition whose CHECK constraints call a role's function, or that a
+ * foreign key references, is detached and retired in one transaction as its
+ * owner, restricted, as a pass outside the worker does.
  */
 static void
 gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
@@ -254,11 +317,29 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 	char	   *sql;
 
 	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	LockRelationOid(p->tree, ShareUpdateExclusiveLock);
+	LockRelationOid(p->partition, ShareUpdateExclusiveLock);
 	if (!get_rel_relispartition(p->partition) || get_partition_parent(p->partition, false) != p->tree)
 	{
+		PopActiveSnapshot();
 		CommitTransactionCommand();
 		return;
 	}
+	if (gb_detach_runs_user_code(p->partition))
+	{
+		Oid			save_userid;
+		int			save_sec;
+		int			nestlevel;
+
+		gb_as_owner_begin(p->owner, &save_userid, &save_sec, &nestlevel);
+		gb_retire_partition(p->tree, p->partition, p->mode, p->archive_schema, false);
+		gb_as_owner_end(save_userid, save_sec, nestlevel);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return;
+	}
+	PopActiveSnapshot();
 	sql = MemoryContextStrdup(cxt, psprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY",
 											gb_qualified_name(p->tree), gb_qualified_name(p->partition)));
 	gb_run_toplevel(sql, cxt);
