@@ -1025,3 +1025,54 @@ gb_partition_on_drop(PG_FUNCTION_ARGS)
 						" WHERE c.oid OPERATOR(pg_catalog.=) i.tbl::pg_catalog.oid)", 0, NULL, NULL, NULL);
 	PG_RETURN_VOID();
 }
+
+/*
+ * After ALTER TABLE ... RENAME COLUMN: a registration naming the column by
+ * its old name (the tenant column; the control column is read from the
+ * partition key) takes the new one.  The renamed column is known by number
+ * (objsubid); it was the registered one if no column bears that name any
+ * more.  Other commands report no column and change nothing.
+ */
+PG_FUNCTION_INFO_V1(gb_partition_on_rename);
+Datum
+gb_partition_on_rename(PG_FUNCTION_ARGS)
+{
+	static const char *const follow[] = {
+		"UPDATE gb_scale.partition_config r SET tenant_column = a.attname"
+		" FROM pg_catalog.pg_event_trigger_ddl_commands() d, pg_catalog.pg_attribute a"
+		" WHERE d.objsubid OPERATOR(pg_catalog.>) 0"
+		" AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+		" AND r.parent::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+		" AND a.attrelid OPERATOR(pg_catalog.=) d.objid AND a.attnum OPERATOR(pg_catalog.=) d.objsubid"
+		" AND r.tenant_column OPERATOR(pg_catalog.<>) a.attname"
+		" AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute o WHERE o.attrelid OPERATOR(pg_catalog.=) d.objid"
+		" AND o.attname OPERATOR(pg_catalog.=) r.tenant_column AND NOT o.attisdropped)",
+		"UPDATE gb_scale.tenant_isolation r SET tenant_column = a.attname"
+		" FROM pg_catalog.pg_event_trigger_ddl_commands() d, pg_catalog.pg_attribute a"
+		" WHERE d.objsubid OPERATOR(pg_catalog.>) 0"
+		" AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+		" AND r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+		" AND a.attrelid OPERATOR(pg_catalog.=) d.objid AND a.attnum OPERATOR(pg_catalog.=) d.objsubid"
+		" AND r.tenant_column OPERATOR(pg_catalog.<>) a.attname"
+		" AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute o WHERE o.attrelid OPERATOR(pg_catalog.=) d.objid"
+		" AND o.attname OPERATOR(pg_catalog.=) r.tenant_column AND NOT o.attisdropped)"
+	};
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	Oid			nsp;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s.partition_on_rename() can only be called as an event trigger", GB_INTERNAL_SCHEMA)));
+	/* only a rename reports a column; anything else costs no query */
+	if (trigdata->parsetree == NULL || !IsA(trigdata->parsetree, RenameStmt) ||
+		((RenameStmt *) trigdata->parsetree)->renameType != OBJECT_COLUMN)
+		PG_RETURN_VOID();
+	nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid(GB_PARTITION_CONFIG_TABLE, nsp)))
+		PG_RETURN_VOID();
+	gb_catalog_exec(follow[0], 0, NULL, NULL, NULL);
+	if (OidIsValid(get_relname_relid(GB_TENANT_ISOLATION_TABLE, nsp)))
+		gb_catalog_exec(follow[1], 0, NULL, NULL, NULL);
+	PG_RETURN_VOID();
+}

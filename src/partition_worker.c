@@ -339,6 +339,8 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 		CommitTransactionCommand();
 		return;
 	}
+	/* committed with the detach's first transaction, until it is retired */
+	gb_retiring_add(p->parent, p->partition);
 	PopActiveSnapshot();
 	sql = MemoryContextStrdup(cxt, psprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY",
 											gb_qualified_name(p->tree), gb_qualified_name(p->partition)));
@@ -357,8 +359,31 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 		gb_retire_partition(p->tree, p->partition, p->mode, p->archive_schema, true);
 		gb_as_owner_end(save_userid, save_sec, nestlevel);
 	}
+	gb_retiring_remove(p->partition);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+static void
+gb_detach_record_failure(const GbPendingDetach *p, const char *message)
+{
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->parent)))
+			gb_config_record(p->parent, GetCurrentTimestamp(), psprintf("retiring %s: %s",
+																		gb_qualified_name(p->partition), message));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
 }
 
 void
@@ -402,9 +427,15 @@ gb_maintenance_worker_main(Datum arg)
 		}
 		PG_CATCH();
 		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
+			/* never only logged: last_error, and the next pass retries */
+			gb_detach_record_failure(p, edata->message);
 		}
 		PG_END_TRY();
 	}
