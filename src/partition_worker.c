@@ -136,39 +136,85 @@ gb_partition_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Start the worker for one database and wait until it is done. */
+/* A database's worker, started by the launcher and maybe still running. */
+typedef struct GbDatabaseWorker
+{
+	char		dbname[BGW_EXTRALEN];
+	BackgroundWorkerHandle *handle;
+} GbDatabaseWorker;
+
+static bool
+gb_worker_running(BackgroundWorkerHandle *handle)
+{
+	pid_t		pid;
+	BgwHandleStatus status;
+
+	if (handle == NULL)
+		return false;
+	status = GetBackgroundWorkerPid(handle, &pid);
+	return status == BGWH_STARTED || status == BGWH_NOT_YET_STARTED;
+}
+
+/*
+ * Start the worker of one database, unless the one of an earlier round still
+ * runs there (a concurrent detach may wait for a long transaction).  The
+ * launcher never waits for a worker: one database's long transaction
+ * delays no other database's maintenance.
+ */
 static void
-gb_launch_database(const char *dbname)
+gb_launch_database(GbDatabaseWorker *w)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
 
+	if (gb_worker_running(w->handle))
+		return;
+	if (w->handle != NULL)
+		pfree(w->handle);
+	w->handle = NULL;
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "gb_scale");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "gb_maintenance_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale maintenance of %s", dbname);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale maintenance of %s", w->dbname);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "gb_scale maintenance");
-	strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
-	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	strlcpy(worker.bgw_extra, w->dbname, BGW_EXTRALEN);
+	worker.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
 	{
+		w->handle = NULL;
 		ereport(LOG,
-				(errmsg("gb_scale: could not start the maintenance worker of database \"%s\"", dbname),
+				(errmsg("gb_scale: could not start the maintenance worker of database \"%s\"", w->dbname),
 				 errhint("Raise max_worker_processes.")));
-		return;
 	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-		return;
-	(void) WaitForBackgroundWorkerShutdown(handle);
+}
+
+/* The worker slot of DBNAME in WORKERS, added if new. */
+static GbDatabaseWorker *
+gb_database_worker(List **workers, const char *dbname)
+{
+	ListCell   *lc;
+	GbDatabaseWorker *w;
+
+	foreach(lc, *workers)
+	{
+		w = (GbDatabaseWorker *) lfirst(lc);
+		if (strcmp(w->dbname, dbname) == 0)
+			return w;
+	}
+	w = MemoryContextAllocZero(TopMemoryContext, sizeof(GbDatabaseWorker));
+	strlcpy(w->dbname, dbname, sizeof(w->dbname));
+	*workers = lappend(*workers, w);
+	return w;
 }
 
 void
 gb_maintenance_launcher_main(Datum arg)
 {
+	List	   *workers = NIL;
+	TimestampTz next_round = 0;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -176,13 +222,16 @@ gb_maintenance_launcher_main(Datum arg)
 	while (!ShutdownRequestPending)
 	{
 		long		wait_ms;
+		TimestampTz now;
 
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			next_round = 0;		/* new settings: a round at once */
 		}
-		if (gb_maintenance_naptime > 0 && !RecoveryInProgress() &&
+		now = GetCurrentTimestamp();
+		if (now >= next_round && gb_maintenance_naptime > 0 && !RecoveryInProgress() &&
 			gb_maintenance_databases != NULL && gb_maintenance_databases[0] != '\0')
 		{
 			char	   *raw = pstrdup(gb_maintenance_databases);
@@ -195,15 +244,23 @@ gb_maintenance_launcher_main(Datum arg)
 								gb_maintenance_databases)));
 			foreach(lc, names)
 			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+				GbDatabaseWorker *w;
+
 				if (ShutdownRequestPending)
 					break;
-				gb_launch_database((const char *) lfirst(lc));
+				w = gb_database_worker(&workers, (const char *) lfirst(lc));
+				gb_launch_database(w);
+				MemoryContextSwitchTo(old);
 			}
 			list_free(names);
 			pfree(raw);
 		}
-		wait_ms = gb_maintenance_naptime > 0 ? gb_maintenance_naptime * 1000L : 60000L;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
+		if (now >= next_round)
+			next_round = TimestampTzPlusMilliseconds(now, gb_maintenance_naptime > 0 ?
+													 gb_maintenance_naptime * 1000L : 60000L);
+		wait_ms = (long) ((next_round - now) / 1000);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(wait_ms, 1),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
