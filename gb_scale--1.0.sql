@@ -298,8 +298,17 @@ CREATE TABLE gb_scale.partition_tenant (
 COMMENT ON TABLE gb_scale.partition_tenant IS 'gb_scale partitions: per-tenant retention and dedicated subtrees';
 SELECT pg_catalog.pg_extension_config_dump('gb_scale.partition_tenant', '');
 
-REVOKE ALL ON gb_scale.partition_config, gb_scale.partition_tenant FROM PUBLIC;
-GRANT SELECT ON gb_scale.partition_config, gb_scale.partition_tenant TO PUBLIC;
+-- Partitions the worker detached concurrently and has yet to drop, leave or
+-- archive (the detach commits before that step): each pass retries them.
+CREATE TABLE gb_scale.partition_retiring (
+    parent    regclass NOT NULL REFERENCES gb_scale.partition_config ON DELETE CASCADE,
+    partition regclass PRIMARY KEY
+);
+COMMENT ON TABLE gb_scale.partition_retiring IS 'gb_scale partitions: detached partitions still to retire';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.partition_retiring', '');
+
+REVOKE ALL ON gb_scale.partition_config, gb_scale.partition_tenant, gb_scale.partition_retiring FROM PUBLIC;
+GRANT SELECT ON gb_scale.partition_config, gb_scale.partition_tenant, gb_scale.partition_retiring TO PUBLIC;
 
 CREATE FUNCTION @extschema@.gb_partition_create(
     parent regclass, control name, granularity interval,
@@ -390,6 +399,18 @@ LANGUAGE C;
 REVOKE ALL ON FUNCTION gb_scale.partition_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER gb_scale_partition_drop ON sql_drop
   EXECUTE FUNCTION gb_scale.partition_on_drop();
+
+-- A renamed tenant column keeps its registrations: they follow the column
+-- (by its number) to its new name.  ALWAYS, as renames replicate too.
+CREATE FUNCTION gb_scale.partition_on_rename()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'gb_partition_on_rename'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION gb_scale.partition_on_rename() FROM PUBLIC;
+CREATE EVENT TRIGGER gb_scale_partition_rename ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION gb_scale.partition_on_rename();
+ALTER EVENT TRIGGER gb_scale_partition_rename ENABLE ALWAYS;
 
 ------------------------------------------------------------------------------
 -- Shard routing (src/routing.c)

@@ -47,7 +47,8 @@
 --     pg_relation_size) and, for the view gb_scale.partition_status, the
 --     default partition's rows; kept in the leader.
 --   trigger and event-trigger functions (gb_scale.partition_on_drop removes
---   the configuration of a dropped table, gb_scale.isolation_on_ddl gives a
+--   the configuration of a dropped table, gb_scale.partition_on_rename
+--   follows a renamed tenant column, gb_scale.isolation_on_ddl gives a
 --   table that joins an isolated tree its policies), gb_scale.enum_create_builtin,
 --   gb_scale.id_mark_init
 --     volatile parallel unsafe: they write, and run only from triggers or the

@@ -222,6 +222,7 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$SELECT gb_scale.enum_create_builtin('sec_alice.fake', ARRAY['a'], ARRAY[0]::smallint[])$$),
     ($$SELECT gb_scale.id_mark_init()$$),
     ($$SELECT gb_scale.partition_on_drop()$$),
+    ($$SELECT gb_scale.partition_on_rename()$$),
     ($$SELECT gb_scale.isolation_on_ddl()$$),
     -- Built-in enums are General Bots' and change only with a release.
     ($$SELECT gb_enum_add('gb_channel_type', 'discord')$$),

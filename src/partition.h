@@ -85,6 +85,7 @@ typedef struct GbPartConfig
 	bool		has_retention;
 	bool		default_partition;
 	bool		has_tenant_rows;	/* any row in gb_scale.partition_tenant */
+	bool		has_retiring;	/* any row in gb_scale.partition_retiring */
 } GbPartConfig;
 
 /* One row of gb_scale.partition_tenant. */
@@ -127,6 +128,7 @@ typedef struct GbTreeBounds
 /* A partition the background worker retires with DETACH ... CONCURRENTLY. */
 typedef struct GbPendingDetach
 {
+	Oid			parent;			/* the registered table */
 	Oid			owner;
 	Oid			tree;
 	Oid			partition;
@@ -187,6 +189,8 @@ extern bool gb_read_tree(Oid tree, const GbPartConfig *cfg, bool dry_run, GbPeri
 extern void gb_retire_partition(Oid tree, Oid partition, GbRetentionMode mode,
 								const char *archive_schema, bool detached);
 extern void gb_finalize_detach(Oid tree, Oid partition);
+extern void gb_retiring_add(Oid parent, Oid partition);
+extern void gb_retiring_remove(Oid partition);
 extern List *gb_pending_detaches(Oid tree);
 extern void gb_exec_sql(const char *sql);
 extern uint64 gb_exec_count(const char *sql);

@@ -840,23 +840,28 @@ gb_partition_list(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Row count of a default partition, for a caller allowed to read the table. */
+/*
+ * Row count of a default partition, for a caller allowed to read the table.
+ * Planning the count evaluates the owner's index expressions and CHECK
+ * constraints: it runs as the partition's owner, restricted, as the pass does.
+ */
 int64
 gb_count_rows(Oid relid)
 {
 	int64		n = 0;
 	bool		isnull;
-	int			nestlevel = NewGUCNestLevel();
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	gb_as_owner_begin(gb_rel_owner(relid), &save_userid, &save_sec, &nestlevel);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", gb_qualified_name(relid)), true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	AtEOXact_GUC(false, nestlevel);
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	return n;
 }
 
@@ -1024,5 +1029,56 @@ gb_partition_on_drop(PG_FUNCTION_ARGS)
 	if (OidIsValid(get_relname_relid(GB_TENANT_ISOLATION_TABLE, nsp)))
 		gb_catalog_exec("DELETE FROM gb_scale.tenant_isolation i WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c"
 						" WHERE c.oid OPERATOR(pg_catalog.=) i.tbl::pg_catalog.oid)", 0, NULL, NULL, NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * After ALTER TABLE ... RENAME COLUMN: a registration naming the column by
+ * its old name (the tenant column; the control column is read from the
+ * partition key) takes the new one.  The renamed column is known by number
+ * (objsubid); it was the registered one if no column bears that name any
+ * more.  Other commands report no column and change nothing.
+ */
+PG_FUNCTION_INFO_V1(gb_partition_on_rename);
+Datum
+gb_partition_on_rename(PG_FUNCTION_ARGS)
+{
+	static const char *const follow[] = {
+		"UPDATE gb_scale.partition_config r SET tenant_column = a.attname"
+		" FROM pg_catalog.pg_event_trigger_ddl_commands() d, pg_catalog.pg_attribute a"
+		" WHERE d.objsubid OPERATOR(pg_catalog.>) 0"
+		" AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+		" AND r.parent::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+		" AND a.attrelid OPERATOR(pg_catalog.=) d.objid AND a.attnum OPERATOR(pg_catalog.=) d.objsubid"
+		" AND r.tenant_column OPERATOR(pg_catalog.<>) a.attname"
+		" AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute o WHERE o.attrelid OPERATOR(pg_catalog.=) d.objid"
+		" AND o.attname OPERATOR(pg_catalog.=) r.tenant_column AND NOT o.attisdropped)",
+		"UPDATE gb_scale.tenant_isolation r SET tenant_column = a.attname"
+		" FROM pg_catalog.pg_event_trigger_ddl_commands() d, pg_catalog.pg_attribute a"
+		" WHERE d.objsubid OPERATOR(pg_catalog.>) 0"
+		" AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+		" AND r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+		" AND a.attrelid OPERATOR(pg_catalog.=) d.objid AND a.attnum OPERATOR(pg_catalog.=) d.objsubid"
+		" AND r.tenant_column OPERATOR(pg_catalog.<>) a.attname"
+		" AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute o WHERE o.attrelid OPERATOR(pg_catalog.=) d.objid"
+		" AND o.attname OPERATOR(pg_catalog.=) r.tenant_column AND NOT o.attisdropped)"
+	};
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	Oid			nsp;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s.partition_on_rename() can only be called as an event trigger", GB_INTERNAL_SCHEMA)));
+	/* only a rename reports a column; anything else costs no query */
+	if (trigdata->parsetree == NULL || !IsA(trigdata->parsetree, RenameStmt) ||
+		((RenameStmt *) trigdata->parsetree)->renameType != OBJECT_COLUMN)
+		PG_RETURN_VOID();
+	nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid(GB_PARTITION_CONFIG_TABLE, nsp)))
+		PG_RETURN_VOID();
+	gb_catalog_exec(follow[0], 0, NULL, NULL, NULL);
+	if (OidIsValid(get_relname_relid(GB_TENANT_ISOLATION_TABLE, nsp)))
+		gb_catalog_exec(follow[1], 0, NULL, NULL, NULL);
 	PG_RETURN_VOID();
 }

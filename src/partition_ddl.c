@@ -516,6 +516,64 @@ gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant,
 }
 
 /*
+ * A name for RELID that no relation has in the archive schema nor in its
+ * own: its name, else its schema's name and its name joined by "_", else
+ * that with "_2", "_3", ... (clipped to fit).  Two tables of one name in
+ * different schemas may archive into one schema.
+ */
+static char *
+gb_archive_name(Oid relid, Oid archive_nsp)
+{
+	Oid			nsp = get_rel_namespace(relid);
+	char	   *relname = get_rel_name(relid);
+	char	   *base = psprintf("%s_%s", get_namespace_name(nsp), relname);
+
+	if (!OidIsValid(get_relname_relid(relname, archive_nsp)))
+		return relname;
+	for (int attempt = 1; attempt < 1000; attempt++)
+	{
+		char	   *tail = attempt == 1 ? "" : psprintf("_%d", attempt);
+		int			room = NAMEDATALEN - 1 - (int) strlen(tail);
+		int			keep = pg_mbcliplen(base, (int) strlen(base), room);
+		char	   *name = psprintf("%.*s%s", keep, base, tail);
+
+		CHECK_FOR_INTERRUPTS();
+		if (!OidIsValid(get_relname_relid(name, archive_nsp)) && !OidIsValid(get_relname_relid(name, nsp)))
+			return name;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_TABLE),
+			 errmsg("no free name in schema \"%s\" to archive \"%s\"", get_namespace_name(archive_nsp), relname),
+			 errhint("Drop or rename the tables archived under that name.")));
+	return NULL;				/* keep compilers quiet */
+}
+
+/* Move a table and its indexes to the archive schema, renaming what is taken there. */
+static void
+gb_archive_relation(Oid relid, const char *archive_schema)
+{
+	Oid			archive_nsp = get_namespace_oid(archive_schema, false);
+	Relation	rel = relation_open(relid, AccessExclusiveLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	char	   *name;
+
+	relation_close(rel, NoLock);
+	foreach(lc, indexes)
+	{
+		Oid			index = lfirst_oid(lc);
+
+		name = gb_archive_name(index, archive_nsp);
+		if (strcmp(name, get_rel_name(index)) != 0)
+			gb_exec_sql(psprintf("ALTER INDEX %s RENAME TO %s", gb_qualified_name(index), quote_identifier(name)));
+	}
+	name = gb_archive_name(relid, archive_nsp);
+	if (strcmp(name, get_rel_name(relid)) != 0)
+		gb_exec_sql(psprintf("ALTER TABLE %s RENAME TO %s", gb_qualified_name(relid), quote_identifier(name)));
+	gb_exec_sql(psprintf("ALTER TABLE %s SET SCHEMA %s", gb_qualified_name(relid), quote_identifier(archive_schema)));
+}
+
+/*
  * Retire a partition past retention: detach it (unless DETACHED says that
  * was done concurrently), then drop it, leave it, or move it (and its
  * buckets) to the archive schema.
@@ -525,9 +583,19 @@ gb_retire_partition(Oid tree, Oid partition, GbRetentionMode mode, const char *a
 					bool detached)
 {
 	char	   *qpart = gb_qualified_name(partition);
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
 
 	if (!detached)
 		gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", gb_qualified_name(tree), qpart));
+
+	/*
+	 * Dropped or moved as its own owner: after ALTER TABLE ... OWNER TO, the
+	 * older partitions still belong to the table's former owner (whose
+	 * DROP TABLE of the parent would have dropped them all the same).
+	 */
+	gb_as_owner_begin(gb_rel_owner(partition), &save_userid, &save_sec, &nestlevel);
 	switch (mode)
 	{
 		case GB_RETAIN_DROP:
@@ -540,11 +608,11 @@ gb_retire_partition(Oid tree, Oid partition, GbRetentionMode mode, const char *a
 				List	   *rels = find_all_inheritors(partition, AccessExclusiveLock, NULL);
 
 				for (int i = 0; i < list_length(rels); i++)
-					gb_exec_sql(psprintf("ALTER TABLE %s SET SCHEMA %s", gb_qualified_name(list_nth_oid(rels, i)),
-										 quote_identifier(archive_schema)));
+					gb_archive_relation(list_nth_oid(rels, i), archive_schema);
 			}
 			break;
 	}
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
 }
 
 void

@@ -162,7 +162,9 @@ gb_config_load(Oid parent)
 							  " retention_mode, archive_schema, tenant_buckets, tenant_column,"
 							  " default_partition, time_zone,"
 							  " EXISTS (SELECT FROM gb_scale.partition_tenant t"
-							  " WHERE t.parent::pg_catalog.oid OPERATOR(pg_catalog.=) c.parent::pg_catalog.oid)"
+							  " WHERE t.parent::pg_catalog.oid OPERATOR(pg_catalog.=) c.parent::pg_catalog.oid),"
+							  " EXISTS (SELECT FROM gb_scale.partition_retiring r"
+							  " WHERE r.parent::pg_catalog.oid OPERATOR(pg_catalog.=) c.parent::pg_catalog.oid)"
 							  " FROM gb_scale.partition_config c"
 							  " WHERE $1 OPERATOR(pg_catalog.=) 0::pg_catalog.oid"
 							  " OR c.parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
@@ -203,6 +205,7 @@ gb_config_load(Oid parent)
 		cfg->default_partition = !isnull && DatumGetBool(d);
 		cfg->time_zone = SPI_getvalue(tup, desc, 11);
 		cfg->has_tenant_rows = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		cfg->has_retiring = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 		result = lappend(result, cfg);
 		MemoryContextSwitchTo(spi);
 	}
@@ -246,6 +249,61 @@ gb_tenants_load(Oid parent)
 		if (!isnull)
 			t->purged_before = DatumGetTimestampTz(d);
 		result = lappend(result, t);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * Partitions detached concurrently but not yet retired.  The worker records
+ * one in the transaction that detaches it and forgets it in the one that
+ * retires it, so that a failure in between is retried by the next pass.
+ */
+void
+gb_retiring_add(Oid parent, Oid partition)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(parent), ObjectIdGetDatum(partition)};
+
+	gb_catalog_exec("INSERT INTO gb_scale.partition_retiring VALUES ($1::pg_catalog.regclass, $2::pg_catalog.regclass)"
+					" ON CONFLICT DO NOTHING",
+					2, types, values, NULL);
+}
+
+void
+gb_retiring_remove(Oid partition)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(partition)};
+
+	gb_catalog_exec("DELETE FROM gb_scale.partition_retiring"
+					" WHERE partition::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+					1, types, values, NULL);
+}
+
+static List *
+gb_retiring_load(Oid parent)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(parent)};
+	List	   *result = NIL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT partition::pg_catalog.oid FROM gb_scale.partition_retiring"
+							  " WHERE parent::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+							  " ORDER BY partition::pg_catalog.oid",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read gb_scale.partition_retiring");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		result = lappend_oid(result, relid);
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
@@ -493,7 +551,8 @@ typedef enum GbStepKind
 {
 	GB_STEP_CREATE,				/* the range MADE->lo .. MADE->hi */
 	GB_STEP_DRAIN,				/* the period of KEY, from the default */
-	GB_STEP_RETIRE
+	GB_STEP_RETIRE,
+	GB_STEP_FINISH_RETIRE		/* of a partition detached concurrently */
 } GbStepKind;
 
 /*
@@ -542,8 +601,13 @@ gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTre
 													 &job->counts->moved);
 		else if (kind == GB_STEP_DRAIN)
 			gb_drain_period(job, ctx, bounds, key, made);
-		else
+		else if (kind == GB_STEP_RETIRE)
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, false);
+		else
+		{
+			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, true);
+			gb_retiring_remove(partition);
+		}
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -729,6 +793,7 @@ gb_maintain_tree(GbTreeJob *job)
 				{
 					GbPendingDetach *p = palloc0(sizeof(GbPendingDetach));
 
+					p->parent = cfg->parent;
 					p->owner = job->owner;
 					p->tree = job->tree;
 					p->partition = r->relid;
@@ -787,9 +852,9 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 				List **pending, GbPassCounts *counts)
 {
 	Oid			owner;
-	Oid			save_userid = InvalidOid;
-	int			save_sec = 0;
-	int			nestlevel = 0;
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
 	List	   *tenants;
 	List	   *shared_purges = NIL;
 	bool		needed = false;
@@ -820,8 +885,8 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 		if (!OidIsValid(t->subtree) && t->has_retention)
 			shared_purges = lappend(shared_purges, t);
 	}
-	if (!dry_run)
-		gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
+	/* a dry run too: it plans queries on the owner's tables (gb_has_rows) */
+	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 
 	memset(&job, 0, sizeof(job));
 	job.cfg = cfg;
@@ -834,6 +899,13 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 	job.has_retention = cfg->has_retention;
 	job.retention = &cfg->retention;
 	job.tenant_purges = shared_purges;
+
+	/* partitions the worker detached concurrently and could not retire yet */
+	if (cfg->has_retiring && dry_run)
+	{
+		gb_as_owner_end(save_userid, save_sec, nestlevel);
+		return true;
+	}
 
 	if (!cfg->is_list)
 	{
@@ -863,8 +935,24 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 		}
 	}
 
-	if (!dry_run)
-		gb_as_owner_end(save_userid, save_sec, nestlevel);
+	/* after premake: a retirement that keeps failing never holds it up */
+	if (cfg->has_retiring && !dry_run)
+	{
+		foreach(lc, gb_retiring_load(cfg->parent))
+		{
+			Oid			part = lfirst_oid(lc);
+
+			CHECK_FOR_INTERRUPTS();
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(part)) || get_rel_relispartition(part))
+				gb_retiring_remove(part);	/* gone, or attached again */
+			else if (gb_try_step(&job, GB_STEP_FINISH_RETIRE, NULL, NULL, 0, part, NULL))
+				counts->retired++;
+			else
+				break;
+		}
+	}
+
+	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	return needed;
 }
 

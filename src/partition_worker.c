@@ -17,10 +17,13 @@
 #include "partition.h"
 
 #include "access/xact.h"
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "catalog/partition.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "parser/parser.h"
@@ -29,6 +32,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -140,39 +144,85 @@ gb_partition_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Start the worker for one database and wait until it is done. */
+/* A database's worker, started by the launcher and maybe still running. */
+typedef struct GbDatabaseWorker
+{
+	char		dbname[BGW_EXTRALEN];
+	BackgroundWorkerHandle *handle;
+} GbDatabaseWorker;
+
+static bool
+gb_worker_running(BackgroundWorkerHandle *handle)
+{
+	pid_t		pid;
+	BgwHandleStatus status;
+
+	if (handle == NULL)
+		return false;
+	status = GetBackgroundWorkerPid(handle, &pid);
+	return status == BGWH_STARTED || status == BGWH_NOT_YET_STARTED;
+}
+
+/*
+ * Start the worker of one database, unless the one of an earlier round still
+ * runs there (a concurrent detach may wait for a long transaction).  The
+ * launcher never waits for a worker: one database's long transaction
+ * delays no other database's maintenance.
+ */
 static void
-gb_launch_database(const char *dbname)
+gb_launch_database(GbDatabaseWorker *w)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
 
+	if (gb_worker_running(w->handle))
+		return;
+	if (w->handle != NULL)
+		pfree(w->handle);
+	w->handle = NULL;
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "gb_scale");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "gb_maintenance_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale maintenance of %s", dbname);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale maintenance of %s", w->dbname);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "gb_scale maintenance");
-	strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
-	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	strlcpy(worker.bgw_extra, w->dbname, BGW_EXTRALEN);
+	worker.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
 	{
+		w->handle = NULL;
 		ereport(LOG,
-				(errmsg("gb_scale: could not start the maintenance worker of database \"%s\"", dbname),
+				(errmsg("gb_scale: could not start the maintenance worker of database \"%s\"", w->dbname),
 				 errhint("Raise max_worker_processes.")));
-		return;
 	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-		return;
-	(void) WaitForBackgroundWorkerShutdown(handle);
+}
+
+/* The worker slot of DBNAME in WORKERS, added if new. */
+static GbDatabaseWorker *
+gb_database_worker(List **workers, const char *dbname)
+{
+	ListCell   *lc;
+	GbDatabaseWorker *w;
+
+	foreach(lc, *workers)
+	{
+		w = (GbDatabaseWorker *) lfirst(lc);
+		if (strcmp(w->dbname, dbname) == 0)
+			return w;
+	}
+	w = MemoryContextAllocZero(TopMemoryContext, sizeof(GbDatabaseWorker));
+	strlcpy(w->dbname, dbname, sizeof(w->dbname));
+	*workers = lappend(*workers, w);
+	return w;
 }
 
 void
 gb_maintenance_launcher_main(Datum arg)
 {
+	List	   *workers = NIL;
+	TimestampTz next_round = 0;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -180,13 +230,16 @@ gb_maintenance_launcher_main(Datum arg)
 	while (!ShutdownRequestPending)
 	{
 		long		wait_ms;
+		TimestampTz now;
 
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			next_round = 0;		/* new settings: a round at once */
 		}
-		if (gb_maintenance_naptime > 0 && !RecoveryInProgress() &&
+		now = GetCurrentTimestamp();
+		if (now >= next_round && gb_maintenance_naptime > 0 && !RecoveryInProgress() &&
 			gb_maintenance_databases != NULL && gb_maintenance_databases[0] != '\0')
 		{
 			char	   *raw = pstrdup(gb_maintenance_databases);
@@ -199,15 +252,23 @@ gb_maintenance_launcher_main(Datum arg)
 								gb_maintenance_databases)));
 			foreach(lc, names)
 			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+				GbDatabaseWorker *w;
+
 				if (ShutdownRequestPending)
 					break;
-				gb_launch_database((const char *) lfirst(lc));
+				w = gb_database_worker(&workers, (const char *) lfirst(lc));
+				gb_launch_database(w);
+				MemoryContextSwitchTo(old);
 			}
 			list_free(names);
 			pfree(raw);
 		}
-		wait_ms = gb_maintenance_naptime > 0 ? gb_maintenance_naptime * 1000L : 60000L;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
+		if (now >= next_round)
+			next_round = TimestampTzPlusMilliseconds(now, gb_maintenance_naptime > 0 ?
+													 gb_maintenance_naptime * 1000L : 60000L);
+		wait_ms = (long) ((next_round - now) / 1000);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(wait_ms, 1),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -244,6 +305,61 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 }
 
+/* A function of a role's, not one of PostgreSQL's own. */
+static bool
+gb_is_user_function(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId;
+}
+
+/* Whether an expression calls a role's function anywhere in it. */
+static bool
+gb_calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, gb_is_user_function, context))
+		return true;
+	return expression_tree_walker(node, gb_calls_user_function, context);
+}
+
+/*
+ * Whether DETACH ... CONCURRENTLY of PARTITION would run a role's code.  Its
+ * first transaction folds the constants of the partition's CHECK constraints
+ * (calling their immutable functions) and checks the foreign keys that
+ * reference the partition with queries on the referencing tables; the rest
+ * of the command runs none.
+ */
+static bool
+gb_detach_runs_user_code(Oid partition)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(partition)};
+	bool		found = false;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT c.contype OPERATOR(pg_catalog.=) 'f', c.conbin::pg_catalog.text"
+							  " FROM pg_catalog.pg_constraint c"
+							  " WHERE (c.contype OPERATOR(pg_catalog.=) 'c' AND c.conrelid OPERATOR(pg_catalog.=) $1)"
+							  " OR (c.contype OPERATOR(pg_catalog.=) 'f' AND c.confrelid OPERATOR(pg_catalog.=) $1)",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the constraints of %s", gb_qualified_name(partition));
+	for (uint64 i = 0; i < SPI_processed && !found; i++)
+	{
+		bool		isnull;
+		char	   *conbin;
+
+		CHECK_FOR_INTERRUPTS();
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
+			found = true;
+		else if ((conbin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)) != NULL)
+			found = gb_calls_user_function(stringToNode(conbin), NULL);
+	}
+	SPI_finish();
+	return found;
+}
+
 /*
  * Retire one partition without blocking the application: DETACH ...
  * CONCURRENTLY waits for the transactions that still use the partition while
@@ -251,10 +367,14 @@ gb_run_toplevel(const char *sql, MemoryContext cxt)
  * partition is dropped or archived as its owner.  An interruption leaves the
  * partition detach-pending; the next pass finishes it.
  *
- * The detach itself runs as the worker: it commits and starts transactions,
- * which PostgreSQL refuses inside a security-restricted operation.  It runs
- * none of the owner's code (no triggers, defaults or index expressions; the
- * foreign-key checks it may make switch to the owners themselves).
+ * The detach commits and starts transactions, which PostgreSQL never does
+ * inside a security-restricted operation (StartTransaction requires none), so
+ * it runs as the worker, and only when it would run no role's code: the
+ * constraints are read under the locks the detach itself takes (nobody can
+ * add one until its first commit, after which it evaluates nothing).  A
+ * partition whose CHECK constraints call a role's function, or that a
+ * foreign key references, is detached and retired in one transaction as its
+ * owner, restricted, as a pass outside the worker does.
  */
 static void
 gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
@@ -262,11 +382,31 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 	char	   *sql;
 
 	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	LockRelationOid(p->tree, ShareUpdateExclusiveLock);
+	LockRelationOid(p->partition, ShareUpdateExclusiveLock);
 	if (!get_rel_relispartition(p->partition) || get_partition_parent(p->partition, false) != p->tree)
 	{
+		PopActiveSnapshot();
 		CommitTransactionCommand();
 		return;
 	}
+	if (gb_detach_runs_user_code(p->partition))
+	{
+		Oid			save_userid;
+		int			save_sec;
+		int			nestlevel;
+
+		gb_as_owner_begin(p->owner, &save_userid, &save_sec, &nestlevel);
+		gb_retire_partition(p->tree, p->partition, p->mode, p->archive_schema, false);
+		gb_as_owner_end(save_userid, save_sec, nestlevel);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return;
+	}
+	/* committed with the detach's first transaction, until it is retired */
+	gb_retiring_add(p->parent, p->partition);
+	PopActiveSnapshot();
 	sql = MemoryContextStrdup(cxt, psprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY",
 											gb_qualified_name(p->tree), gb_qualified_name(p->partition)));
 	gb_run_toplevel(sql, cxt);
@@ -284,8 +424,31 @@ gb_detach_concurrently(GbPendingDetach *p, MemoryContext cxt)
 		gb_retire_partition(p->tree, p->partition, p->mode, p->archive_schema, true);
 		gb_as_owner_end(save_userid, save_sec, nestlevel);
 	}
+	gb_retiring_remove(p->partition);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+static void
+gb_detach_record_failure(const GbPendingDetach *p, const char *message)
+{
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->parent)))
+			gb_config_record(p->parent, GetCurrentTimestamp(), psprintf("retiring %s: %s",
+																		gb_qualified_name(p->partition), message));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
 }
 
 void
@@ -329,9 +492,15 @@ gb_maintenance_worker_main(Datum arg)
 		}
 		PG_CATCH();
 		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
+			/* never only logged: last_error, and the next pass retries */
+			gb_detach_record_failure(p, edata->message);
 		}
 		PG_END_TRY();
 	}
