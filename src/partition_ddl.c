@@ -7,8 +7,10 @@
  * its hash buckets, its grants and storage parameters, filled from the
  * default partition when that holds rows of its period, and only then
  * attached: ATTACH takes SHARE UPDATE EXCLUSIVE on the tree, so inserts and
- * queries go on.  A CHECK constraint equal to the bounds spares ATTACH the
- * scan of the rows it was just given, and is dropped afterwards.
+ * queries go on, unless rows move (gb_lock_default_for_attach).  A CHECK
+ * constraint equal to the bounds spares ATTACH the scan of the rows it was
+ * just given, and is dropped afterwards.  Rows move with gb_move_rows, which
+ * fires no trigger, rule or foreign-key action.
  *
  * The SQL runs through SPI as whoever the caller made current (the table's
  * owner, in a security-restricted operation: see gb_as_owner_begin), with
