@@ -112,20 +112,24 @@ COMMIT;
 SELECT count(*) AS stray_partitions FROM drain.parts('drain.many') WHERE from_time >= '2026-01-01';
 SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.many'::regclass;
 -- Outside one, the pass goes on in transactions of its own, at most 3
--- periods each: a trigger on the default logs each moved row's transaction.
+-- periods each: an event trigger logs the transaction that creates each
+-- period's partition (a move fires no trigger of the table).
 CREATE TABLE drain.moves (txid bigint, at timestamptz);
-CREATE FUNCTION drain.log_move() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION drain.log_move() RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
 BEGIN
-    INSERT INTO drain.moves VALUES (txid_current(), OLD.at);
-    RETURN NULL;
+    INSERT INTO drain.moves
+    SELECT txid_current(), to_timestamp(substr(c.object_identity, 13, 8), 'YYYYMMDD')
+      FROM pg_event_trigger_ddl_commands() c
+     WHERE c.object_identity LIKE 'drain.many\_p2026%';
 END
 $$;
-CREATE TRIGGER log_move AFTER DELETE ON drain.many_default
-  FOR EACH ROW EXECUTE FUNCTION drain.log_move();
+CREATE EVENT TRIGGER drain_log_move ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION drain.log_move();
 INSERT INTO drain.many SELECT g, '2026-02-01 00:00+00'::timestamptz + (g / 2) * interval '1 day'
   FROM generate_series(14, 27) g;
 CALL gb_run_maintenance('drain.many');
+DROP EVENT TRIGGER drain_log_move;
 SELECT count(*) AS stray_partitions FROM drain.parts('drain.many') WHERE from_time >= '2026-01-01';
 -- 11 periods: 3 + 3 + 3 + 2
 SELECT count(*) AS transactions, max(n) AS most_in_one, sum(n) AS periods
@@ -175,9 +179,11 @@ SELECT count(*) AS through_horizon FROM drain.parts('drain.far')
 SELECT default_rows, last_error FROM gb_scale.partition_status WHERE parent = 'drain.far'::regclass;
 SET gb_scale.test_now = '2025-03-10 12:34:56+00';
 
--- A row that arrives in the default while its period is being moved (a
--- trickle of future-dated rows): here a trigger on the default adds one in
--- the move's own transaction, so that the ATTACH fails on every pass.
+-- A drain that fails on every pass.  (Rows that arrive meanwhile, a trickle
+-- of future-dated rows, no longer make it fail: their writers wait for the
+-- move, then go to the new partition.)  Here a trigger on the default that
+-- adds one in the move's own transaction, enabled ALWAYS: a move would fire
+-- it, so it is refused.
 CREATE TABLE drain.trickle (id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
 SELECT gb_partition_create('drain.trickle', 'at', '1 day', default_partition => true) AS created;
 CREATE FUNCTION drain.one_more() RETURNS trigger LANGUAGE plpgsql
@@ -189,6 +195,7 @@ END
 $$;
 CREATE TRIGGER one_more AFTER DELETE ON drain.trickle_default
   FOR EACH ROW EXECUTE FUNCTION drain.one_more();
+ALTER TABLE drain.trickle_default ENABLE ALWAYS TRIGGER one_more;
 INSERT INTO drain.trickle VALUES (1, '2025-04-01 09:00+00');
 SET gb_scale.test_now = '2025-03-14 12:00:00+00';
 CALL gb_run_maintenance('drain.trickle');

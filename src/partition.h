@@ -197,6 +197,8 @@ extern uint64 gb_exec_count(const char *sql);
 extern char *gb_qualified_name(Oid relid);
 extern char *gb_tenant_column_of(const GbPartConfig *cfg);
 extern char *gb_column_list(Relation rel);
+extern uint64 gb_move_rows(Oid source, Oid dest, const char *columns, const char *qual);
+extern void gb_move_init(void);
 
 /* partition_maint.c */
 extern TimestampTz gb_maintenance_now(void);

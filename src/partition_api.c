@@ -591,7 +591,7 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	TimestampTz from = now;
 	char	   *tcol;
 	char	   *columns;
-	char	   *move;
+	char	   *qual;
 	int64		moved;
 	Oid			save_userid;
 	int			save_sec;
@@ -629,21 +629,24 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 	subtree = gb_create_subtree(cfg, ctx.control_name, true, tenant_id, false);
 	(void) gb_fill_tree(cfg, subtree, from, gb_time_add(cfg->time_zone, now, &cfg->premake, false));
-	move = psprintf("WITH moved AS (DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
-					" RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM moved",
-					gb_qualified_name(tail_oid), quote_identifier(tcol), tenant_id, columns,
-					gb_qualified_name(subtree), columns, columns);
+	qual = psprintf("%s OPERATOR(pg_catalog.=) " INT64_FORMAT, quote_identifier(tcol), tenant_id);
 	/* the bulk of the rows, while the tenant (and everyone) goes on writing */
-	moved = (int64) gb_exec_count(move);
+	moved = (int64) gb_move_rows(tail_oid, subtree, columns, qual);
 
 	/*
-	 * Then the rows the tenant wrote meanwhile, with the tail closed to
-	 * writes (reads go on) until the attach: ATTACH checks that the tail
-	 * holds none of the tenant's rows, and takes ACCESS EXCLUSIVE on it for
-	 * that check anyway.
+	 * Then the rows written meanwhile, and the attach, with the table closed:
+	 * its writers and readers lock it before they read its partitions, so
+	 * that those who wait for it here plan with the tenant's subtree (else a
+	 * writer would find the tenant's rows gone from the tail and change
+	 * nothing, an insert would be routed to the tail and fail its new
+	 * partition constraint, a reader would miss them).  The tail's own lock
+	 * keeps out writes that name it directly.  A writer waiting for a row the
+	 * first move took, while holding the table, is a deadlock that fails one
+	 * of the two.
 	 */
-	gb_exec_sql(psprintf("LOCK TABLE %s IN EXCLUSIVE MODE", gb_qualified_name(tail_oid)));
-	moved += (int64) gb_exec_count(move);
+	LockRelationOid(parent, AccessExclusiveLock);
+	LockRelationOid(tail_oid, ExclusiveLock);
+	moved += (int64) gb_move_rows(tail_oid, subtree, columns, qual);
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (" INT64_FORMAT ")",
 						 gb_qualified_name(parent), gb_qualified_name(subtree), tenant_id));
 	gb_as_owner_end(save_userid, save_sec, nestlevel);

@@ -7,8 +7,10 @@
  * its hash buckets, its grants and storage parameters, filled from the
  * default partition when that holds rows of its period, and only then
  * attached: ATTACH takes SHARE UPDATE EXCLUSIVE on the tree, so inserts and
- * queries go on.  A CHECK constraint equal to the bounds spares ATTACH the
- * scan of the rows it was just given, and is dropped afterwards.
+ * queries go on, unless rows move (gb_lock_default_for_attach).  A CHECK
+ * constraint equal to the bounds spares ATTACH the scan of the rows it was
+ * just given, and is dropped afterwards.  Rows move with gb_move_rows, which
+ * fires no trigger, rule or foreign-key action.
  *
  * The SQL runs through SPI as whoever the caller made current (the table's
  * owner, in a security-restricted operation: see gb_as_owner_begin), with
@@ -27,6 +29,10 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -35,11 +41,14 @@
 #include "partitioning/partbounds.h"
 #include "storage/lmgr.h"
 #include "partitioning/partdesc.h"
+#include "rewrite/prs2lock.h"
+#include "rewrite/rewriteDefine.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
@@ -372,9 +381,196 @@ gb_tenant_column_of(const GbPartConfig *cfg)
 	return cfg->tenant_column;
 }
 
+/* The name of rule RULE_ID. */
+static char *
+gb_rule_name(Oid rule_id)
+{
+	Relation	rewrite = table_open(RewriteRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *name = NULL;
+
+	ScanKeyInit(&key, Anum_pg_rewrite_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(rule_id));
+	scan = systable_beginscan(rewrite, RewriteOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		name = pstrdup(NameStr(((Form_pg_rewrite) GETSTRUCT(tuple))->rulename));
+	systable_endscan(scan);
+	table_close(rewrite, AccessShareLock);
+	if (name == NULL)
+		elog(ERROR, "cache lookup failed for rule %u", rule_id);
+	return name;
+}
+
+/*
+ * A move runs with session_replication_role = replica, which keeps the
+ * foreign-key actions of referencing tables and the table's ordinary
+ * triggers and rules from firing: moving a row is no DELETE and INSERT of
+ * the application's.  Triggers and rules enabled ALWAYS or REPLICA would
+ * fire all the same, so a move over a relation that has one is refused.
+ */
+static void
+gb_refuse_firing_move(Oid tree)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(tree, RowExclusiveLock, NULL))
+	{
+		Relation	rel = relation_open(lfirst_oid(lc), NoLock);
+		const char *what = NULL;
+		const char *name = NULL;
+		char		enabled = 0;
+
+		for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers && what == NULL; i++)
+		{
+			const Trigger *tg = &rel->trigdesc->triggers[i];
+
+			if ((tg->tgenabled == TRIGGER_FIRES_ALWAYS || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA) &&
+				(TRIGGER_FOR_INSERT(tg->tgtype) || TRIGGER_FOR_DELETE(tg->tgtype)))
+			{
+				what = "trigger";
+				name = tg->tgname;
+				enabled = tg->tgenabled;
+			}
+		}
+		for (int i = 0; rel->rd_rules != NULL && i < rel->rd_rules->numLocks && what == NULL; i++)
+		{
+			const RewriteRule *rule = rel->rd_rules->rules[i];
+
+			if ((rule->enabled == RULE_FIRES_ALWAYS || rule->enabled == RULE_FIRES_ON_REPLICA) &&
+				(rule->event == CMD_INSERT || rule->event == CMD_DELETE))
+			{
+				what = "rule";
+				name = gb_rule_name(rule->ruleId);
+				enabled = rule->enabled;
+			}
+		}
+		if (what != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot move rows of %s between partitions: %s \"%s\" on %s is enabled %s and would fire",
+							gb_qualified_name(tree), what, name, gb_qualified_name(RelationGetRelid(rel)),
+							enabled == TRIGGER_FIRES_ALWAYS ? "ALWAYS" : "REPLICA"),
+					 errdetail("Moving rows between partitions fires no trigger, rule or foreign-key action."),
+					 errhint("Make it an ordinary one (ALTER TABLE %s ENABLE %s %s) for the move.",
+							 gb_qualified_name(RelationGetRelid(rel)), strcmp(what, "rule") == 0 ? "RULE" : "TRIGGER",
+							 quote_identifier(name))));
+		relation_close(rel, NoLock);
+	}
+}
+
+/*
+ * The statement of the move running in this backend, if any.  While it
+ * runs, code of the table's owner (a CHECK constraint or a generated column
+ * of the new partition, a policy) may run too, and with foreign keys not
+ * enforced it must change no data: only the move's own statement may.
+ */
+static const char *gb_move_sql = NULL;
+static const char *gb_move_source = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+static void
+gb_move_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (gb_move_sql != NULL && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		(queryDesc->operation != CMD_SELECT || queryDesc->plannedstmt->hasModifyingCTE) &&
+		(queryDesc->sourceText == NULL || strcmp(queryDesc->sourceText, gb_move_sql) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot change data while rows of %s move between partitions", gb_move_source),
+				 errdetail("Code of the table's owner (a CHECK constraint, a generated column or a policy) ran during the move: %s",
+						   queryDesc->sourceText != NULL ? queryDesc->sourceText : "?"),
+				 errhint("Such code must only read.")));
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+void
+gb_move_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = gb_move_executor_start;
+}
+
+/*
+ * Move the rows of SOURCE that QUAL selects into DEST, a table not attached
+ * yet, as the current user; COLUMNS are the stored columns of both.  Returns
+ * the rows moved.  The caller holds the locks that keep writers from
+ * planning against the partitions as they were (see the README).
+ */
+uint64
+gb_move_rows(Oid source, Oid dest, const char *columns, const char *qual)
+{
+	char	   *sql = psprintf("WITH moved AS (DELETE FROM %s WHERE %s RETURNING %s) "
+							   "INSERT INTO %s (%s) SELECT %s FROM moved",
+							   gb_qualified_name(source), qual, columns,
+							   gb_qualified_name(dest), columns, columns);
+	int			nestlevel;
+	uint64		moved = 0;
+
+	gb_refuse_firing_move(source);
+	gb_refuse_firing_move(dest);
+	/* every setting changed in the move, also by the owner's code, undone after it */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	gb_move_source = gb_qualified_name(source);
+	gb_move_sql = sql;
+	PG_TRY();
+	{
+		moved = gb_exec_count(sql);
+	}
+	PG_FINALLY();
+	{
+		gb_move_sql = NULL;
+		gb_move_source = NULL;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nestlevel);
+	return moved;
+}
+
 static const char *gb_like_options =
 "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE "
 "INCLUDING COMPRESSION INCLUDING STATISTICS";
+
+/*
+ * Lock default partition DEFLT of a tree of registered table ROOT before
+ * attaching partition QNAME, which takes the rows QUAL selects from it (if
+ * any: returns whether).  ATTACH locks the default so anyway; locking it
+ * before the move keeps a row of the range inserted meanwhile from landing
+ * in the default and failing the ATTACH.
+ *
+ * Rows to move: first ACCESS EXCLUSIVE on ROOT, which its writers and
+ * readers lock before they read its partitions, so that those who wait for
+ * the move plan with the new partition.  A writer that planned with the old
+ * ones would find its row gone and change nothing; a reader would miss the
+ * rows.  ROOT is not locked when nothing is to move, as for most premade
+ * partitions: its readers and writers go on.
+ */
+static bool
+gb_lock_default_for_attach(Oid root, Oid deflt, const char *qual, const char *qname)
+{
+	char	   *probe = psprintf("SELECT FROM %s WHERE %s LIMIT 1", gb_qualified_name(deflt), qual);
+	bool		rows = gb_exec_count(probe) > 0;
+
+	if (rows)
+		LockRelationOid(root, AccessExclusiveLock);
+	LockRelationOid(deflt, AccessExclusiveLock);
+	if (rows || gb_exec_count(probe) == 0)
+		return rows;
+	/* rows that arrived since the probe: waiting for ROOT now could deadlock */
+	if (!ConditionalLockRelationOid(root, AccessExclusiveLock))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("rows of partition %s arrived in default partition %s while the partition was being made",
+						qname, gb_qualified_name(deflt)),
+				 errhint("The next maintenance pass moves them.")));
+	return true;
+}
 
 /*
  * Create the partition of TREE for the period starting at local START,
@@ -408,7 +604,9 @@ gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *
 	const char *qcol = quote_identifier(ctx->control_name);
 	Oid			grants_from = gb_registered_parent(tree, cfg);
 	char	   *with = gb_reloptions_clause(gb_template_leaf(bounds));
-	bool		fill = OidIsValid(bounds->default_oid);
+	char	   *qual = psprintf("%s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s",
+								qcol, lo_lit, qcol, hi_lit);
+	bool		fill = false;	/* rows of the range wait in the default */
 	StringInfoData sql;
 
 	initStringInfo(&sql);
@@ -432,30 +630,17 @@ gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *
 		gb_copy_grants(grants_from, qbucket);
 	}
 
+	if (OidIsValid(bounds->default_oid))
+		fill = gb_lock_default_for_attach(gb_registered_parent(tree, cfg), bounds->default_oid, qual, qname);
 	if (fill)
 	{
-		/*
-		 * ATTACH takes this lock on the default partition anyway; taking it
-		 * before the move keeps a row of the period inserted meanwhile from
-		 * landing in the default and failing the ATTACH.
-		 */
-		Relation	deflt = relation_open(bounds->default_oid, AccessExclusiveLock);
+		Relation	deflt = relation_open(bounds->default_oid, NoLock);
 		char	   *columns = gb_column_list(deflt);
 		uint64		n;
 
 		relation_close(deflt, NoLock);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "ALTER TABLE %s ADD CONSTRAINT gb_scale_period CHECK (%s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s)",
-						 qname, qcol, lo_lit, qcol, hi_lit);
-		gb_exec_sql(sql.data);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "WITH moved AS (DELETE FROM %s WHERE %s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s RETURNING %s) "
-						 "INSERT INTO %s (%s) SELECT %s FROM moved",
-						 gb_qualified_name(bounds->default_oid), qcol, lo_lit, qcol, hi_lit, columns,
-						 qname, columns, columns);
-		n = gb_exec_count(sql.data);
+		gb_exec_sql(psprintf("ALTER TABLE %s ADD CONSTRAINT gb_scale_period CHECK (%s)", qname, qual));
+		n = gb_move_rows(bounds->default_oid, get_relname_relid(name, nsp), columns, qual);
 		if (moved)
 			*moved += (int64) n;
 	}

@@ -129,6 +129,7 @@ gb_partition_init(void)
 							   "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							   gb_check_test_now, NULL, NULL);
+	gb_move_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -1,17 +1,19 @@
 # A hostile table owner against the maintenance of the background worker and
 # of a superuser's pg_cron job (issue 13, item 1).
 #
-# mallory, an ordinary role, owns a registered table whose trigger, run when
-# maintenance moves stray rows out of the default partition, SETs
+# mallory, an ordinary role, owns a registered table whose CHECK constraint,
+# run when maintenance moves stray rows out of the default partition (a move
+# fires no trigger, but the new partition checks its rows), SETs
 # search_path, work_mem and a setting of her own (set_config(..., false)).
 # alice owns another registered table, maintained later in the same pass
-# (a higher OID), whose trigger records the settings it runs with.
-#  - The worker: alice's trigger sees none of mallory's settings; both
+# (a higher OID), whose CHECK constraint logs the settings it runs with.
+# Both log what they see (RAISE LOG: code running in a move may not write).
+#  - The worker: alice's check sees none of mallory's settings; both
 #    tables are maintained; mallory stays an ordinary role.
 #  - pg_cron: the job runs CALL gb_run_maintenance() and then a query whose
 #    bigint = integer comparison would reach mallory's operator (which makes
 #    her a superuser) had her search_path reached the job's session.  The
-#    job succeeds, alice's trigger sees none of mallory's settings, and
+#    job succeeds, alice's check sees none of mallory's settings, and
 #    mallory stays an ordinary role.
 use strict;
 use warnings;
@@ -46,30 +48,24 @@ CREATE EXTENSION pg_cron;
 });
 
 # Both databases: mallory's table first (maintained first), then alice's.
-# The triggers act only in sessions other than their owners' own, that is
+# The checks act only in sessions other than their owners' own, that is
 # when maintenance runs them.
 my $setup = q{
 CREATE EXTENSION gb_scale;
 CREATE SCHEMA mallory AUTHORIZATION mallory;
 CREATE SCHEMA app AUTHORIZATION alice;
-CREATE TABLE public.seen (
-    at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    tbl text, usr name, planted text, work_mem text, search_path text);
-GRANT SELECT, INSERT ON public.seen TO PUBLIC;
-
 SET ROLE mallory;
-CREATE FUNCTION mallory.trg() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION mallory.chk(body text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     IF session_user <> 'mallory' THEN
-        INSERT INTO public.seen (tbl, usr, planted, work_mem, search_path)
-        VALUES ('events', current_user, current_setting('mallory.planted', true),
-                current_setting('work_mem'), current_setting('search_path'));
+        RAISE LOG 'gb_seen db=% tbl=events usr=% planted=% work_mem=% search_path=%', current_database(),
+            current_user, coalesce(nullif(current_setting('mallory.planted', true), ''), 'unset'),
+            current_setting('work_mem'), current_setting('search_path');
         PERFORM pg_catalog.set_config('search_path', 'mallory, pg_catalog', false);
         PERFORM pg_catalog.set_config('work_mem', '77kB', false);
         PERFORM pg_catalog.set_config('mallory.planted', 'by mallory', false);
     END IF;
-    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-    RETURN NEW;
+    RETURN true;
 END $$;
 -- Makes mallory a superuser when a superuser runs it.
 CREATE FUNCTION mallory.eq(a bigint, b integer) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -85,26 +81,23 @@ CREATE OPERATOR mallory.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = mall
 CREATE TABLE mallory.events (created_at timestamptz NOT NULL, body text) PARTITION BY RANGE (created_at);
 SELECT gb_partition_create('mallory.events', 'created_at', '1 day', premake => '3 days',
                            default_partition => true) > 0;
-CREATE TRIGGER events_trg BEFORE INSERT OR DELETE ON mallory.events
-    FOR EACH ROW EXECUTE FUNCTION mallory.trg();
+ALTER TABLE mallory.events ADD CONSTRAINT events_chk CHECK (mallory.chk(body));
 RESET ROLE;
 
 SET ROLE alice;
-CREATE FUNCTION app.trg() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION app.chk(body text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     IF session_user <> 'alice' THEN
-        INSERT INTO public.seen (tbl, usr, planted, work_mem, search_path)
-        VALUES ('logs', current_user, current_setting('mallory.planted', true),
-                current_setting('work_mem'), current_setting('search_path'));
+        RAISE LOG 'gb_seen db=% tbl=logs usr=% planted=% work_mem=% search_path=%', current_database(),
+            current_user, coalesce(nullif(current_setting('mallory.planted', true), ''), 'unset'),
+            current_setting('work_mem'), current_setting('search_path');
     END IF;
-    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-    RETURN NEW;
+    RETURN true;
 END $$;
 CREATE TABLE app.logs (created_at timestamptz NOT NULL, body text) PARTITION BY RANGE (created_at);
 SELECT gb_partition_create('app.logs', 'created_at', '1 day', premake => '3 days',
                            default_partition => true) > 0;
-CREATE TRIGGER logs_trg BEFORE INSERT OR DELETE ON app.logs
-    FOR EACH ROW EXECUTE FUNCTION app.trg();
+ALTER TABLE app.logs ADD CONSTRAINT logs_chk CHECK (app.chk(body));
 RESET ROLE;
 };
 my $stray = {
@@ -123,12 +116,34 @@ SELECT (SELECT count(*) FROM mallory.events_default), (SELECT count(*) FROM app.
 		'3|3|t', "$db: 3 stray rows in each default partition; mallory's table comes first in a pass");
 }
 
-# What alice's trigger saw, and whether it ran after mallory's.
-my $alice_saw = q{
-SELECT string_agg(DISTINCT usr || '|' || coalesce(nullif(planted, ''), 'unset') || '|' || work_mem, ',')
-  FROM public.seen WHERE tbl = 'logs'};
-my $in_order = q{
-SELECT max(at) FILTER (WHERE tbl = 'events') < min(at) FILTER (WHERE tbl = 'logs') FROM public.seen};
+# What each check logged in database DB, in order: [tbl, usr, planted, work_mem, search_path].
+sub seen
+{
+	my ($db) = @_;
+	my $log = slurp_file($node->logfile);
+	my @rows;
+	while ($log =~ /LOG:\s+gb_seen db=(\w+) tbl=(\w+) usr=(\w+) planted=(.*?) work_mem=(\S+) search_path=(.*)$/mg)
+	{
+		push @rows, [ $2, $3, $4, $5, $6 ] if $1 eq $db;
+	}
+	return @rows;
+}
+
+# What alice's check saw, distinct.
+sub alice_saw
+{
+	my %saw = map { join('|', @{$_}[ 1 .. 3 ]) => 1 } grep { $_->[0] eq 'logs' } seen(@_);
+	return join(',', sort keys %saw);
+}
+
+# Whether mallory's checks all ran before alice's.
+sub in_order
+{
+	my @tbls = map { $_->[0] } seen(@_);
+	my $joined = join(',', @tbls);
+	return scalar(@tbls) > 0 && $joined =~ /^(events,)*events(,logs)+$/ ? 't' : "f ($joined)";
+}
+
 my $mallory_su = q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'};
 
 ###########################################################################
@@ -143,12 +158,12 @@ set_instance_setting($node, 'gb_scale.maintenance_naptime', '0');
 is( $node->safe_psql('wdb', q{
 SELECT (SELECT count(*) FROM mallory.events), (SELECT count(*) FROM app.logs)}),
 	'3|3', 'worker: no row lost');
-is($node->safe_psql('wdb', $in_order), 't', "worker: mallory's trigger ran before alice's, in one pass");
-is( $node->safe_psql('wdb', q{
-SELECT string_agg(DISTINCT usr, ',') || '|' || (array_agg(search_path ORDER BY at))[1] FROM public.seen WHERE tbl = 'events'}),
-	'mallory|pg_catalog, pg_temp', "worker: mallory's trigger ran as mallory, search_path pinned");
-is($node->safe_psql('wdb', $alice_saw),
-	'alice|unset|4MB', "worker: alice's trigger, later in the pass, saw none of mallory's settings");
+is(in_order('wdb'), 't', "worker: mallory's check ran before alice's, in one pass");
+my @mallory = grep { $_->[0] eq 'events' } seen('wdb');
+is( join(',', sort keys %{ { map { $_->[1] => 1 } @mallory } }) . '|' . $mallory[0][4],
+	'mallory|pg_catalog, pg_temp', "worker: mallory's check ran as mallory, search_path pinned");
+is(alice_saw('wdb'),
+	'alice|unset|4MB', "worker: alice's check, later in the pass, saw none of mallory's settings");
 is($node->safe_psql('wdb', $mallory_su), 'f', 'worker: mallory is still an ordinary role');
 
 ###########################################################################
@@ -170,9 +185,9 @@ is( $node->safe_psql('postgres', q{
 SELECT (SELECT count(*) FROM mallory.events_default), (SELECT count(*) FROM app.logs_default),
        (SELECT count(*) FROM mallory.events), (SELECT count(*) FROM app.logs)}),
 	'0|0|3|3', 'pg_cron: the stray rows of both tables left their default partitions, none lost');
-is($node->safe_psql('postgres', $in_order), 't', "pg_cron: mallory's trigger ran before alice's");
-is($node->safe_psql('postgres', $alice_saw),
-	'alice|unset|4MB', "pg_cron: alice's trigger saw none of mallory's settings");
+is(in_order('postgres'), 't', "pg_cron: mallory's check ran before alice's");
+is(alice_saw('postgres'),
+	'alice|unset|4MB', "pg_cron: alice's check saw none of mallory's settings");
 is($node->safe_psql('postgres', $mallory_su),
 	'f', "pg_cron: mallory is still an ordinary role (the job's session never took her search_path)");
 
