@@ -111,6 +111,16 @@ ROLLBACK;
 SELECT min_tenant_id, max_tenant_id, shard_id, explicit FROM gb_shard_routes()
  WHERE min_tenant_id BETWEEN 1 AND 4000000 ORDER BY 1;
 
+-- A shard removed from the directory (its placements moved off first, as
+-- the foreign key requires): its range routes nobody any more.
+BEGIN;
+SELECT gb_tenant_assign(t, 1::smallint) FROM (VALUES (1), (4000000)) v(t);
+DELETE FROM gb_scale.shard_config WHERE shard_id = 2;
+SELECT min_tenant_id, max_tenant_id, shard_id, explicit FROM gb_shard_routes()
+ WHERE min_tenant_id BETWEEN 1 AND 4000000 ORDER BY 1;
+SELECT disagree FROM pg_temp.disagreements();
+ROLLBACK;
+
 -- A map bigger than a few pages, some of it in the ranges, some not: every
 -- placement is a one-tenant range, split ranges included.
 BEGIN;
