@@ -2,7 +2,8 @@
  *
  * shard_fdw.c
  *	  Connection strings of gb_scale.shard_config split into postgres_fdw
- *	  options, for gb_shard_fdw_setup() (gb_scale--1.0.sql).
+ *	  options, for gb_shard_fdw_setup() (gb_scale--1.0.sql), and the host,
+ *	  port and dbname they name, for gb_shard_routes() (routing_routes.c).
  *
  * postgres_fdw takes a connection as separate options: "user" and secrets
  * (password, sslpassword) on the user mapping, every other libpq option on
