@@ -575,6 +575,20 @@ COMMENT ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) IS
 REVOKE ALL ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_assign(bigint, smallint) TO gb_scale_admin;
 
+-- Every routable tenant as ordered, disjoint ranges, for load balancers
+-- (src/routing_routes.c).  Shows shards' hosts, never a password: the
+-- directory's administrators and monitoring roles may call it.
+CREATE FUNCTION @extschema@.gb_shard_routes()
+RETURNS TABLE (min_tenant_id bigint, max_tenant_id bigint, shard_id smallint, explicit boolean,
+               region_code character(3), datacenter character varying(32),
+               host text, port text, dbname text)
+AS 'MODULE_PATHNAME', 'gb_shard_routes'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_shard_routes() IS
+  'the shard of every routable tenant as ordered tenant ranges (map entries as single tenants), with the shard''s region, datacenter, host, port and dbname';
+REVOKE ALL ON FUNCTION @extschema@.gb_shard_routes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_shard_routes() TO gb_scale_admin, pg_monitor;
+
 ------------------------------------------------------------------------------
 -- Shard directory sync (src/shard_sync.c)
 ------------------------------------------------------------------------------

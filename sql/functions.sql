@@ -46,6 +46,10 @@
 --     sizes of relations (which move between two calls, like
 --     pg_relation_size) and, for the view gb_scale.partition_status, the
 --     default partition's rows; kept in the leader.
+--   gb_shard_routes
+--     stable parallel safe, like gb_shard_for_tenant: it reads the shard
+--     directory by scans in one snapshot, writes nothing and keeps no state
+--     between calls, so a worker answers as its leader would.
 --   trigger and event-trigger functions (gb_scale.partition_on_drop removes
 --   the configuration of a dropped table, gb_scale.partition_on_rename
 --   follows a renamed tenant column, gb_scale.isolation_on_ddl gives a

@@ -215,6 +215,9 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$TRUNCATE gb_scale.partition_tenant$$),
     ($$LOCK TABLE gb_scale.partition_config IN ACCESS EXCLUSIVE MODE$$),
     ($$SELECT parent FROM gb_scale.partition_config FOR UPDATE$$),
+    -- The load-balancer routes name every shard's host: gb_scale_admin and
+    -- pg_monitor only.
+    ($$SELECT count(*) FROM gb_shard_routes()$$),
     -- Internal functions other than the domain check.
     ($$SELECT gb_scale.enum_label_guard()$$),
     ($$SELECT gb_scale.enum_label_changed()$$),

@@ -666,7 +666,10 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
                                                             WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
               FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%2$s.%1$s_tn'::pg_catalog.regclass$$),
     (158, $$SELECT s.state IS NOT NULL, s.bytes OPERATOR(pg_catalog.>=) 0 FROM gb_scale.routing_status s
-             WHERE s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$);
+             WHERE s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
+    (159, $$SELECT r.min_tenant_id, r.max_tenant_id, r.shard_id, r.explicit, r.region_code, r.datacenter,
+                   r.host, r.port, r.dbname
+              FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$);
 
 -- A partition created in, and a table attached to, an isolated tree get its
 -- policies from the event trigger; a holdable cursor is refused while the

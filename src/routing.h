@@ -42,6 +42,7 @@ extern void gb_tenant_scope_end(int nestlevel);
 
 /* shard_fdw.c: libpq's parse error of a connection string, masked */
 extern char *gb_conninfo_error(const char *conninfo, const char *libpq_msg);
+extern void gb_conninfo_endpoint(const char *conninfo, char **host, char **port, char **dbname);
 
 /* shard_secret.c */
 extern void gb_secret_init(void);

@@ -2,7 +2,8 @@
  *
  * shard_fdw.c
  *	  Connection strings of gb_scale.shard_config split into postgres_fdw
- *	  options, for gb_shard_fdw_setup() (gb_scale--1.0.sql).
+ *	  options, for gb_shard_fdw_setup() (gb_scale--1.0.sql), and the host,
+ *	  port and dbname they name, for gb_shard_routes() (routing_routes.c).
  *
  * postgres_fdw takes a connection as separate options: "user" and secrets
  * (password, sslpassword) on the user mapping, every other libpq option on
@@ -100,26 +101,15 @@ gb_conninfo_error(const char *conninfo, const char *libpq_msg)
 }
 
 /*
- * The options a connection string sets, in libpq's order, as parallel lists
- * of keywords, values and whether each goes on the user mapping.  Options
- * postgres_fdw sets on its own connections (client_encoding,
- * fallback_application_name) are left out; libpq's debug options
- * (replication), which postgres_fdw refuses, are an error here, naming the
- * keyword only.  No error message carries a value.
+ * libpq's parse of a connection string (free it with PQconninfoFree), or an
+ * error whose message quotes nothing of the string that may be secret.
  */
-static void
-gb_conninfo_split(const char *conninfo, List **keywords, List **vals, List **on_mapping)
+static PQconninfoOption *
+gb_conninfo_parse(const char *conninfo)
 {
 	char	   *errmsg_libpq = NULL;
-	PQconninfoOption *opts;
-	PQconninfoOption *opt;
-	const char *refused = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg_libpq);
 
-	*keywords = NIL;
-	*vals = NIL;
-	*on_mapping = NIL;
-
-	opts = PQconninfoParse(conninfo, &errmsg_libpq);
 	if (opts == NULL && errmsg_libpq == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -134,38 +124,88 @@ gb_conninfo_split(const char *conninfo, List **keywords, List **vals, List **on_
 				 errmsg("invalid connection string: %s", detail),
 				 errhint("Write it as keyword=value pairs (single-quote a value with spaces) or as a postgresql:// URI.")));
 	}
-	else
+	return opts;
+}
+
+/*
+ * The options a connection string sets, in libpq's order, as parallel lists
+ * of keywords, values and whether each goes on the user mapping.  Options
+ * postgres_fdw sets on its own connections (client_encoding,
+ * fallback_application_name) are left out; libpq's debug options
+ * (replication), which postgres_fdw refuses, are an error here, naming the
+ * keyword only.  No error message carries a value.
+ */
+static void
+gb_conninfo_split(const char *conninfo, List **keywords, List **vals, List **on_mapping)
+{
+	PQconninfoOption *opts = gb_conninfo_parse(conninfo);
+	PQconninfoOption *opt;
+	const char *refused = NULL;
+
+	*keywords = NIL;
+	*vals = NIL;
+	*on_mapping = NIL;
+
+	/*
+	 * Copied out first: libpq's malloc'd memory is freed before anything but
+	 * running out of memory can raise an error.
+	 */
+	for (opt = opts; opt->keyword != NULL; opt++)
 	{
-		/*
-		 * Copied out first: libpq's malloc'd memory is freed before anything
-		 * but running out of memory can raise an error.
-		 */
-		for (opt = opts; opt->keyword != NULL; opt++)
+		if (opt->val == NULL)
+			continue;
+		if (strchr(opt->dispchar, 'D') != NULL)
 		{
-			if (opt->val == NULL)
-				continue;
-			if (strchr(opt->dispchar, 'D') != NULL)
-			{
-				refused = pstrdup(opt->keyword);
-				break;
-			}
-			if (strcmp(opt->keyword, "client_encoding") == 0 ||
-				strcmp(opt->keyword, "fallback_application_name") == 0)
-				continue;
-			*keywords = lappend(*keywords, pstrdup(opt->keyword));
-			*vals = lappend(*vals, pstrdup(opt->val));
-			/* postgres_fdw's rule: the user and every secret on the mapping. */
-			*on_mapping = lappend_int(*on_mapping, strcmp(opt->keyword, "user") == 0 ||
-									  strchr(opt->dispchar, '*') != NULL);
+			refused = pstrdup(opt->keyword);
+			break;
 		}
-		PQconninfoFree(opts);
+		if (strcmp(opt->keyword, "client_encoding") == 0 ||
+			strcmp(opt->keyword, "fallback_application_name") == 0)
+			continue;
+		*keywords = lappend(*keywords, pstrdup(opt->keyword));
+		*vals = lappend(*vals, pstrdup(opt->val));
+		/* postgres_fdw's rule: the user and every secret on the mapping. */
+		*on_mapping = lappend_int(*on_mapping, strcmp(opt->keyword, "user") == 0 ||
+								  strchr(opt->dispchar, '*') != NULL);
 	}
+	PQconninfoFree(opts);
 
 	if (refused != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("connection option \"%s\" cannot be used by postgres_fdw", refused),
 				 errhint("Remove \"%s\" from the shard's connection_string.", refused)));
+}
+
+/*
+ * Where a connection string connects, as libpq reads it: its host (its
+ * hostaddr when it names no host), port and dbname, each NULL when the
+ * string leaves it to libpq's defaults.  Nothing else (user, password) is
+ * returned.
+ */
+void
+gb_conninfo_endpoint(const char *conninfo, char **host, char **port, char **dbname)
+{
+	PQconninfoOption *opts = gb_conninfo_parse(conninfo);
+	char	   *hostaddr = NULL;
+
+	*host = *port = *dbname = NULL;
+	for (PQconninfoOption *opt = opts; opt->keyword != NULL; opt++)
+	{
+		if (opt->val == NULL || opt->val[0] == '\0')
+			continue;
+		if (strcmp(opt->keyword, "host") == 0)
+			*host = pstrdup(opt->val);
+		else if (strcmp(opt->keyword, "hostaddr") == 0)
+			hostaddr = pstrdup(opt->val);
+		else if (strcmp(opt->keyword, "port") == 0)
+			*port = pstrdup(opt->val);
+		else if (strcmp(opt->keyword, "dbname") == 0)
+			*dbname = pstrdup(opt->val);
+	}
+	PQconninfoFree(opts);
+	if (*host == NULL)
+		*host = hostaddr;
 }
 
 /*

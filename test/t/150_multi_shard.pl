@@ -4,7 +4,8 @@
 #  1. IDs made concurrently on every shard are unique, and gb_shard_for_id
 #     names the shard that made each;
 #  2. every shard routes the same tenants the same way (range tenants,
-#     explicit map entries, P0002 for tenants no shard serves), before and
+#     explicit map entries, P0002 for tenants no shard serves; and the same
+#     ranges, hosts and ports in gb_shard_routes()), before and
 #     after map changes made on shard 1 with gb_tenant_assign (or by hand)
 #     and copied to the others with gb_shard_sync(<shard 1>); a session that
 #     had already looked tenants up sees another session's sync;
@@ -237,12 +238,48 @@ $$;
 SELECT string_agg(x, \' \' ORDER BY n) FROM r;');
 }
 
+# The rows gb_shard_routes() must return for the shards' ranges and the
+# placements of M, one "min|max|shard|map or range|region|host|port|dbname"
+# line each, in tenant order: each range cut around the placements in it,
+# each placement a single tenant.
+my %region = (1 => 'USA', 4 => 'DEU', 6 => 'SGP');
+sub expected_routes
+{
+	my ($m) = @_;
+	$m //= \%map;
+	my @rows;
+	my @placed = sort { $a <=> $b } keys %$m;
+	for my $s (@shards)
+	{
+		my ($cur, $hi) = @{ $range{$s} };
+		for my $t (grep { $_ >= $cur && $_ <= $hi } @placed)
+		{
+			push @rows, [ $cur, $t - 1, $s, 'range' ] if $t > $cur;
+			$cur = $t + 1;
+		}
+		push @rows, [ $cur, $hi, $s, 'range' ] if $cur <= $hi;
+	}
+	push @rows, map { [ $_, $_, $m->{$_}, 'map' ] } @placed;
+	return join "\n", map {
+		my ($host, $port, $db) = $conn{ $_->[2] } =~ /host=(\S+) port=(\S+) dbname=(\S+)/;
+		join '|', @$_, $region{ $_->[2] }, $host, $port, $db
+	} sort { $a->[0] <=> $b->[0] } @rows;
+}
+
+my $routes_sql = q{SELECT string_agg(concat_ws('|', min_tenant_id, max_tenant_id, shard_id,
+                                              CASE WHEN explicit THEN 'map' ELSE 'range' END,
+                                              region_code, host, port, dbname), E'\n' ORDER BY min_tenant_id)
+                     FROM gb_shard_routes()};
+
 # Every shard answers every probe tenant as expected; unserved tenants give
-# P0002 from gb_shard_for_tenant and gb_shard_connection.
+# P0002 from gb_shard_for_tenant and gb_shard_connection; gb_shard_routes()
+# gives the same ranges, with each shard's host, port and dbname.
 sub check_routing
 {
 	my ($when, $only, $m) = @_;
 	my @on = $only ? @$only : @shards;
+	my $want_routes = expected_routes($m);
+	is(sq($_, $routes_sql), $want_routes, "$when: shard $_ gives the expected load-balancer routes") for @on;
 	my @served = grep { defined expected_shard($_, $m) } (@probe, @unserved);
 	my @none = grep { !defined expected_shard($_, $m) } (@probe, @unserved);
 	my $want = join ' ', map { "$_:" . expected_shard($_, $m) } sort { $a <=> $b } @served;
