@@ -546,7 +546,9 @@ gb_stat_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 	bool		counting = gb_stat_active() && !IsParallelWorker();
 	instr_time	start;
 
-	INSTR_TIME_SET_CURRENT(start);
+	INSTR_TIME_SET_ZERO(start);
+	if (top && counting)
+		INSTR_TIME_SET_CURRENT(start);
 	gb_stat_nesting++;
 	PG_TRY();
 	{
@@ -578,7 +580,9 @@ gb_stat_executor_finish(QueryDesc *queryDesc)
 	bool		counting = gb_stat_active() && !IsParallelWorker();
 	instr_time	start;
 
-	INSTR_TIME_SET_CURRENT(start);
+	INSTR_TIME_SET_ZERO(start);
+	if (top && counting)
+		INSTR_TIME_SET_CURRENT(start);
 	gb_stat_nesting++;
 	PG_TRY();
 	{
@@ -724,14 +728,6 @@ gb_stat_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 void
 gb_stat_tenants_init(void)
 {
-	DefineCustomIntVariable("gb_scale.stat_tenants_max",
-							"Most (database, tenant) entries gb_stat_tenants keeps in shared memory.",
-							"When full, the least active entry is evicted.  Each entry takes about 300 bytes.",
-							&gb_stat_tenants_max,
-							10000, 10, 1000000,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
-
 	/* superuser-only, so that a session cannot hide its tenant's work */
 	DefineCustomEnumVariable("gb_scale.stat_tenants_track",
 							 "Which statements gb_stat_tenants counts: off, on (top-level only) or all (nested too).",
@@ -749,8 +745,21 @@ gb_stat_tenants_init(void)
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	/*
+	 * The size of shared memory: a PGC_POSTMASTER setting can only be defined
+	 * while the postmaster loads the library (a later LOAD or CREATE
+	 * EXTENSION would fail), and means nothing without the preload anyway.
+	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	DefineCustomIntVariable("gb_scale.stat_tenants_max",
+							"Most (database, tenant) entries gb_stat_tenants keeps in shared memory.",
+							"When full, the least active entry is evicted.  Each entry takes about 300 bytes.",
+							&gb_stat_tenants_max,
+							10000, 10, 1000000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
 
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = gb_stat_executor_start;

@@ -80,4 +80,19 @@ is( $node->safe_psql(
 	'1|0|t', 'reset: no evictions, a fresh reset time');
 
 $node->stop;
+
+# Without shared_preload_libraries the views and resets fail clearly.
+my $plain = PostgreSQL::Test::Cluster->new('plain');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
+for my $sql ('SELECT * FROM gb_stat_tenants', 'SELECT * FROM gb_stat_tenants_info',
+	'SELECT gb_stat_tenants_reset()', 'SELECT gb_stat_tenants_reset(1)')
+{
+	my $e = sql_error($plain, 'postgres', $sql);
+	is($e->{state}, '55000', "without the preload, $sql fails with 55000");
+	like($e->{hint}, qr/shared_preload_libraries/, '... and the hint names shared_preload_libraries');
+}
+$plain->stop;
+
 done_testing();
