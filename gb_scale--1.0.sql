@@ -954,3 +954,71 @@ COMMENT ON FUNCTION @extschema@.gb_global_table(regclass, name) IS
   'gb_global.<global_name>: a table partitioned by shard_id with one postgres_fdw partition per active shard';
 REVOKE ALL ON FUNCTION @extschema@.gb_global_table(regclass, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gb_global_table(regclass, name) TO gb_scale_admin;
+
+------------------------------------------------------------------------------
+-- Per-tenant statistics (shared memory, src/stat_tenants.c)
+------------------------------------------------------------------------------
+
+-- Every (database, tenant) entry: the counters since reset, then those of
+-- the current period (from period_start) and of the previous one.
+CREATE FUNCTION gb_scale.stat_tenants(
+    OUT database name, OUT tenant_id bigint,
+    OUT reads bigint, OUT writes bigint, OUT rows_returned bigint, OUT rows_inserted bigint, OUT rows_updated bigint, OUT rows_deleted bigint, OUT exec_time_ms double precision, OUT cpu_time_ms double precision, OUT xacts bigint,
+    OUT period_start timestamptz,
+    OUT reads_current bigint, OUT writes_current bigint, OUT rows_returned_current bigint, OUT rows_inserted_current bigint, OUT rows_updated_current bigint, OUT rows_deleted_current bigint, OUT exec_time_ms_current double precision, OUT cpu_time_ms_current double precision, OUT xacts_current bigint,
+    OUT reads_previous bigint, OUT writes_previous bigint, OUT rows_returned_previous bigint, OUT rows_inserted_previous bigint, OUT rows_updated_previous bigint, OUT rows_deleted_previous bigint, OUT exec_time_ms_previous double precision, OUT cpu_time_ms_previous double precision, OUT xacts_previous bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_stat_tenants'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.stat_tenants() IS
+  'gb_scale statistics: the shared-memory entries that gb_stat_tenants shows';
+REVOKE ALL ON FUNCTION gb_scale.stat_tenants() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.stat_tenants() TO pg_monitor, gb_scale_admin;
+CREATE VIEW @extschema@.gb_stat_tenants AS
+SELECT s.database, s.tenant_id,
+       s.reads, s.writes, s.rows_returned, s.rows_inserted, s.rows_updated, s.rows_deleted, s.exec_time_ms, s.cpu_time_ms, s.xacts,
+       s.period_start,
+       s.reads_current, s.writes_current, s.rows_returned_current, s.rows_inserted_current, s.rows_updated_current, s.rows_deleted_current, s.exec_time_ms_current, s.cpu_time_ms_current, s.xacts_current,
+       s.reads_previous, s.writes_previous, s.rows_returned_previous, s.rows_inserted_previous, s.rows_updated_previous, s.rows_deleted_previous, s.exec_time_ms_previous, s.cpu_time_ms_previous, s.xacts_previous
+  FROM gb_scale.stat_tenants() s;
+COMMENT ON VIEW @extschema@.gb_stat_tenants IS
+  'what each tenant (NULL: none set) of each database cost: since reset, this period and the previous one';
+REVOKE ALL ON @extschema@.gb_stat_tenants FROM PUBLIC;
+GRANT SELECT ON @extschema@.gb_stat_tenants TO pg_monitor, gb_scale_admin;
+
+CREATE FUNCTION gb_scale.stat_tenants_info(
+    OUT capacity bigint, OUT entries bigint, OUT evictions bigint, OUT last_reset timestamptz,
+    OUT entry_bytes bigint, OUT shared_memory_bytes bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'gb_stat_tenants_info'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.stat_tenants_info() IS
+  'gb_scale statistics: what gb_stat_tenants_info shows';
+REVOKE ALL ON FUNCTION gb_scale.stat_tenants_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.stat_tenants_info() TO pg_monitor, gb_scale_admin;
+CREATE VIEW @extschema@.gb_stat_tenants_info AS
+SELECT i.capacity, i.entries, i.evictions, i.last_reset, i.entry_bytes, i.shared_memory_bytes
+  FROM gb_scale.stat_tenants_info() i;
+COMMENT ON VIEW @extschema@.gb_stat_tenants_info IS
+  'gb_stat_tenants itself: capacity (gb_scale.stat_tenants_max), entries, evictions since the last reset, memory';
+REVOKE ALL ON @extschema@.gb_stat_tenants_info FROM PUBLIC;
+GRANT SELECT ON @extschema@.gb_stat_tenants_info TO pg_monitor, gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_stat_tenants_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_stat_tenants_reset_all'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_stat_tenants_reset() IS
+  'forgets the statistics of every tenant of every database and the eviction count';
+REVOKE ALL ON FUNCTION @extschema@.gb_stat_tenants_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_stat_tenants_reset() TO gb_scale_admin;
+
+-- Not strict: NULL is the entry of statements run with no tenant set.
+CREATE FUNCTION @extschema@.gb_stat_tenants_reset(tenant_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'gb_stat_tenants_reset_tenant'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_stat_tenants_reset(bigint) IS
+  'forgets the statistics of one tenant (NULL: no tenant set) of this database; false when it had none';
+REVOKE ALL ON FUNCTION @extschema@.gb_stat_tenants_reset(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_stat_tenants_reset(bigint) TO gb_scale_admin;

@@ -57,6 +57,15 @@
 --   gb_scale.id_mark_init
 --     volatile parallel unsafe: they write, and run only from triggers or the
 --     install script.
+--   gb_scale.stat_tenants, gb_scale.stat_tenants_info
+--     volatile (the counters move between two calls in one statement) strict
+--     parallel safe: they only read shared memory, under its lock and
+--     spinlocks, and database names from the catalog; a parallel worker
+--     attaches to the same shared memory and sees the same.
+--   gb_stat_tenants_reset(), gb_stat_tenants_reset(bigint)
+--     volatile parallel safe: they only remove entries from shared memory (no
+--     database or backend-local state), which a worker reaches alike.  The
+--     second is not strict: NULL names the "no tenant set" entry.
 -- No function is SECURITY DEFINER or LEAKPROOF: everything runs with the
 -- caller's rights (the generator switches to the mark's owner internally for
 -- the one write it needs).  C functions resolve no names through search_path

@@ -671,6 +671,17 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
                    r.host, r.port, r.dbname
               FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$);
 
+-- Per-tenant statistics: values that do not move between phases (a reset
+-- of a tenant that has no entry, the capacity); mallory is refused alike.
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (700, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_stat_tenants s
+             WHERE s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
+    (701, $$SELECT i.capacity, i.entries OPERATOR(pg_catalog.>=) 0 FROM gb_stat_tenants_info i$$),
+    (702, $$SELECT gb_stat_tenants_reset(987654321)$$),
+    (703, $$SELECT gb_stat_tenants_reset()$$),
+    (704, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_scale.stat_tenants()$$),
+    (705, $$SELECT i.capacity FROM gb_scale.stat_tenants_info() i$$);
+
 -- A partition created in, and a table attached to, an isolated tree get its
 -- policies from the event trigger; a holdable cursor is refused while the
 -- tenant (probe 145) is set.

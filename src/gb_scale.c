@@ -12,6 +12,7 @@
 #include "gb_scale.h"
 #include "partition.h"
 #include "routing.h"
+#include "stat_tenants.h"
 #include "tenant_guard.h"
 
 #include <stdlib.h>
@@ -48,6 +49,7 @@ gb_shmem_request(void)
 	RequestAddinShmemSpace(gb_ids_shmem_size());
 	RequestNamedLWLockTranche("gb_scale", gb_ids_lwlock_count());
 	gb_routing_shmem_request();
+	gb_stat_tenants_shmem_request();
 }
 
 static void
@@ -57,6 +59,7 @@ gb_shmem_startup(void)
 		prev_shmem_startup_hook();
 	gb_ids_shmem_init();
 	gb_routing_shmem_init();
+	gb_stat_tenants_shmem_init();
 }
 
 /*
@@ -168,6 +171,7 @@ _PG_init(void)
 	gb_routing_init();
 	gb_shard_sync_init();
 	gb_secret_init();
+	gb_stat_tenants_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -39,6 +39,7 @@ extern void gb_tenant_init(void);
 extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
 extern int	gb_tenant_scope_begin(int64 tenant_id);
 extern void gb_tenant_scope_end(int nestlevel);
+extern bool gb_tenant_current(int64 *tenant);
 
 /* shard_fdw.c: libpq's parse error of a connection string, masked */
 extern char *gb_conninfo_error(const char *conninfo, const char *libpq_msg);

@@ -170,6 +170,15 @@ gb_current_tenant(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(gb_tenant_value);
 }
 
+/* The tenant of the running transaction, for C callers; false when none is set. */
+bool
+gb_tenant_current(int64 *tenant)
+{
+	if (gb_tenant_is_set)
+		*tenant = gb_tenant_value;
+	return gb_tenant_is_set;
+}
+
 Datum
 gb_tenant_for_write(PG_FUNCTION_ARGS)
 {
