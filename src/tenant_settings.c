@@ -53,6 +53,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -1023,4 +1024,129 @@ gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo)
 	}
 	gb_settings_sql_end(save_userid, save_sec, nestlevel);
 	CommandCounterIncrement();
+}
+
+/*
+ * gb_shard_sync.
+ */
+
+/* The source's plan_setting rows as unnest() columns $1..$5. */
+#define GB_PLAN_SOURCE \
+	"ROWS FROM (pg_catalog.unnest($1::pg_catalog.int2[]), pg_catalog.unnest($2::pg_catalog.text[])," \
+	" pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[])," \
+	" pg_catalog.unnest($5::pg_catalog.timestamptz[])) AS s(tier, name, kind, value, updated_at)"
+
+typedef struct GbSyncContext
+{
+	const char *tier;
+	const char *name;
+} GbSyncContext;
+
+static void
+gb_sync_errcontext(void *arg)
+{
+	GbSyncContext *ctx = (GbSyncContext *) arg;
+
+	errcontext("setting \"%s\" of plan tier %s on the source shard", ctx->name, ctx->tier);
+}
+
+static uint64
+gb_sync_exec(const char *sql, Oid *types, Datum *args, int expected)
+{
+	if (SPI_execute_with_args(sql, 5, types, args, NULL, false, 0) != expected)
+		elog(ERROR, "could not sync gb_scale.plan_setting: %s", sql);
+	return SPI_processed;
+}
+
+/*
+ * Make gb_scale.plan_setting equal to the source shard's rows, given as
+ * text[] columns (tier, name, value, updated_at).  Every value is checked
+ * here as gb_plan_setting() checks it, so that no source stores what this
+ * shard would refuse, and its kind is decided here.  Written as the tables'
+ * owner, like gb_plan_setting() (gb_shard_sync is gb_scale_admin's), and
+ * only the rows that differ: a sync that finds nothing new invalidates no
+ * cache.
+ */
+void
+gb_plan_settings_sync(const Datum *tiers)
+{
+	Datum	   *tier_texts;
+	Datum	   *names;
+	Datum	   *values;
+	bool	   *tier_nulls;
+	bool	   *name_nulls;
+	bool	   *value_nulls;
+	int			n;
+	int			nnames;
+	int			nvalues;
+	Datum	   *canonical;
+	Datum	   *kinds;
+	Oid			types[5] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[5];
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	uint64		removed;
+	uint64		changed;
+	uint64		added;
+	ErrorContextCallback errcallback;
+	GbSyncContext ctx;
+
+	deconstruct_array(DatumGetArrayTypeP(tiers[0]), TEXTOID, -1, false, TYPALIGN_INT, &tier_texts, &tier_nulls, &n);
+	deconstruct_array(DatumGetArrayTypeP(tiers[1]), TEXTOID, -1, false, TYPALIGN_INT, &names, &name_nulls, &nnames);
+	deconstruct_array(DatumGetArrayTypeP(tiers[2]), TEXTOID, -1, false, TYPALIGN_INT, &values, &value_nulls, &nvalues);
+	if (nnames != n || nvalues != n)
+		elog(ERROR, "gb_scale.plan_setting of the source shard came with columns of different lengths");
+	canonical = palloc(Max(n, 1) * sizeof(Datum));
+	kinds = palloc(Max(n, 1) * sizeof(Datum));
+
+	errcallback.callback = gb_sync_errcontext;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (int i = 0; i < n; i++)
+	{
+		bool		is_config;
+
+		CHECK_FOR_INTERRUPTS();
+		/* NOT NULL columns on the source */
+		if (tier_nulls[i] || name_nulls[i] || value_nulls[i])
+			elog(ERROR, "gb_scale.plan_setting of the source shard has a NULL");
+		ctx.tier = TextDatumGetCString(tier_texts[i]);
+		ctx.name = TextDatumGetCString(names[i]);
+		canonical[i] = CStringGetTextDatum(gb_classify(ctx.name, TextDatumGetCString(values[i]), &is_config));
+		kinds[i] = CStringGetTextDatum(is_config ? "config" : "setting");
+	}
+	error_context_stack = errcallback.previous;
+
+	args[0] = tiers[0];
+	args[1] = PointerGetDatum(construct_array(canonical, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = tiers[2];
+	args[4] = tiers[3];
+	gb_settings_sql_begin(&save_userid, &save_sec, &nestlevel);
+	/* gb_plan_setting() calls wait for the sync, and it for them */
+	if (SPI_execute("LOCK TABLE gb_scale.plan_setting IN SHARE ROW EXCLUSIVE MODE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not lock gb_scale.plan_setting");
+	removed = gb_sync_exec("DELETE FROM gb_scale.plan_setting p"
+						   " WHERE NOT EXISTS (SELECT FROM " GB_PLAN_SOURCE
+						   " WHERE s.tier OPERATOR(pg_catalog.=) p.tier AND s.name OPERATOR(pg_catalog.=) p.name)",
+						   types, args, SPI_OK_DELETE);
+	changed = gb_sync_exec("UPDATE gb_scale.plan_setting p"
+						   " SET kind = s.kind, value = s.value, updated_at = s.updated_at"
+						   " FROM " GB_PLAN_SOURCE
+						   " WHERE s.tier OPERATOR(pg_catalog.=) p.tier AND s.name OPERATOR(pg_catalog.=) p.name"
+						   " AND (s.kind OPERATOR(pg_catalog.<>) p.kind OR s.value OPERATOR(pg_catalog.<>) p.value)",
+						   types, args, SPI_OK_UPDATE);
+	added = gb_sync_exec("INSERT INTO gb_scale.plan_setting (tier, name, kind, value, updated_at)"
+						 " SELECT s.tier, s.name, s.kind, s.value, s.updated_at FROM " GB_PLAN_SOURCE
+						 " WHERE NOT EXISTS (SELECT FROM gb_scale.plan_setting p"
+						 " WHERE s.tier OPERATOR(pg_catalog.=) p.tier AND s.name OPERATOR(pg_catalog.=) p.name)",
+						 types, args, SPI_OK_INSERT);
+	gb_settings_sql_end(save_userid, save_sec, nestlevel);
+	CommandCounterIncrement();
+	if (removed + changed + added > 0)
+		ereport(NOTICE,
+				(errmsg("plan tier defaults synced: " UINT64_FORMAT " added, " UINT64_FORMAT " changed, "
+						UINT64_FORMAT " removed", added, changed, removed)));
 }

@@ -24,6 +24,7 @@ extern int	gb_tenant_tier_of(int64 tenant);
 extern bool gb_tenant_settings_held(int64 tenant, const char *what);
 extern void gb_tenant_settings_export(int64 tenant, ReturnSetInfo *rsinfo);
 extern void gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo);
+extern void gb_plan_settings_sync(const Datum *tiers);
 
 /* tenant.c */
 extern bool gb_transaction_tenant(int64 *tenant);
