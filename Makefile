@@ -27,7 +27,7 @@ PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routi
 
 REGRESS = ids enums enum_hardening partitions partition_bounds partition_drain partition_archive partition_rename shard_sync shard_sync_buckets shard_sync_settings shard_fdw shard_secret routing routing_map tenant tenant_partitions tenant_cursors tenant_fkeys tenant_settings hostile_owner hostile_owner_plan parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
-ISOLATION = enum_concurrency routing_cache routing_assign routing_shared purge_fkey_race
+ISOLATION = enum_concurrency routing_cache tenant_settings_cache routing_assign routing_shared purge_fkey_race
 ISOLATION_OPTS = --load-extension=gb_scale
 
 PG_CPPFLAGS = -Wall -Werror -I$(srcdir)/src -I$(libpq_srcdir)
