@@ -689,6 +689,137 @@ COMMENT ON FUNCTION @extschema@.gb_tenant_purge(bigint) IS
   'delete every row of a tenant (dedicated partitions by DROP), in one transaction (owner or gb_scale_admin)';
 
 ------------------------------------------------------------------------------
+-- Plan tiers, tenant settings and configuration (src/tenant_settings.c)
+------------------------------------------------------------------------------
+
+-- The plan tier of each tenant (gb_tenant_plan); a tenant without a row has
+-- no tier.  Settings and configuration rows, per tenant and per tier, hold
+-- either a PostgreSQL setting (kind 'setting': applied by gb_set_tenant() as
+-- SET LOCAL) or an application's value (kind 'config': read with
+-- gb_tenant_config()).  Written only by the functions below, which validate
+-- them; readable by gb_scale_admin.
+CREATE TABLE gb_scale.tenant_plan (
+    tenant_id  bigint                   PRIMARY KEY,
+    tier       @extschema@.gb_plan_tier NOT NULL,
+    updated_at timestamptz              NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE gb_scale.tenant_plan IS 'gb_scale plans: the plan tier of each tenant';
+CREATE TABLE gb_scale.tenant_setting (
+    tenant_id  bigint      NOT NULL,
+    name       text        NOT NULL,
+    kind       text        NOT NULL CONSTRAINT tenant_setting_kind CHECK (kind IN ('setting', 'config')),
+    value      text        NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, name)
+);
+COMMENT ON TABLE gb_scale.tenant_setting IS
+  'gb_scale settings: a tenant''s PostgreSQL settings (applied by gb_set_tenant) and application configuration';
+CREATE TABLE gb_scale.plan_setting (
+    tier       @extschema@.gb_plan_tier NOT NULL,
+    name       text                     NOT NULL,
+    kind       text                     NOT NULL CONSTRAINT plan_setting_kind CHECK (kind IN ('setting', 'config')),
+    value      text                     NOT NULL,
+    updated_at timestamptz              NOT NULL DEFAULT now(),
+    PRIMARY KEY (tier, name)
+);
+COMMENT ON TABLE gb_scale.plan_setting IS
+  'gb_scale settings: the defaults of a plan tier, for its tenants without a value of their own';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_plan', '');
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_setting', '');
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.plan_setting', '');
+REVOKE ALL ON gb_scale.tenant_plan, gb_scale.tenant_setting, gb_scale.plan_setting FROM PUBLIC;
+GRANT SELECT ON gb_scale.tenant_plan, gb_scale.tenant_setting, gb_scale.plan_setting TO gb_scale_admin;
+
+-- Every backend's settings cache forgets these tables at its next statement
+-- (the changing transaction: at its next command; on rollback: at once).
+-- Row and TRUNCATE triggers enabled ALWAYS, so that rows restored or
+-- replicated are seen too.
+CREATE FUNCTION gb_scale.tenant_settings_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_tenant_settings_changed'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION gb_scale.tenant_settings_changed() FROM PUBLIC;
+CREATE TRIGGER tenant_plan_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_plan
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER tenant_plan_truncated
+    AFTER TRUNCATE ON gb_scale.tenant_plan
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER tenant_setting_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_setting
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER tenant_setting_truncated
+    AFTER TRUNCATE ON gb_scale.tenant_setting
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER plan_setting_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.plan_setting
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER plan_setting_truncated
+    AFTER TRUNCATE ON gb_scale.plan_setting
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+ALTER TABLE gb_scale.tenant_plan
+    ENABLE ALWAYS TRIGGER tenant_plan_changed, ENABLE ALWAYS TRIGGER tenant_plan_truncated;
+ALTER TABLE gb_scale.tenant_setting
+    ENABLE ALWAYS TRIGGER tenant_setting_changed, ENABLE ALWAYS TRIGGER tenant_setting_truncated;
+ALTER TABLE gb_scale.plan_setting
+    ENABLE ALWAYS TRIGGER plan_setting_changed, ENABLE ALWAYS TRIGGER plan_setting_truncated;
+
+CREATE FUNCTION @extschema@.gb_tenant_plan(tenant_id bigint, tier integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_plan'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_plan(bigint, integer) IS
+  'place a tenant on a plan tier (a gb_plan_tier code; NULL removes the placement)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_plan(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_plan(bigint, integer) TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_tenant_tier(tenant_id bigint)
+RETURNS @extschema@.gb_plan_tier
+AS 'MODULE_PATHNAME', 'gb_tenant_tier'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_tier(bigint) IS
+  'the plan tier of a tenant, or NULL when it has none';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_tier(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_tier(bigint) TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_tenant_setting(tenant_id bigint, name text, value text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_setting'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_setting(bigint, text, text) IS
+  'a tenant''s PostgreSQL setting (applied by gb_set_tenant) or application configuration value (NULL removes it)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_setting(bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_setting(bigint, text, text) TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_plan_setting(tier integer, name text, value text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_plan_setting'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_plan_setting(integer, text, text) IS
+  'a plan tier''s default of a setting or configuration value, for its tenants without one (NULL removes it)';
+REVOKE ALL ON FUNCTION @extschema@.gb_plan_setting(integer, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_plan_setting(integer, text, text) TO gb_scale_admin;
+
+-- For the application: values of the transaction's tenant only.
+CREATE FUNCTION @extschema@.gb_tenant_config(name text, default_value text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'gb_tenant_config'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_config(text, text) IS
+  'a configuration value of the transaction''s tenant: its own, else its plan tier''s, else default_value';
+
+-- Every value in force for a tenant, its own and its tier's.
+CREATE FUNCTION gb_scale.tenant_settings(tenant_id bigint,
+    OUT name text, OUT kind text, OUT value text, OUT source text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_tenant_settings'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.tenant_settings(bigint) IS
+  'gb_scale settings: every setting and configuration value in force for a tenant, with its source (tenant or tier)';
+REVOKE ALL ON FUNCTION gb_scale.tenant_settings(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.tenant_settings(bigint) TO gb_scale_admin;
+
+------------------------------------------------------------------------------
 -- Cross-shard queries through postgres_fdw (src/shard_fdw.c)
 ------------------------------------------------------------------------------
 

@@ -50,10 +50,22 @@
 --     stable parallel safe, like gb_shard_for_tenant: it reads the shard
 --     directory by scans in one snapshot, writes nothing and keeps no state
 --     between calls, so a worker answers as its leader would.
+--   gb_tenant_plan, gb_tenant_setting, gb_plan_setting
+--     volatile parallel unsafe: they write gb_scale.tenant_plan,
+--     tenant_setting and plan_setting.  Not strict: a NULL tier or value
+--     removes, a NULL tenant, tier or name is reported.
+--   gb_tenant_tier, gb_tenant_config, gb_scale.tenant_settings
+--     stable parallel safe: they read the tables through the per-backend
+--     cache, loaded read-only (a worker loads its own); values change only
+--     between commands, by a write whose trigger invalidates the cache.
+--     gb_tenant_config reads the transaction's tenant, which reaches workers
+--     as a setting; it is not strict: a NULL default_value is the default.
 --   trigger and event-trigger functions (gb_scale.partition_on_drop removes
 --   the configuration of a dropped table, gb_scale.partition_on_rename
 --   follows a renamed tenant column, gb_scale.isolation_on_ddl gives a
---   table that joins an isolated tree its policies), gb_scale.enum_create_builtin,
+--   table that joins an isolated tree its policies,
+--   gb_scale.tenant_settings_changed invalidates the settings cache),
+--   gb_scale.enum_create_builtin,
 --   gb_scale.id_mark_init
 --     volatile parallel unsafe: they write, and run only from triggers or the
 --     install script.

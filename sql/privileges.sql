@@ -227,6 +227,17 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$SELECT gb_scale.partition_on_drop()$$),
     ($$SELECT gb_scale.partition_on_rename()$$),
     ($$SELECT gb_scale.isolation_on_ddl()$$),
+    -- Tenant plans and settings are gb_scale_admin's.
+    ($$SELECT gb_tenant_plan(1, 2)$$),
+    ($$SELECT gb_tenant_tier(1)$$),
+    ($$SELECT gb_tenant_setting(1, 'work_mem', '8MB')$$),
+    ($$SELECT gb_plan_setting(2, 'app.model', 'x')$$),
+    ($$SELECT * FROM gb_scale.tenant_settings(1)$$),
+    ($$SELECT * FROM gb_scale.tenant_setting$$),
+    ($$INSERT INTO gb_scale.tenant_setting (tenant_id, name, kind, value) VALUES (1, 'role', 'setting', 'postgres')$$),
+    ($$UPDATE gb_scale.plan_setting SET value = 'x'$$),
+    ($$DELETE FROM gb_scale.tenant_plan$$),
+    ($$SELECT gb_scale.tenant_settings_changed()$$),
     -- Built-in enums are General Bots' and change only with a release.
     ($$SELECT gb_enum_add('gb_channel_type', 'discord')$$),
     ($$SELECT gb_enum_add('gb_channel_type', 'discord', 10::smallint)$$),
@@ -239,6 +250,8 @@ SELECT has_function_privilege('gb_scale.enum_code_support(internal)', 'EXECUTE')
 SELECT sec_priv.try($$LOCK TABLE gb_scale.enum_label IN ACCESS SHARE MODE$$) AS access_share,
        current_setting('gb_scale.shard_id') AS shard_id,
        current_setting('gb_scale.max_lead_ms') AS max_lead_ms;
+-- Configuration is the application's to read (its transaction's tenant only).
+SELECT gb_tenant_config('app.model', 'no tenant') AS tenant_config;
 RESET SESSION AUTHORIZATION;
 
 -- Not even a superuser changes a built-in enum, through the functions or by

@@ -700,6 +700,27 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
              WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['%2$s.%1$s_tp_a'::pg_catalog.regclass,
                                                           '%2$s.%1$s_tp_b'::pg_catalog.regclass])$$);
 
+-- Tenant plans, settings and configuration (gb_scale_admin's; mallory is
+-- refused): stored, listed, applied by gb_set_tenant(), read, exported,
+-- and refused on bad input.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (170, $$SELECT gb_tenant_plan(5, 2)$$, false),
+    (171, $$SELECT gb_tenant_setting(5, 'work_mem', '6MB')$$, false),
+    (172, $$SELECT gb_tenant_setting(5, 'app.model', 'm5')$$, false),
+    (173, $$SELECT gb_plan_setting(2, 'app.max_bots', '3')$$, false),
+    (175, $$SELECT gb_set_tenant(5)$$, false),
+    (178, $$SELECT gb_tenant_setting(5, 'work_mem', 'lots')$$, false),
+    (179, $$SELECT gb_tenant_setting(5, 'role', 'postgres')$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (174, $$SELECT gb_tenant_tier(5), s.name, s.kind, s.value, s.source
+              FROM gb_scale.tenant_settings(5) s ORDER BY s.name COLLATE pg_catalog."C"$$),
+    (176, $$SELECT pg_catalog.current_setting('work_mem'), gb_tenant_config('app.model', 'none'),
+                   gb_tenant_config('app.max_bots')$$),
+    (177, $$SELECT e.row_data OPERATOR(pg_catalog.->>) 'name', e.row_data OPERATOR(pg_catalog.->>) 'value'
+              FROM gb_tenant_export(5) e
+             WHERE e.table_name OPERATOR(pg_catalog.=) 'gb_scale.tenant_setting'::pg_catalog.regclass
+             ORDER BY (e.row_data OPERATOR(pg_catalog.->>) 'name') COLLATE pg_catalog."C"$$);
+
 -- Dropping an enum domain runs the drop event trigger (probe 71 looks for
 -- labels left behind).
 INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
@@ -796,6 +817,9 @@ SELECT p.ord,
 SELECT r.ord, r.phase, coalesce(r.sqlstate, r.value, 'no row') AS result
   FROM sec_sp.result r JOIN sec_sp.probe p ON p.ord = r.ord
  WHERE NOT p.compare ORDER BY r.ord, r.phase COLLATE "C";
+-- What the tenant settings probes read under the hostile search_path.
+SELECT r.ord, r.value FROM sec_sp.result r
+ WHERE r.phase = 'hostile_super' AND r.ord IN (174, 176, 177) ORDER BY r.ord;
 
 -- The crash found in review, step by step: a lookup in a backend whose
 -- search_path starts with mallory's schema, then a label change so that
@@ -828,6 +852,7 @@ SELECT count(*) AS partition_configs_left FROM gb_scale.partition_config;
 SELECT count(*) AS isolations_left FROM gb_scale.tenant_isolation;
 TRUNCATE gb_scale.tenant_shard_map;
 DELETE FROM gb_scale.shard_config;
+TRUNCATE gb_scale.tenant_plan, gb_scale.tenant_setting, gb_scale.plan_setting;
 RESET gb_scale.test_now;
 RESET search_path;
 RESET timezone;

@@ -14,6 +14,7 @@
 #include "routing.h"
 #include "stat_tenants.h"
 #include "tenant_guard.h"
+#include "tenant_settings.h"
 
 #include <stdlib.h>
 
@@ -168,6 +169,7 @@ _PG_init(void)
 	gb_partition_init();
 	gb_tenant_init();
 	gb_tenant_guard_init();
+	gb_tenant_settings_init();
 	gb_routing_init();
 	gb_shard_sync_init();
 	gb_secret_init();

@@ -15,6 +15,9 @@
  * and the source must have asked for it; otherwise a role could reach other
  * servers with the server's own credentials (.pgpass, peer or trust).
  *
+ * The plan tiers' defaults (gb_scale.plan_setting) are copied too, checked
+ * and written by tenant_settings.c.
+ *
  * Before any write the user enums of both shards are compared: a label with
  * different codes, or a code with different labels, means that the same
  * stored value has different meanings on the two shards, so the sync
@@ -47,6 +50,7 @@
  */
 #include "gb_scale.h"
 #include "routing.h"
+#include "tenant_settings.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -70,6 +74,9 @@
 #define MAP_COLUMNS		"tenant_id, shard_id, region_code, created_at"
 #define MAP_NCOLS		4
 #define ENUM_NCOLS		4
+/* gb_scale.plan_setting, the plan tiers' defaults; kinds are decided locally. */
+#define TIER_COLUMNS	"tier, name, value, updated_at"
+#define TIER_NCOLS		4
 
 /*
  * A 64-bit hash of a tenant_shard_map row, the same on both sides; NULL
@@ -104,6 +111,7 @@ typedef struct SyncSource
 {
 	Datum		shard[SHARD_NCOLS];
 	Datum		enums[ENUM_NCOLS];
+	Datum		tiers[TIER_NCOLS];
 	int64		rows;
 } SyncSource;
 
@@ -498,6 +506,8 @@ sync_read_source(SyncConn *sc, SyncSource *src)
 						"  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace"
 						" WHERE NOT l.builtin",
 						src->enums, ENUM_NCOLS, "read gb_scale.enum_label");
+	sync_stream_columns(sc, src, "SELECT " TIER_COLUMNS " FROM gb_scale.plan_setting ORDER BY tier, name",
+						src->tiers, TIER_NCOLS, "read gb_scale.plan_setting");
 }
 
 /* Run one local statement with the source's columns as parameters $1.. */
@@ -1079,6 +1089,9 @@ sync_apply(SyncConn *sc, SyncSource *src)
 						 NULL, 0, SPI_OK_UTILITY);
 	}
 
+	/* The plan tiers' defaults, checked and written as tenant_settings.c does. */
+	gb_plan_settings_sync(src->tiers);
+
 	SPI_finish();
 	/* Every setting changed in this scope goes back, whoever changed it. */
 	AtEOXact_GUC(false, nestlevel);
@@ -1134,7 +1147,7 @@ gb_shard_sync_init(void)
 {
 	DefineCustomIntVariable("gb_scale.sync_max_rows",
 							"Most rows gb_shard_sync() accepts from a source shard.",
-							"Shards, tenant placements and enum labels together; a source with more is refused.",
+							"Shards, tenant placements, enum labels and plan tiers' defaults together; a source with more is refused.",
 							&gb_sync_max_rows,
 							10000000, 1, INT_MAX,
 							PGC_SUSET, 0,

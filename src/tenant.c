@@ -25,6 +25,7 @@
 #include "partition.h"
 #include "routing.h"
 #include "tenant_guard.h"
+#include "tenant_settings.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -159,7 +160,16 @@ gb_set_tenant(PG_FUNCTION_ARGS)
 		gb_refuse_tenant_with_holdable_cursor();
 	gb_set_tenant_setting(PG_ARGISNULL(0) ? "" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0)),
 						  GUC_ACTION_LOCAL);
+	gb_tenant_settings_apply(!PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
+}
+
+/* The transaction's tenant, for C callers. */
+bool
+gb_transaction_tenant(int64 *tenant)
+{
+	*tenant = gb_tenant_value;
+	return gb_tenant_is_set;
 }
 
 Datum
@@ -193,7 +203,7 @@ gb_tenant_for_write(PG_FUNCTION_ARGS)
 }
 
 /* Whether ROLEID has the rights of gb_scale_admin (superusers do). */
-static bool
+bool
 gb_is_admin(Oid roleid)
 {
 	Oid			admin = get_role_oid(GB_ADMIN_ROLE, true);
@@ -495,9 +505,11 @@ gb_tenant_export(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *tables;
 	ListCell   *lc;
+	bool		settings;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = gb_tenant_tables("export");
+	settings = gb_tenant_settings_held(tenant, "export");
 	foreach(lc, tables)
 	{
 		GbTenantTable *t = lfirst(lc);
@@ -530,6 +542,8 @@ gb_tenant_export(PG_FUNCTION_ARGS)
 		SPI_finish();
 		gb_owner_scope_end(&scope);
 	}
+	if (settings)
+		gb_tenant_settings_export(tenant, rsinfo);
 	return (Datum) 0;
 }
 
@@ -1081,9 +1095,11 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *tables;
 	ListCell   *lc;
+	bool		settings;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = gb_referencing_first(gb_tenant_tables("purge"));
+	settings = gb_tenant_settings_held(tenant, "purge");
 	gb_purge_check_references(tables, tenant);
 	foreach(lc, tables)
 	{
@@ -1123,5 +1139,7 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 		values[1] = Int64GetDatum(removed);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	if (settings)
+		gb_tenant_settings_purge(tenant, rsinfo);
 	return (Datum) 0;
 }

@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant_settings.h
+ *	  Plan tiers of tenants, their PostgreSQL settings (applied by
+ *	  gb_set_tenant) and application configuration (tenant_settings.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef GB_TENANT_SETTINGS_H
+#define GB_TENANT_SETTINGS_H
+
+#include "gb_scale.h"
+
+#include "nodes/execnodes.h"
+
+/* gb_plan_tier codes: 0 free, 1 starter, 2 pro, 3 enterprise. */
+#define GB_PLAN_TIERS		4
+#define GB_NO_TIER			(-1)
+
+/* tenant_settings.c */
+extern void gb_tenant_settings_init(void);
+extern void gb_tenant_settings_apply(bool has_tenant, int64 tenant);
+extern int	gb_tenant_tier_of(int64 tenant);
+extern bool gb_tenant_settings_held(int64 tenant, const char *what);
+extern void gb_tenant_settings_export(int64 tenant, ReturnSetInfo *rsinfo);
+extern void gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo);
+extern void gb_plan_settings_sync(const Datum *tiers);
+
+/* tenant.c */
+extern bool gb_transaction_tenant(int64 *tenant);
+extern bool gb_is_admin(Oid roleid);
+
+#endif							/* GB_TENANT_SETTINGS_H */
