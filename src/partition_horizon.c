@@ -29,6 +29,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_type.h"
@@ -36,9 +37,11 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -314,6 +317,7 @@ gb_horizon_note_idle(const GbPartConfig *cfg, Oid tree, TimestampTz now, bool ha
 	GbHorizon  *h;
 	Oid			types[6] = {OIDOID, OIDOID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[6];
+	LOCKTAG		tag;
 
 	if (gb_horizons == NULL)
 		return;
@@ -349,6 +353,17 @@ gb_horizon_note_idle(const GbPartConfig *cfg, Oid tree, TimestampTz now, bool ha
 	h = hash_search(gb_horizons, &tree, HASH_FIND, NULL);
 	if (h != NULL && h->rules == rules && h->members == members && h->idle_until == lo &&
 		h->idle_from <= now)
+		return;
+
+	/*
+	 * Another pass writing this tree's row now would make the upsert wait
+	 * for its transaction: leave the row to it.  A lock on (partition_config,
+	 * tree, 1) until the end of the transaction, which no SQL can take.
+	 */
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId,
+					   get_relname_relid(GB_PARTITION_CONFIG_TABLE, get_namespace_oid(GB_INTERNAL_SCHEMA, false)),
+					   tree, 1);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		return;
 	values[0] = ObjectIdGetDatum(cfg->parent);
 	values[1] = ObjectIdGetDatum(tree);
