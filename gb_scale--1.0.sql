@@ -295,6 +295,8 @@ CREATE TABLE gb_scale.partition_tenant (
     purged_before timestamptz,
     PRIMARY KEY (parent, tenant_id)
 );
+-- The sql_drop trigger finds a dropped subtree's row by it.
+CREATE INDEX partition_tenant_subtree ON gb_scale.partition_tenant (subtree);
 COMMENT ON TABLE gb_scale.partition_tenant IS 'gb_scale partitions: per-tenant retention and dedicated subtrees';
 SELECT pg_catalog.pg_extension_config_dump('gb_scale.partition_tenant', '');
 
@@ -307,8 +309,25 @@ CREATE TABLE gb_scale.partition_retiring (
 COMMENT ON TABLE gb_scale.partition_retiring IS 'gb_scale partitions: detached partitions still to retire';
 SELECT pg_catalog.pg_extension_config_dump('gb_scale.partition_retiring', '');
 
-REVOKE ALL ON gb_scale.partition_config, gb_scale.partition_tenant, gb_scale.partition_retiring FROM PUBLIC;
-GRANT SELECT ON gb_scale.partition_config, gb_scale.partition_tenant, gb_scale.partition_retiring TO PUBLIC;
+-- Until when a time tree has nothing to do, as a pass that looked at it in
+-- full found (src/partition_horizon.c): a later pass trusts it while the
+-- tree's members and rules are the same.  Not dumped: a restored tree is
+-- looked at in full.
+CREATE TABLE gb_scale.partition_horizon (
+    parent     regclass    NOT NULL REFERENCES gb_scale.partition_config ON DELETE CASCADE,
+    tree       oid         NOT NULL,
+    rules      bigint      NOT NULL,
+    members    bigint      NOT NULL,
+    idle_from  timestamptz NOT NULL,
+    idle_until timestamptz NOT NULL,
+    PRIMARY KEY (parent, tree)
+);
+COMMENT ON TABLE gb_scale.partition_horizon IS 'gb_scale partitions: until when each time tree has nothing to do';
+
+REVOKE ALL ON gb_scale.partition_config, gb_scale.partition_tenant, gb_scale.partition_retiring,
+    gb_scale.partition_horizon FROM PUBLIC;
+GRANT SELECT ON gb_scale.partition_config, gb_scale.partition_tenant, gb_scale.partition_retiring,
+    gb_scale.partition_horizon TO PUBLIC;
 
 CREATE FUNCTION @extschema@.gb_partition_create(
     parent regclass, control name, granularity interval,

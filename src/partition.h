@@ -210,10 +210,20 @@ extern bool gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_r
 							bool concurrent_detach, List **pending, GbPassCounts *counts);
 extern void gb_config_record(Oid parent, TimestampTz now, const char *error);
 extern void gb_config_record_many(List *parents, TimestampTz now);
+extern bool gb_has_rows(Oid relid);
+extern bool gb_retention_cutoff(const GbPeriodCtx *ctx, TimestampTz now, const Interval *retention, int64 *cutoff);
 extern void gb_as_owner_begin(Oid owner, Oid *save_userid, int *save_sec, int *nestlevel);
 extern void gb_as_owner_end(Oid save_userid, int save_sec, int nestlevel);
 extern void gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker);
 extern List *gb_pass_pending;
+
+/* partition_horizon.c */
+extern void gb_horizons_load(void);
+extern void gb_horizons_forget(void);
+extern bool gb_horizon_says_idle(const GbPartConfig *cfg, Oid tree, TimestampTz now, bool has_retention,
+								 const Interval *retention);
+extern void gb_horizon_note_idle(const GbPartConfig *cfg, Oid tree, TimestampTz now, bool has_retention,
+								 const Interval *retention, const GbPeriodCtx *ctx, const GbTreeBounds *bounds);
 
 /* partition_api.c */
 extern int64 gb_count_rows(Oid relid);

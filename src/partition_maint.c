@@ -362,7 +362,7 @@ gb_config_record_many(List *parents, TimestampTz now)
 }
 
 /* Whether a plain table holds any row visible now; partitioned ones by SQL. */
-static bool
+bool
 gb_has_rows(Oid relid)
 {
 	Relation	rel;
@@ -515,7 +515,7 @@ gb_partition_upper_key(Oid partition, const GbPeriodCtx *ctx, int64 *key)
 }
 
 /* The key below which whole periods are past RETENTION, or false when none is. */
-static bool
+bool
 gb_retention_cutoff(const GbPeriodCtx *ctx, TimestampTz now, const Interval *retention, int64 *cutoff)
 {
 	TimestampTz t = gb_time_add(ctx->time_zone, now, retention, true);
@@ -648,6 +648,10 @@ gb_maintain_tree(GbTreeJob *job)
 	bool		create_failed = false;
 	ListCell   *lc;
 
+	/* nothing due as stored by an earlier look, and nothing since changed */
+	if (job->dry_run && job->tenant_purges == NIL &&
+		gb_horizon_says_idle(cfg, tree, job->now, job->has_retention, job->retention))
+		return false;
 	if (!gb_read_tree(tree, cfg, job->dry_run, &ctx, &bounds))
 		return job->dry_run;
 
@@ -837,6 +841,8 @@ gb_maintain_tree(GbTreeJob *job)
 		gb_tenant_record_purge(cfg->parent, t->tenant_id, aligned_time);
 	}
 
+	if (job->dry_run && job->tenant_purges == NIL)
+		gb_horizon_note_idle(cfg, tree, job->now, job->has_retention, job->retention, &ctx, bounds);
 	return false;
 
 due:
@@ -1054,6 +1060,7 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 				 errmsg("table %s is not registered with gb_scale", gb_qualified_name(only_parent)),
 				 errhint("Register it with gb_partition_create().")));
 	gb_pass_pending = NIL;
+	gb_horizons_load();
 
 	foreach(lc, configs)
 	{
@@ -1075,6 +1082,7 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 		else
 			idle = lappend_oid(idle, cfg->parent);
 	}
+	gb_horizons_forget();
 	gb_config_record_many(idle, now);
 	gb_pass_commit(nonatomic, in_worker);
 

@@ -37,6 +37,7 @@ extern int16 gb_map_shard(Oid relid, int64 tenant);
 /* tenant.c */
 extern void gb_tenant_init(void);
 extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
+extern Datum gb_oid_array(List *oids);
 extern int	gb_tenant_scope_begin(int64 tenant_id);
 extern void gb_tenant_scope_end(int nestlevel);
 extern bool gb_tenant_current(int64 *tenant);

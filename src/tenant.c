@@ -569,7 +569,7 @@ gb_referenced_by_remaining(const GbTenantTable *t, List *tables, List *edges)
 }
 
 /* An oid[] Datum of OIDS, for "= ANY ($1)" in catalog queries. */
-static Datum
+Datum
 gb_oid_array(List *oids)
 {
 	Datum	   *elems = palloc(Max(list_length(oids), 1) * sizeof(Datum));
