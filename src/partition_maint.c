@@ -646,6 +646,7 @@ gb_maintain_tree(GbTreeJob *job)
 	int64		horizon;
 	Timestamp	start;
 	bool		create_failed = false;
+	int			premade = 0;
 	ListCell   *lc;
 
 	if (!gb_read_tree(tree, cfg, job->dry_run, &ctx, &bounds))
@@ -737,7 +738,12 @@ gb_maintain_tree(GbTreeJob *job)
 	/*
 	 * The premake horizon: every period from now's until now + premake, and
 	 * those a pause of maintenance left missing since the newest partition
-	 * (but none that retention would retire at once).
+	 * (but none that retention would retire at once).  At most
+	 * gb_scale.maintenance_premake_limit partitions per tree and transaction,
+	 * oldest first, which bounds the locks one transaction holds; the rest
+	 * wait for the pass's next transaction when the caller may commit, else
+	 * for the next pass (until the pause is made up, the newest partition
+	 * still ends before now, so it is not forgotten).
 	 */
 	now_key = gb_key_from_time(&ctx, job->now);
 	horizon = gb_key_from_time(&ctx, gb_time_add(ctx.time_zone, job->now, &cfg->premake, false));
@@ -751,7 +757,8 @@ gb_maintain_tree(GbTreeJob *job)
 		if (job->has_retention && gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff))
 			first_key = Max(first_key, cutoff);
 	}
-	for (start = gb_period_of_key(&ctx, first_key); !create_failed && gb_period_lower(&ctx, start) < horizon;
+	for (start = gb_period_of_key(&ctx, first_key);
+		 !create_failed && !job->counts->premake_more && gb_period_lower(&ctx, start) < horizon;
 		 start = gb_period_next(&ctx, start))
 	{
 		int64		lo = gb_period_lower(&ctx, start);
@@ -764,6 +771,11 @@ gb_maintain_tree(GbTreeJob *job)
 		{
 			if (job->dry_run)
 				goto due;
+			if (premade >= gb_maintenance_premake_limit)
+			{
+				job->counts->premake_more = true;
+				break;
+			}
 			if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, 0, InvalidOid, &made))
 			{
 				create_failed = true;
@@ -771,6 +783,7 @@ gb_maintain_tree(GbTreeJob *job)
 			}
 			gb_bounds_add(bounds, made.relid, made.lo, made.hi);
 			job->counts->created++;
+			premade++;
 		}
 	}
 
@@ -1121,13 +1134,18 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 		PG_END_TRY();
 		MemoryContextSwitchTo(passcxt);
 		CurrentResourceOwner = owner;
+		/* inside a transaction block, a short horizon waits for the next pass: say so */
+		if (counts.premake_more && !(nonatomic || in_worker) && error == NULL)
+			error = psprintf("premake created gb_scale.maintenance_premake_limit (%d) partitions of a time tree"
+							 " in this transaction; the next pass outside a transaction block creates the rest",
+							 gb_maintenance_premake_limit);
 		/* a table's second round queues the same retired partitions again */
 		if (!list_member_ptr(redrain, cfg))
 			gb_pass_pending = list_concat(gb_pass_pending, pending);
 		gb_config_record(cfg->parent, now, error);
 		gb_pass_commit(nonatomic, in_worker);
-		/* more periods wait in a default: on in a transaction of their own */
-		if (counts.drain_more && (nonatomic || in_worker))
+		/* more periods wait (in a default, or for premake): on in a transaction of their own */
+		if ((counts.drain_more || counts.premake_more) && (nonatomic || in_worker))
 		{
 			busy = lappend(busy, cfg);
 			redrain = lappend(redrain, cfg);
