@@ -24,7 +24,7 @@ OBJS = \
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions partition_bounds partition_drain partition_archive partition_rename shard_sync shard_sync_buckets shard_fdw shard_secret routing routing_map tenant tenant_partitions tenant_cursors tenant_fkeys hostile_owner hostile_owner_plan parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions partition_bounds partition_drain partition_archive partition_rename partition_guardrail shard_sync shard_sync_buckets shard_fdw shard_secret routing routing_map tenant tenant_partitions tenant_cursors tenant_fkeys hostile_owner hostile_owner_plan parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 ISOLATION = enum_concurrency routing_cache routing_assign routing_shared purge_fkey_race
 ISOLATION_OPTS = --load-extension=gb_scale

@@ -923,6 +923,12 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 	rel = try_relation_open(parent, NoLock);
 	if (rel == NULL)
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	/* a list-layout table without its tenants tail: most tenants' rows have nowhere to go */
+	if (cfg->is_list && !OidIsValid(get_default_oid_from_partdesc(RelationGetPartitionDesc(rel, true))))
+	{
+		at_risk = true;
+		have_risk = true;
+	}
 	foreach(lc, gb_registration_trees(cfg, true))
 	{
 		Oid			tree_oid = lfirst_oid(lc);
