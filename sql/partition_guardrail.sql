@@ -4,7 +4,8 @@
 -- it; in production a row lock held past the lock timeout) is recorded in
 -- last_error while the premake done before it stays; a LIST-by-tenant table
 -- that lost its tenants tail is reported in last_error and at_risk instead of
--- being recorded as a success.
+-- being recorded as a success; dedicating a tenant never sets out to create
+-- a partition for every day since a stray row's.
 SET search_path = public, pg_catalog;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
@@ -65,6 +66,24 @@ ALTER TABLE guard.msgs ATTACH PARTITION guard.msgs_tenants DEFAULT;
 CALL gb_run_maintenance('guard.msgs');
 SELECT last_error, last_success = last_run AS success, at_risk
   FROM gb_scale.partition_status WHERE parent = 'guard.msgs'::regclass;
+
+------------------------------------------------------------------------------
+-- Dedicating a tenant after a stray row of the year 2 got a tail partition:
+-- the subtree gets the tail's periods and the horizon, not every day since
+-- the year 2 (the old code set out to create 740,000 partitions)
+------------------------------------------------------------------------------
+SET gb_scale.test_now = '2025-03-10 12:34:56+00';
+SET statement_timeout = '60s';
+CREATE TABLE guard.chat (tenant bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY LIST (tenant);
+SELECT gb_partition_create('guard.chat', 'at', '1 day', premake => '3 days', tenant_column => 'tenant',
+                           default_partition => true) AS created;
+INSERT INTO guard.chat VALUES (9, '0002-01-01 00:00+00'), (9, '2025-03-11 10:00+00'), (8, '0002-01-01 12:00+00');
+CALL gb_run_maintenance('guard.chat');
+SELECT gb_tenant_dedicate('guard.chat', 9) AS moved;
+SELECT tableoid::regclass, tenant, at FROM guard.chat ORDER BY tenant, at;
+SELECT tenant_id, count(*) FILTER (WHERE NOT is_default) AS partitions, count(*) FILTER (WHERE is_default) AS defaults
+  FROM gb_partition_list('guard.chat') GROUP BY 1 ORDER BY 1;
+RESET statement_timeout;
 
 SET client_min_messages = warning;
 DROP SCHEMA guard CASCADE;

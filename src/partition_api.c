@@ -195,6 +195,42 @@ gb_fill_tree(const GbPartConfig *cfg, Oid tree_oid, TimestampTz from, TimestampT
 	return created;
 }
 
+/*
+ * Give a new dedicated subtree the periods its tenants tail has (the tail's
+ * rows of that tenant move there) and those the premake horizon needs: not
+ * every period since the tail's oldest partition, which after a stray row of
+ * the year 2 was given a partition would be hundreds of thousands.
+ */
+static int
+gb_fill_subtree(const GbPartConfig *cfg, Oid subtree, const GbTreeBounds *tail, TimestampTz now)
+{
+	GbPeriodCtx ctx;
+	GbTreeBounds *bounds;
+	int			created = gb_fill_tree(cfg, subtree, now, gb_time_add(cfg->time_zone, now, &cfg->premake, false),
+									   0, now);
+
+	(void) gb_read_tree(subtree, cfg, false, &ctx, &bounds);
+	for (int i = 0; i < tail->nranges; i++)
+	{
+		int64		lo = tail->ranges[i].lo;
+		int64		hi = tail->ranges[i].hi;
+		int64		gap_lo;
+		int64		gap_hi;
+
+		CHECK_FOR_INTERRUPTS();
+		/* a bound at MINVALUE or MAXVALUE is none gb_scale made */
+		if (lo == PG_INT64_MIN || hi == PG_INT64_MAX)
+			continue;
+		while (gb_bounds_first_gap(bounds, lo, hi, &gap_lo, &gap_hi))
+		{
+			(void) gb_create_range_partition(cfg, subtree, &ctx, bounds, gap_lo, gap_hi, NULL);
+			created += 1 + cfg->tenant_buckets;
+			(void) gb_read_tree(subtree, cfg, false, &ctx, &bounds);
+		}
+	}
+	return created;
+}
+
 PG_FUNCTION_INFO_V1(gb_partition_create);
 Datum
 gb_partition_create(PG_FUNCTION_ARGS)
@@ -602,7 +638,6 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	GbPeriodCtx ctx;
 	GbTreeBounds *bounds;
 	TimestampTz now = gb_maintenance_now();
-	TimestampTz from = now;
 	char	   *tcol;
 	char	   *columns;
 	char	   *move;
@@ -636,13 +671,11 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 				 errmsg("table %s has lost its tenants tail (its default partition)", gb_qualified_name(parent)),
 				 errhint("gb_partition_forget() and register the table again.")));
 	(void) gb_read_tree(tail_oid, cfg, false, &ctx, &bounds);
-	if (bounds->nranges > 0 && bounds->ranges[0].lo != PG_INT64_MIN)
-		from = Min(from, gb_time_from_key(&ctx, bounds->ranges[0].lo));
 	tcol = gb_tenant_column_of(cfg);
 
 	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 	subtree = gb_create_subtree(cfg, ctx.control_name, true, tenant_id, false);
-	(void) gb_fill_tree(cfg, subtree, from, gb_time_add(cfg->time_zone, now, &cfg->premake, false), 0, from);
+	(void) gb_fill_subtree(cfg, subtree, bounds, now);
 	move = psprintf("WITH moved AS (DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
 					" RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM moved",
 					gb_qualified_name(tail_oid), quote_identifier(tcol), tenant_id, columns,
