@@ -145,6 +145,7 @@ typedef struct GbPassCounts
 	int64		moved;
 	int64		purged;
 	bool		drain_more;		/* the drain stopped at its limit, not done */
+	bool		premake_more;	/* premake stopped at its limit, not done */
 } GbPassCounts;
 
 /* Settings (partition_worker.c) */
@@ -152,6 +153,7 @@ extern char *gb_maintenance_databases;
 extern int	gb_maintenance_naptime;
 extern int	gb_maintenance_lock_timeout;
 extern int	gb_maintenance_drain_limit;
+extern int	gb_maintenance_premake_limit;
 extern char *gb_test_now;
 
 extern void gb_partition_init(void);

@@ -148,15 +148,20 @@ gb_registration_trees(const GbPartConfig *cfg, bool with_subtrees)
 
 /*
  * Create what TREE lacks for [from, to): its default partition when the
- * registration has one, and a partition for every period not yet covered.
+ * registration has one, and a partition for every period not yet covered,
+ * but (LIMIT > 0) at most LIMIT partitions from the period of LIMIT_FROM on:
+ * the premake that maintenance, bounded per transaction, completes.
  * Returns the number of tables created.
  */
 static int
-gb_fill_tree(const GbPartConfig *cfg, Oid tree_oid, TimestampTz from, TimestampTz to)
+gb_fill_tree(const GbPartConfig *cfg, Oid tree_oid, TimestampTz from, TimestampTz to,
+			 int limit, TimestampTz limit_from)
 {
 	GbPeriodCtx ctx;
 	GbTreeBounds *bounds;
 	int			created = 0;
+	int			limited = 0;
+	int64		limit_key;
 	int64		end;
 
 	(void) gb_read_tree(tree_oid, cfg, false, &ctx, &bounds);
@@ -167,6 +172,7 @@ gb_fill_tree(const GbPartConfig *cfg, Oid tree_oid, TimestampTz from, TimestampT
 		(void) gb_read_tree(tree_oid, cfg, false, &ctx, &bounds);
 	}
 	end = gb_key_from_time(&ctx, to);
+	limit_key = limit > 0 ? gb_period_lower(&ctx, gb_period_of_key(&ctx, gb_key_from_time(&ctx, limit_from))) : 0;
 	for (Timestamp start = gb_period_of_key(&ctx, gb_key_from_time(&ctx, from));
 		 gb_period_lower(&ctx, start) < end; start = gb_period_next(&ctx, start))
 	{
@@ -175,12 +181,51 @@ gb_fill_tree(const GbPartConfig *cfg, Oid tree_oid, TimestampTz from, TimestampT
 		int64		gap_lo;
 		int64		gap_hi;
 
+		CHECK_FOR_INTERRUPTS();
 		/* partitions of an earlier granularity may cover part of it */
 		while (lo < hi && gb_bounds_first_gap(bounds, lo, hi, &gap_lo, &gap_hi))
 		{
+			if (limit > 0 && lo >= limit_key && limited++ >= limit)
+				return created;
 			(void) gb_create_range_partition(cfg, tree_oid, &ctx, bounds, gap_lo, gap_hi, NULL);
 			created += 1 + cfg->tenant_buckets;
 			(void) gb_read_tree(tree_oid, cfg, false, &ctx, &bounds);
+		}
+	}
+	return created;
+}
+
+/*
+ * Give a new dedicated subtree the periods its tenants tail has (the tail's
+ * rows of that tenant move there) and those the premake horizon needs: not
+ * every period since the tail's oldest partition, which after a stray row of
+ * the year 2 was given a partition would be hundreds of thousands.
+ */
+static int
+gb_fill_subtree(const GbPartConfig *cfg, Oid subtree, const GbTreeBounds *tail, TimestampTz now)
+{
+	GbPeriodCtx ctx;
+	GbTreeBounds *bounds;
+	int			created = gb_fill_tree(cfg, subtree, now, gb_time_add(cfg->time_zone, now, &cfg->premake, false),
+									   0, now);
+
+	(void) gb_read_tree(subtree, cfg, false, &ctx, &bounds);
+	for (int i = 0; i < tail->nranges; i++)
+	{
+		int64		lo = tail->ranges[i].lo;
+		int64		hi = tail->ranges[i].hi;
+		int64		gap_lo;
+		int64		gap_hi;
+
+		CHECK_FOR_INTERRUPTS();
+		/* a bound at MINVALUE or MAXVALUE is none gb_scale made */
+		if (lo == PG_INT64_MIN || hi == PG_INT64_MAX)
+			continue;
+		while (gb_bounds_first_gap(bounds, lo, hi, &gap_lo, &gap_hi))
+		{
+			(void) gb_create_range_partition(cfg, subtree, &ctx, bounds, gap_lo, gap_hi, NULL);
+			created += 1 + cfg->tenant_buckets;
+			(void) gb_read_tree(subtree, cfg, false, &ctx, &bounds);
 		}
 	}
 	return created;
@@ -393,12 +438,17 @@ gb_partition_create(PG_FUNCTION_ARGS)
 		(void) gb_create_subtree(&cfg, control, false, 0, true);
 		created++;
 	}
-	/* through the horizon, and at least start_at's own period */
+	/*
+	 * Through the horizon, and at least start_at's own period; from now's
+	 * period on, no more partitions than a pass creates in one transaction
+	 * (the first pass makes the rest: a premake of years of hours would
+	 * otherwise hold more locks than the lock table has).
+	 */
 	to = gb_time_add(cfg.time_zone, now, &cfg.premake, false);
 	if (to <= from)
 		to = from + 1;
 	foreach(lc, gb_registration_trees(&cfg, false))
-		created += gb_fill_tree(&cfg, lfirst_oid(lc), from, to);
+		created += gb_fill_tree(&cfg, lfirst_oid(lc), from, to, gb_maintenance_premake_limit, now);
 	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	PG_RETURN_INT32(created);
 }
@@ -431,7 +481,7 @@ gb_partition_ensure(PG_FUNCTION_ARGS)
 	table_close(rel, NoLock);	/* keeping the lock */
 	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 	foreach(lc, gb_registration_trees(cfg, true))
-		created += gb_fill_tree(cfg, lfirst_oid(lc), from, to);
+		created += gb_fill_tree(cfg, lfirst_oid(lc), from, to, 0, from);
 	gb_as_owner_end(save_userid, save_sec, nestlevel);
 	PG_RETURN_INT32(created);
 }
@@ -588,7 +638,6 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	GbPeriodCtx ctx;
 	GbTreeBounds *bounds;
 	TimestampTz now = gb_maintenance_now();
-	TimestampTz from = now;
 	char	   *tcol;
 	char	   *columns;
 	char	   *qual;
@@ -622,13 +671,11 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 				 errmsg("table %s has lost its tenants tail (its default partition)", gb_qualified_name(parent)),
 				 errhint("gb_partition_forget() and register the table again.")));
 	(void) gb_read_tree(tail_oid, cfg, false, &ctx, &bounds);
-	if (bounds->nranges > 0 && bounds->ranges[0].lo != PG_INT64_MIN)
-		from = Min(from, gb_time_from_key(&ctx, bounds->ranges[0].lo));
 	tcol = gb_tenant_column_of(cfg);
 
 	gb_as_owner_begin(owner, &save_userid, &save_sec, &nestlevel);
 	subtree = gb_create_subtree(cfg, ctx.control_name, true, tenant_id, false);
-	(void) gb_fill_tree(cfg, subtree, from, gb_time_add(cfg->time_zone, now, &cfg->premake, false));
+	(void) gb_fill_subtree(cfg, subtree, bounds, now);
 	qual = psprintf("%s OPERATOR(pg_catalog.=) " INT64_FORMAT, quote_identifier(tcol), tenant_id);
 	/* the bulk of the rows, while the tenant (and everyone) goes on writing */
 	moved = (int64) gb_move_rows(tail_oid, subtree, columns, qual);
@@ -912,6 +959,12 @@ gb_partition_stats(PG_FUNCTION_ARGS)
 	rel = try_relation_open(parent, NoLock);
 	if (rel == NULL)
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	/* a list-layout table without its tenants tail: most tenants' rows have nowhere to go */
+	if (cfg->is_list && !OidIsValid(get_default_oid_from_partdesc(RelationGetPartitionDesc(rel, true))))
+	{
+		at_risk = true;
+		have_risk = true;
+	}
 	foreach(lc, gb_registration_trees(cfg, true))
 	{
 		Oid			tree_oid = lfirst_oid(lc);

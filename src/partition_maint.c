@@ -539,6 +539,7 @@ typedef struct GbTreeJob
 	Oid			owner;
 	List	  **pending;
 	GbPassCounts *counts;
+	const GbTenantRow *purging; /* the tenant of a GB_STEP_PURGE */
 } GbTreeJob;
 
 /*
@@ -552,7 +553,8 @@ typedef enum GbStepKind
 	GB_STEP_CREATE,				/* the range MADE->lo .. MADE->hi */
 	GB_STEP_DRAIN,				/* the period of KEY, from the default */
 	GB_STEP_RETIRE,
-	GB_STEP_FINISH_RETIRE		/* of a partition detached concurrently */
+	GB_STEP_FINISH_RETIRE,		/* of a partition detached concurrently */
+	GB_STEP_PURGE				/* a sharing tenant's rows past its retention */
 } GbStepKind;
 
 /*
@@ -584,6 +586,26 @@ gb_drain_period(GbTreeJob *job, const GbPeriodCtx *ctx, const GbTreeBounds *boun
 	made->relid = gb_create_time_partition(job->cfg, job->tree, ctx, bounds, period, &job->counts->moved);
 }
 
+/*
+ * Delete the rows of a tenant sharing the tree that lie before KEY (the
+ * period where its retention cutoff falls), and record that it was done.
+ */
+static void
+gb_purge_tenant(GbTreeJob *job, const GbPeriodCtx *ctx, const GbTenantRow *t, int64 key)
+{
+	int			tenant_scope;
+
+	/* as that tenant, for tables whose row level security is forced */
+	tenant_scope = gb_tenant_scope_begin(t->tenant_id);
+	job->counts->purged += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
+														  " AND %s OPERATOR(pg_catalog.<) %s",
+														  gb_qualified_name(job->tree),
+														  quote_identifier(gb_tenant_column_of(job->cfg)), t->tenant_id,
+														  quote_identifier(ctx->control_name), gb_key_literal(ctx, key)));
+	gb_tenant_scope_end(tenant_scope);
+	gb_tenant_record_purge(job->cfg->parent, t->tenant_id, gb_time_from_key(ctx, key));
+}
+
 static bool
 gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTreeBounds *bounds,
 			int64 key, Oid partition, GbRange *made)
@@ -603,6 +625,8 @@ gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTre
 			gb_drain_period(job, ctx, bounds, key, made);
 		else if (kind == GB_STEP_RETIRE)
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, false);
+		else if (kind == GB_STEP_PURGE)
+			gb_purge_tenant(job, ctx, job->purging, key);
 		else
 		{
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, true);
@@ -646,6 +670,7 @@ gb_maintain_tree(GbTreeJob *job)
 	int64		horizon;
 	Timestamp	start;
 	bool		create_failed = false;
+	int			premade = 0;
 	ListCell   *lc;
 
 	/* nothing due as stored by an earlier look, and nothing since changed */
@@ -741,7 +766,12 @@ gb_maintain_tree(GbTreeJob *job)
 	/*
 	 * The premake horizon: every period from now's until now + premake, and
 	 * those a pause of maintenance left missing since the newest partition
-	 * (but none that retention would retire at once).
+	 * (but none that retention would retire at once).  At most
+	 * gb_scale.maintenance_premake_limit partitions per tree and transaction,
+	 * oldest first, which bounds the locks one transaction holds; the rest
+	 * wait for the pass's next transaction when the caller may commit, else
+	 * for the next pass (until the pause is made up, the newest partition
+	 * still ends before now, so it is not forgotten).
 	 */
 	now_key = gb_key_from_time(&ctx, job->now);
 	horizon = gb_key_from_time(&ctx, gb_time_add(ctx.time_zone, job->now, &cfg->premake, false));
@@ -755,7 +785,8 @@ gb_maintain_tree(GbTreeJob *job)
 		if (job->has_retention && gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff))
 			first_key = Max(first_key, cutoff);
 	}
-	for (start = gb_period_of_key(&ctx, first_key); !create_failed && gb_period_lower(&ctx, start) < horizon;
+	for (start = gb_period_of_key(&ctx, first_key);
+		 !create_failed && !job->counts->premake_more && gb_period_lower(&ctx, start) < horizon;
 		 start = gb_period_next(&ctx, start))
 	{
 		int64		lo = gb_period_lower(&ctx, start);
@@ -768,6 +799,11 @@ gb_maintain_tree(GbTreeJob *job)
 		{
 			if (job->dry_run)
 				goto due;
+			if (premade >= gb_maintenance_premake_limit)
+			{
+				job->counts->premake_more = true;
+				break;
+			}
 			if (!gb_try_step(job, GB_STEP_CREATE, &ctx, bounds, 0, InvalidOid, &made))
 			{
 				create_failed = true;
@@ -775,6 +811,7 @@ gb_maintain_tree(GbTreeJob *job)
 			}
 			gb_bounds_add(bounds, made.relid, made.lo, made.hi);
 			job->counts->created++;
+			premade++;
 		}
 	}
 
@@ -820,7 +857,6 @@ gb_maintain_tree(GbTreeJob *job)
 		int64		cutoff;
 		int64		aligned;
 		TimestampTz aligned_time;
-		int			tenant_scope;
 
 		if (!gb_retention_cutoff(&ctx, job->now, &t->retention, &cutoff))
 			continue;
@@ -830,15 +866,10 @@ gb_maintain_tree(GbTreeJob *job)
 			continue;
 		if (job->dry_run)
 			goto due;
-		/* as that tenant, for tables whose row level security is forced */
-		tenant_scope = gb_tenant_scope_begin(t->tenant_id);
-		job->counts->purged += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT
-							 " AND %s OPERATOR(pg_catalog.<) %s",
-							 gb_qualified_name(job->tree),
-							 quote_identifier(gb_tenant_column_of(cfg)), t->tenant_id,
-							 quote_identifier(ctx.control_name), gb_key_literal(&ctx, aligned)));
-		gb_tenant_scope_end(tenant_scope);
-		gb_tenant_record_purge(cfg->parent, t->tenant_id, aligned_time);
+		/* in a subtransaction: a row lock not free fails it, not the premake done above */
+		job->purging = t;
+		(void) gb_try_step(job, GB_STEP_PURGE, &ctx, bounds, aligned, InvalidOid, NULL);
+		job->purging = NULL;
 	}
 
 	if (job->dry_run && job->tenant_purges == NIL)
@@ -925,6 +956,12 @@ gb_maintain_one(const GbPartConfig *cfg, TimestampTz now, bool dry_run, bool con
 			job.tree = tail;
 			needed = gb_maintain_tree(&job);
 		}
+		else if (dry_run)
+			needed = true;
+		else if (counts->error == NULL)
+			counts->error = psprintf("table %s has lost its tenants tail (its DEFAULT partition): rows of"
+									 " tenants without partitions of their own have nowhere to go; attach it again, or"
+									 " gb_partition_forget() the table and register it again", gb_qualified_name(cfg->parent));
 		foreach(lc, tenants)
 		{
 			GbTenantRow *t = (GbTenantRow *) lfirst(lc);
@@ -1129,13 +1166,18 @@ gb_run_pass(Oid only_parent, bool nonatomic, bool in_worker)
 		PG_END_TRY();
 		MemoryContextSwitchTo(passcxt);
 		CurrentResourceOwner = owner;
+		/* inside a transaction block, a short horizon waits for the next pass: say so */
+		if (counts.premake_more && !(nonatomic || in_worker) && error == NULL)
+			error = psprintf("premake created gb_scale.maintenance_premake_limit (%d) partitions of a time tree"
+							 " in this transaction; the next pass outside a transaction block creates the rest",
+							 gb_maintenance_premake_limit);
 		/* a table's second round queues the same retired partitions again */
 		if (!list_member_ptr(redrain, cfg))
 			gb_pass_pending = list_concat(gb_pass_pending, pending);
 		gb_config_record(cfg->parent, now, error);
 		gb_pass_commit(nonatomic, in_worker);
-		/* more periods wait in a default: on in a transaction of their own */
-		if (counts.drain_more && (nonatomic || in_worker))
+		/* more periods wait (in a default, or for premake): on in a transaction of their own */
+		if ((counts.drain_more || counts.premake_more) && (nonatomic || in_worker))
 		{
 			busy = lappend(busy, cfg);
 			redrain = lappend(redrain, cfg);

@@ -50,6 +50,7 @@ char	   *gb_maintenance_databases = NULL;
 int			gb_maintenance_naptime = 600;
 int			gb_maintenance_lock_timeout = 200;
 int			gb_maintenance_drain_limit = 100;
+int			gb_maintenance_premake_limit = 100;
 char	   *gb_test_now = NULL;
 
 PGDLLEXPORT void gb_maintenance_launcher_main(Datum arg);
@@ -119,6 +120,13 @@ gb_partition_init(void)
 							"Most periods of rows in a default partition one maintenance transaction moves, per time tree.",
 							"Each period becomes a partition, which the transaction holds locks on; the rest follow in the next transactions.",
 							&gb_maintenance_drain_limit,
+							100, 1, 10000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.maintenance_premake_limit",
+							"Most partitions one maintenance transaction creates for premake, per time tree.",
+							"The transaction holds locks on each; the rest follow in the next transactions.",
+							&gb_maintenance_premake_limit,
 							100, 1, 10000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
