@@ -27,7 +27,11 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "commands/extension.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
@@ -52,6 +56,8 @@
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "storage/bufmgr.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 /* Run one SQL statement through SPI; returns the rows it processed. */
@@ -470,9 +476,95 @@ static const char *gb_move_sql = NULL;
 static const char *gb_move_source = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
+/* Whether ROOT is registered with gb_scale in this database. */
+static bool
+gb_is_registered_root(Oid root)
+{
+	Oid			nsp;
+	Oid			config;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	if (!OidIsValid(get_extension_oid("gb_scale", true)))
+		return false;
+	nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, true);
+	config = OidIsValid(nsp) ? get_relname_relid(GB_PARTITION_CONFIG_TABLE, nsp) : InvalidOid;
+	if (!OidIsValid(config))
+		return false;
+	rel = table_open(config, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(root));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * A REPEATABLE READ or SERIALIZABLE statement whose snapshot predates a
+ * partition sees none of its rows.  Had a move filled that partition, an
+ * UPDATE or DELETE pruned to it would change nothing and say so without
+ * error, where the rows stood committed in the old partition as of its
+ * snapshot.  Such a write to a non-empty partition of a registered table
+ * created after the snapshot fails with a serialization failure, which the
+ * application retries.  Inserts are not affected: a conflict with an
+ * invisible row already fails.
+ */
+static void
+gb_refuse_write_past_snapshot(const QueryDesc *queryDesc)
+{
+	const PlannedStmt *stmt = queryDesc->plannedstmt;
+	ListCell   *lc;
+
+	if (!IsolationUsesXactSnapshot() || IsParallelWorker() || queryDesc->snapshot == NULL ||
+		!IsMVCCSnapshot(queryDesc->snapshot) ||
+		!(queryDesc->operation == CMD_UPDATE || queryDesc->operation == CMD_DELETE ||
+		  queryDesc->operation == CMD_MERGE || stmt->hasModifyingCTE))
+		return;
+	foreach(lc, stmt->rtable)
+	{
+		const RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		HeapTuple	tuple;
+		TransactionId xmin;
+		bool		stale;
+		Relation	rel;
+		BlockNumber blocks;
+		List	   *ancestors;
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+			continue;
+		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		if (!HeapTupleIsValid(tuple))
+			continue;
+		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+		stale = ((Form_pg_class) GETSTRUCT(tuple))->relispartition && TransactionIdIsNormal(xmin) &&
+			!TransactionIdIsCurrentTransactionId(xmin) && XidInMVCCSnapshot(xmin, queryDesc->snapshot);
+		ReleaseSysCache(tuple);
+		if (!stale)
+			continue;
+		rel = relation_open(rte->relid, AccessShareLock);
+		blocks = RelationGetNumberOfBlocks(rel);
+		relation_close(rel, NoLock);
+		if (blocks == 0)
+			continue;
+		ancestors = get_partition_ancestors(rte->relid);
+		if (ancestors != NIL && gb_is_registered_root(llast_oid(ancestors)))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access to partition %s, made or altered after this transaction's snapshot",
+							gb_qualified_name(rte->relid)),
+					 errdetail("Rows may have moved into it (a drain or gb_tenant_dedicate) after the snapshot was taken; changing them now could silently change none."),
+					 errhint("Retry the transaction.")));
+	}
+}
+
 static void
 gb_move_executor_start(QueryDesc *queryDesc, int eflags)
 {
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+		gb_refuse_write_past_snapshot(queryDesc);
 	if (gb_move_sql != NULL && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		(queryDesc->operation != CMD_SELECT || queryDesc->plannedstmt->hasModifyingCTE) &&
 		(queryDesc->sourceText == NULL || strcmp(queryDesc->sourceText, gb_move_sql) != 0))
