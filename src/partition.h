@@ -217,5 +217,9 @@ extern List *gb_pass_pending;
 
 /* partition_api.c */
 extern int64 gb_count_rows(Oid relid);
+extern List *gb_registration_trees(const GbPartConfig *cfg, bool with_subtrees);
+
+/* sizing.c */
+extern void gb_sizing_init(void);
 
 #endif							/* GB_PARTITION_H */

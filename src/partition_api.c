@@ -124,7 +124,7 @@ gb_require_column(Oid relid, const char *column)
 }
 
 /* The trees of a registration: the parent, or the tail and dedicated subtrees. */
-static List *
+List *
 gb_registration_trees(const GbPartConfig *cfg, bool with_subtrees)
 {
 	List	   *trees = NIL;
