@@ -148,6 +148,12 @@ SELECT * FROM gb_scale.sizing_source;
 SELECT metric, source, volume FROM gb_scale.sizing WHERE metric = 'users';
 SELECT gb_sizing_source('users', NULL);
 SELECT * FROM gb_scale.sizing_source;
+-- A dropped source is forgotten (the drop event trigger): back to the default.
+SELECT gb_sizing_source('users', 'public.sz_plain');
+DROP TABLE public.sz_plain;
+SELECT * FROM gb_scale.sizing_source;
+SELECT metric, source, volume FROM gb_scale.sizing WHERE metric = 'users';
+CREATE TABLE public.sz_plain (id bigint);
 
 -- A hostile owner's code on the counted table runs as her, restricted,
 -- never as the superuser reading the view: an IMMUTABLE function in an

@@ -1032,6 +1032,10 @@ gb_partition_on_drop(PG_FUNCTION_ARGS)
 	if (OidIsValid(get_relname_relid(GB_TENANT_ISOLATION_TABLE, nsp)))
 		gb_catalog_exec("DELETE FROM gb_scale.tenant_isolation i WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c"
 						" WHERE c.oid OPERATOR(pg_catalog.=) i.tbl::pg_catalog.oid)", 0, NULL, NULL, NULL);
+	/* and the sizing sources (src/sizing.c): the kind goes back to its default */
+	if (OidIsValid(get_relname_relid("sizing_source", nsp)))
+		gb_catalog_exec("DELETE FROM gb_scale.sizing_source s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c"
+						" WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid)", 0, NULL, NULL, NULL);
 	PG_RETURN_VOID();
 }
 
