@@ -1172,3 +1172,267 @@ COMMENT ON FUNCTION @extschema@.gb_stat_tenants_reset(bigint) IS
   'forgets the statistics of one tenant (NULL: no tenant set) of this database; false when it had none';
 REVOKE ALL ON FUNCTION @extschema@.gb_stat_tenants_reset(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gb_stat_tenants_reset(bigint) TO gb_scale_admin;
+
+------------------------------------------------------------------------------
+-- Sizing advice from live volumes (src/sizing.c)
+------------------------------------------------------------------------------
+
+-- Which registered tables hold the sessions and messages counted per day,
+-- and which table holds the users.  No row: General Bots' gb.sessions,
+-- gb.messages (when registered) and gb.users (when it exists).
+CREATE TABLE gb_scale.sizing_source (
+    kind text     PRIMARY KEY CHECK (kind IN ('sessions', 'messages', 'users')),
+    tbl  regclass NOT NULL
+);
+COMMENT ON TABLE gb_scale.sizing_source IS
+  'gb_scale sizing: the tables counted as sessions, messages and users (set with gb_sizing_source)';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.sizing_source', '');
+REVOKE ALL ON gb_scale.sizing_source FROM PUBLIC;
+GRANT SELECT ON gb_scale.sizing_source TO pg_monitor, gb_scale_admin;
+GRANT INSERT, UPDATE, DELETE ON gb_scale.sizing_source TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_sizing_source(kind text, tbl regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF kind IS NULL OR kind NOT IN ('sessions', 'messages', 'users') THEN
+        RAISE EXCEPTION 'invalid sizing source kind "%"', kind
+              USING ERRCODE = '22023', HINT = 'The kinds are sessions, messages and users.';
+    END IF;
+    IF tbl IS NULL THEN
+        DELETE FROM gb_scale.sizing_source s WHERE s.kind OPERATOR(pg_catalog.=) gb_sizing_source.kind;
+        RETURN;
+    END IF;
+    IF kind OPERATOR(pg_catalog.<>) 'users' AND NOT EXISTS (
+           SELECT FROM gb_scale.partition_config c WHERE c.parent OPERATOR(pg_catalog.=) tbl) THEN
+        RAISE EXCEPTION 'table % is not registered with gb_partition_create', tbl
+              USING ERRCODE = '22023',
+                    HINT = 'Sessions and messages are counted per day from the partitions of a registered table.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl)
+       NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+              USING ERRCODE = '42809', HINT = 'Users are counted from an ordinary or partitioned table.';
+    END IF;
+    INSERT INTO gb_scale.sizing_source AS s (kind, tbl)
+    VALUES (gb_sizing_source.kind, gb_sizing_source.tbl)
+    ON CONFLICT ON CONSTRAINT sizing_source_pkey DO UPDATE SET tbl = excluded.tbl;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.gb_sizing_source(text, regclass) IS
+  'sets (NULL: resets to the General Bots default) the table counted as sessions, messages or users by gb_scale.sizing';
+REVOKE ALL ON FUNCTION @extschema@.gb_sizing_source(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_sizing_source(text, regclass) TO gb_scale_admin;
+
+CREATE FUNCTION gb_scale.sizing_daily(tbl regclass, days integer, OUT day date, OUT row_count bigint, OUT tenants bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_sizing_daily'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.sizing_daily(regclass, integer) IS
+  'gb_scale sizing: rows and distinct tenants of a registered table on each of the last full days, counted as its owner';
+REVOKE ALL ON FUNCTION gb_scale.sizing_daily(regclass, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.sizing_daily(regclass, integer) TO pg_monitor, gb_scale_admin;
+
+CREATE FUNCTION gb_scale.sizing_rows(tbl regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'gb_sizing_rows'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.sizing_rows(regclass) IS
+  'gb_scale sizing: every row of a table, counted as its owner';
+REVOKE ALL ON FUNCTION gb_scale.sizing_rows(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.sizing_rows(regclass) TO pg_monitor, gb_scale_admin;
+
+CREATE FUNCTION gb_scale.sizing_tenant_rows(tbl regclass, OUT tenant_id bigint, OUT row_count bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_sizing_tenant_rows'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.sizing_tenant_rows(regclass) IS
+  'gb_scale sizing: rows per tenant of each partition of a registered table, counted as its owner';
+REVOKE ALL ON FUNCTION gb_scale.sizing_tenant_rows(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.sizing_tenant_rows(regclass) TO pg_monitor, gb_scale_admin;
+
+-- General Bots' "When to Scale" table (Scale chapter of its documentation):
+-- a row is reached when any of users, sessions/day or messages/day reaches
+-- its lower bound.  Growth: sessions and messages per day compound (the
+-- daily rate from the first non-empty of the last 7 full days to the last),
+-- users linear (the average of new users a day over those 7 days).
+CREATE VIEW gb_scale.sizing AS
+WITH scale(scale_row, setup, users_from, sessions_from, messages_from) AS (
+    VALUES (1, 'Single node', 0::bigint, 0::bigint, 0::bigint),
+           (2, '2-3 nodes, single region', 10000, 100000, 1000000),
+           (3, 'Multi-node, consider sharding', 100000, 1000000, 10000000),
+           (4, 'Regional shards', 1000000, 10000000, 100000000),
+           (5, 'Global shards with Citus/CockroachDB', 10000000, 100000000, 1000000000)
+), src AS (
+    -- looked up in the catalog: the reader need not have USAGE on schema gb
+    SELECT k.kind, COALESCE(s.tbl, (SELECT c.oid::pg_catalog.regclass
+                                      FROM pg_catalog.pg_class c
+                                      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                                     WHERE n.nspname OPERATOR(pg_catalog.=) 'gb'
+                                       AND c.relname OPERATOR(pg_catalog.=) k.kind)) AS tbl
+      FROM (VALUES ('sessions'), ('messages'), ('users')) k(kind)
+      LEFT JOIN gb_scale.sizing_source s ON s.kind OPERATOR(pg_catalog.=) k.kind
+), registered AS (
+    SELECT src.kind, src.tbl,
+           EXISTS (SELECT FROM gb_scale.partition_config c WHERE c.parent OPERATOR(pg_catalog.=) src.tbl) AS reg
+      FROM src
+     WHERE src.tbl IS NOT NULL
+), per_kind AS (
+    SELECT r.kind, r.tbl, pg_catalog.max(d.day) AS day,
+           pg_catalog.array_agg(d.row_count ORDER BY d.day) AS counts,
+           pg_catalog.array_agg(d.tenants ORDER BY d.day) AS tenants,
+           pg_catalog.sum(d.row_count) AS week_rows
+      FROM registered r CROSS JOIN LATERAL gb_scale.sizing_daily(r.tbl, 7) d
+     WHERE r.reg
+     GROUP BY r.kind, r.tbl
+), first_day AS (
+    SELECT p.*, (SELECT pg_catalog.min(i) FROM pg_catalog.generate_series(1, 7) i
+                  WHERE p.counts[i] OPERATOR(pg_catalog.>) 0) AS first_n
+      FROM per_kind p
+), volumes AS (
+    SELECT CASE f.kind WHEN 'sessions' THEN 'sessions_per_day' ELSE 'messages_per_day' END AS metric,
+           CASE f.kind WHEN 'sessions' THEN 2 ELSE 3 END AS ord,
+           f.tbl AS source, f.day, f.counts[7] AS volume, 'compound'::text AS growth_model,
+           CASE WHEN f.first_n OPERATOR(pg_catalog.<) 7 AND f.counts[7] OPERATOR(pg_catalog.>) f.counts[f.first_n]
+                THEN pg_catalog.power(f.counts[7]::float8 OPERATOR(pg_catalog./) f.counts[f.first_n],
+                                      1.0::float8 OPERATOR(pg_catalog./) (7 OPERATOR(pg_catalog.-) f.first_n))
+                     OPERATOR(pg_catalog.-) 1 END AS growth_per_day
+      FROM first_day f WHERE f.kind OPERATOR(pg_catalog.<>) 'users'
+    UNION ALL
+    SELECT 'users', 1, r.tbl, p.day, gb_scale.sizing_rows(r.tbl), 'linear',
+           CASE WHEN p.week_rows OPERATOR(pg_catalog.>) 0 THEN p.week_rows::float8 OPERATOR(pg_catalog./) 7 END
+      FROM registered r LEFT JOIN per_kind p ON p.kind OPERATOR(pg_catalog.=) r.kind
+     WHERE r.kind OPERATOR(pg_catalog.=) 'users'
+    UNION ALL
+    SELECT 'tenants', 4, NULL, pg_catalog.max(f.day), pg_catalog.max(f.tenants[7]), NULL, NULL
+      FROM first_day f WHERE f.kind OPERATOR(pg_catalog.<>) 'users'
+    HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0
+), bounds AS (
+    SELECT v.metric, s.scale_row,
+           CASE v.metric WHEN 'users' THEN s.users_from WHEN 'sessions_per_day' THEN s.sessions_from
+                         WHEN 'messages_per_day' THEN s.messages_from END AS threshold
+      FROM volumes v CROSS JOIN scale s
+     WHERE v.metric OPERATOR(pg_catalog.<>) 'tenants'
+), ahead AS (
+    SELECT b.metric, b.scale_row, b.threshold, v.day,
+           CASE WHEN v.volume OPERATOR(pg_catalog.>=) b.threshold THEN 0::float8
+                WHEN v.growth_per_day IS NULL OR v.growth_per_day OPERATOR(pg_catalog.<=) 0 THEN NULL
+                WHEN v.growth_model OPERATOR(pg_catalog.=) 'compound' THEN
+                     pg_catalog.ln(b.threshold::float8 OPERATOR(pg_catalog./) v.volume)
+                     OPERATOR(pg_catalog./) pg_catalog.ln(1 OPERATOR(pg_catalog.+) v.growth_per_day)
+                ELSE (b.threshold OPERATOR(pg_catalog.-) v.volume)::float8 OPERATOR(pg_catalog./) v.growth_per_day
+           END AS days
+      FROM bounds b JOIN volumes v ON v.metric OPERATOR(pg_catalog.=) b.metric
+), crossing AS (
+    -- a date a century away or more says nothing: not growing
+    SELECT a.metric, a.scale_row, a.threshold,
+           CASE WHEN a.days OPERATOR(pg_catalog.<=) 36525
+                THEN a.day OPERATOR(pg_catalog.+) pg_catalog.ceil(a.days)::integer END AS crosses_on
+      FROM ahead a
+), rated AS (
+    SELECT v.*, (SELECT pg_catalog.max(b.scale_row) FROM bounds b
+                  WHERE b.metric OPERATOR(pg_catalog.=) v.metric
+                    AND v.volume OPERATOR(pg_catalog.>=) b.threshold) AS scale_row
+      FROM volumes v
+), shard AS (
+    SELECT pg_catalog.max(r.scale_row) AS scale_row, pg_catalog.max(r.day) AS day FROM rated r
+)
+SELECT u.metric, u.source, u.day, u.volume, u.scale_row, u.setup, u.next_setup, u.next_threshold,
+       u.growth_model, u.growth_per_day, u.crosses_on
+  FROM (SELECT r.ord, r.metric, r.source, r.day, r.volume, r.scale_row, s.setup,
+               n.setup AS next_setup, c.threshold AS next_threshold,
+               r.growth_model, r.growth_per_day, c.crosses_on
+          FROM rated r
+          LEFT JOIN scale s ON s.scale_row OPERATOR(pg_catalog.=) r.scale_row
+          LEFT JOIN scale n ON n.scale_row OPERATOR(pg_catalog.=) (r.scale_row OPERATOR(pg_catalog.+) 1)
+          LEFT JOIN crossing c ON c.metric OPERATOR(pg_catalog.=) r.metric
+                              AND c.scale_row OPERATOR(pg_catalog.=) n.scale_row
+        UNION ALL
+        SELECT 5, 'shard', NULL, sh.day, NULL, sh.scale_row, s.setup, n.setup, NULL, NULL, NULL,
+               (SELECT pg_catalog.min(c.crosses_on) FROM crossing c
+                 WHERE c.scale_row OPERATOR(pg_catalog.=) n.scale_row)
+          FROM shard sh
+          LEFT JOIN scale s ON s.scale_row OPERATOR(pg_catalog.=) sh.scale_row
+          LEFT JOIN scale n ON n.scale_row OPERATOR(pg_catalog.=) (sh.scale_row OPERATOR(pg_catalog.+) 1)) u
+ ORDER BY u.ord;
+COMMENT ON VIEW gb_scale.sizing IS
+  'this shard''s users, sessions and messages a day and tenants, the When-to-Scale row they fall in, the next threshold and when it is crossed';
+REVOKE ALL ON gb_scale.sizing FROM PUBLIC;
+GRANT SELECT ON gb_scale.sizing TO pg_monitor, gb_scale_admin;
+
+-- The tenants with the largest share of this shard's rows (every registered
+-- table with a tenant column) or CPU (gb_stat_tenants since its reset, when
+-- gb_scale is preloaded), and what to do about them:
+--   share >= 30% (and other tenants here): move it to another shard;
+--   share >= 5%, on a LIST-by-tenant table not yet dedicated: dedicate it;
+--   else nothing.
+CREATE FUNCTION gb_scale.tenant_heavy(top integer DEFAULT 10,
+    OUT tenant_id bigint, OUT row_count bigint, OUT row_share double precision,
+    OUT cpu_time_ms double precision, OUT cpu_share double precision,
+    OUT action text, OUT command text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH per_table AS (
+    SELECT c.parent, c.layout, r.tenant_id, pg_catalog.sum(r.row_count)::bigint AS row_count
+      FROM gb_scale.partition_config c
+     CROSS JOIN LATERAL gb_scale.sizing_tenant_rows(c.parent) r
+     WHERE r.tenant_id IS NOT NULL
+     GROUP BY c.parent, c.layout, r.tenant_id
+), by_rows AS (
+    SELECT p.tenant_id, pg_catalog.sum(p.row_count)::bigint AS row_count
+      FROM per_table p GROUP BY p.tenant_id
+), by_cpu AS (
+    -- the constant condition is a one-time filter: without the preload the
+    -- statistics function is never called
+    SELECT s.tenant_id, s.cpu_time_ms
+      FROM gb_scale.stat_tenants() s
+     WHERE 'gb_scale' OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
+               pg_catalog.replace(pg_catalog.current_setting('shared_preload_libraries'), ' ', ''), ','))
+       AND s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+       AND s.tenant_id IS NOT NULL
+), joined AS (
+    SELECT COALESCE(r.tenant_id, c.tenant_id) AS tenant_id, COALESCE(r.row_count, 0) AS row_count,
+           c.cpu_time_ms
+      FROM by_rows r FULL JOIN by_cpu c ON c.tenant_id OPERATOR(pg_catalog.=) r.tenant_id
+), shares AS (
+    SELECT j.tenant_id, j.row_count,
+           j.row_count::float8 OPERATOR(pg_catalog./)
+               NULLIF(pg_catalog.sum(j.row_count) OVER (), 0) AS row_share,
+           j.cpu_time_ms,
+           j.cpu_time_ms OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(j.cpu_time_ms) OVER (), 0) AS cpu_share,
+           pg_catalog.count(*) OVER () AS tenants
+      FROM joined j
+), advised AS (
+    SELECT s.*, GREATEST(COALESCE(s.row_share, 0), COALESCE(s.cpu_share, 0)) AS share,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('SELECT gb_tenant_dedicate(%L, %s);', p.parent::text, p.tenant_id),
+                                         ' ' ORDER BY p.parent::text)
+              FROM per_table p
+             WHERE p.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND p.layout OPERATOR(pg_catalog.=) 'list'
+               AND NOT EXISTS (SELECT FROM gb_scale.partition_tenant t
+                                WHERE t.parent OPERATOR(pg_catalog.=) p.parent
+                                  AND t.tenant_id OPERATOR(pg_catalog.=) p.tenant_id
+                                  AND t.subtree IS NOT NULL)) AS dedicate
+      FROM shares s
+)
+SELECT a.tenant_id, a.row_count, a.row_share, a.cpu_time_ms, a.cpu_share,
+       CASE WHEN a.tenants OPERATOR(pg_catalog.>) 1 AND a.share OPERATOR(pg_catalog.>=) 0.30 THEN 'move'
+            WHEN a.tenants OPERATOR(pg_catalog.>) 1 AND a.share OPERATOR(pg_catalog.>=) 0.05
+                 AND a.dedicate IS NOT NULL THEN 'dedicate'
+            ELSE 'none' END,
+       CASE WHEN a.tenants OPERATOR(pg_catalog.>) 1 AND a.share OPERATOR(pg_catalog.>=) 0.30 THEN
+                 pg_catalog.format('copy SELECT * FROM gb_tenant_export(%s) to the target shard, then SELECT gb_tenant_assign(%s, <target shard>); SELECT gb_tenant_purge(%s);',
+                                   a.tenant_id, a.tenant_id, a.tenant_id)
+            WHEN a.tenants OPERATOR(pg_catalog.>) 1 AND a.share OPERATOR(pg_catalog.>=) 0.05 THEN a.dedicate
+       END
+  FROM advised a
+ ORDER BY a.share DESC, a.tenant_id
+ LIMIT top
+$$;
+COMMENT ON FUNCTION gb_scale.tenant_heavy(integer) IS
+  'the TOP tenants with the largest share of this shard''s rows and CPU, with the action that fits (move, dedicate, none)';
+REVOKE ALL ON FUNCTION gb_scale.tenant_heavy(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.tenant_heavy(integer) TO pg_monitor, gb_scale_admin;

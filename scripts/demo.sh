@@ -402,6 +402,18 @@ SELECT count(*) FROM gb.analytics_events
  WHERE tenant_id = 42 AND created_at >= date_trunc('month', now()) AND created_at < date_trunc('month', now()) + interval '1 month';
 SQL
 
+# The sizing verdict from the live volumes (the last full day is $SIM_END).
+psql_demo -d gb_partitions <<'SQL'
+\pset footer off
+\echo '--- sizing: the When-to-Scale row this shard is in, from the last 7 full days (gb_scale.sizing)'
+SELECT metric, source, day, volume, scale_row, setup, next_threshold, growth_model,
+       round(growth_per_day::numeric, 4) AS growth_per_day, crosses_on
+  FROM gb_scale.sizing;
+\echo '--- the heaviest tenants of the shard and what to do about them (gb_scale.tenant_heavy)'
+SELECT tenant_id, row_count, round(row_share::numeric, 3) AS row_share, action, command
+  FROM gb_scale.tenant_heavy(3);
+SQL
+
 # The background worker takes over with the real clock: it runs maintenance in
 # the databases listed in gb_scale.maintenance_databases every naptime seconds.
 gb_log "background worker: gb_scale.maintenance_databases = 'gb_partitions', naptime 1 s"

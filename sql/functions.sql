@@ -78,6 +78,15 @@
 --     volatile parallel safe: they only remove entries from shared memory (no
 --     database or backend-local state), which a worker reaches alike.  The
 --     second is not strict: NULL names the "no tenant set" entry.
+--   gb_scale.sizing_daily, gb_scale.sizing_rows, gb_scale.sizing_tenant_rows,
+--   gb_scale.tenant_heavy
+--     volatile strict (tenant_heavy: not strict, a NULL top is no limit)
+--     parallel unsafe: they count as the table's owner, switching the user
+--     and saving settings, which a parallel worker may not do.
+--   gb_sizing_source
+--     volatile parallel unsafe: it writes gb_scale.sizing_source; not
+--     strict: a NULL table resets the kind to its default, a NULL kind is
+--     reported.
 -- No function is SECURITY DEFINER or LEAKPROOF: everything runs with the
 -- caller's rights (the generator switches to the mark's owner internally for
 -- the one write it needs).  C functions resolve no names through search_path

@@ -721,6 +721,27 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
              WHERE e.table_name OPERATOR(pg_catalog.=) 'gb_scale.tenant_setting'::pg_catalog.regclass
              ORDER BY (e.row_data OPERATOR(pg_catalog.->>) 'name') COLLATE pg_catalog."C"$$);
 
+-- Sizing (gb_scale_admin's and pg_monitor's; mallory is refused): a
+-- registered table counted per day, in all and per tenant, set as the
+-- messages source and read through the view; the heavy tenants.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (900, $$CREATE TABLE %2$s.%1$s_sz (id bigint NOT NULL, tenant_id bigint NOT NULL, at pg_catalog.timestamptz NOT NULL)
+             PARTITION BY RANGE (at)$$, false),
+    (902, $$INSERT INTO %2$s.%1$s_sz VALUES (1, 1, '2025-03-09 10:00+00'), (2, 2, '2025-03-09 11:00+00'),
+                                            (3, 2, '2025-03-08 11:00+00')$$, false),
+    (906, $$SELECT gb_sizing_source('messages', '%2$s.%1$s_sz')$$, false),
+    (909, $$SELECT gb_sizing_source('messages', NULL)$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (901, $$SELECT gb_partition_create('%2$s.%1$s_sz', 'at', '1 day', tenant_column => 'tenant_id',
+                                       start_at => '2025-03-01 00:00+00')$$),
+    (903, $$SELECT d.day, d.row_count, d.tenants FROM gb_scale.sizing_daily('%2$s.%1$s_sz', 2) d$$),
+    (904, $$SELECT gb_scale.sizing_rows('%2$s.%1$s_sz')$$),
+    (905, $$SELECT r.tenant_id, r.row_count FROM gb_scale.sizing_tenant_rows('%2$s.%1$s_sz') r
+             ORDER BY r.tenant_id$$),
+    (907, $$SELECT s.metric, s.volume, s.scale_row, s.setup, s.next_threshold, s.crosses_on
+              FROM gb_scale.sizing s WHERE s.metric OPERATOR(pg_catalog.=) 'messages_per_day'$$),
+    (908, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gb_scale.tenant_heavy(3) h$$);
+
 -- Dropping an enum domain runs the drop event trigger (probe 71 looks for
 -- labels left behind).
 INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES

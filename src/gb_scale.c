@@ -174,6 +174,7 @@ _PG_init(void)
 	gb_shard_sync_init();
 	gb_secret_init();
 	gb_stat_tenants_init();
+	gb_sizing_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

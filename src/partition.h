@@ -229,5 +229,9 @@ extern void gb_horizon_note_idle(const GbPartConfig *cfg, Oid tree, TimestampTz 
 
 /* partition_api.c */
 extern int64 gb_count_rows(Oid relid);
+extern List *gb_registration_trees(const GbPartConfig *cfg, bool with_subtrees);
+
+/* sizing.c */
+extern void gb_sizing_init(void);
 
 #endif							/* GB_PARTITION_H */

@@ -124,7 +124,7 @@ gb_require_column(Oid relid, const char *column)
 }
 
 /* The trees of a registration: the parent, or the tail and dedicated subtrees. */
-static List *
+List *
 gb_registration_trees(const GbPartConfig *cfg, bool with_subtrees)
 {
 	List	   *trees = NIL;
@@ -1121,6 +1121,10 @@ gb_partition_on_drop(PG_FUNCTION_ARGS)
 	if (OidIsValid(get_relname_relid(GB_TENANT_ISOLATION_TABLE, nsp)))
 		gb_catalog_exec("DELETE FROM gb_scale.tenant_isolation i"
 						" WHERE i.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", 1, types, values, NULL);
+	/* and the sizing sources (src/sizing.c): the kind goes back to its default */
+	if (OidIsValid(get_relname_relid("sizing_source", nsp)))
+		gb_catalog_exec("DELETE FROM gb_scale.sizing_source s"
+						" WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", 1, types, values, NULL);
 	PG_RETURN_VOID();
 }
 
