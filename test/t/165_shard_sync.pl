@@ -45,7 +45,7 @@ $source->safe_psql('postgres', q{
 CREATE EXTENSION gb_scale;
 CREATE ROLE sync_reader LOGIN PASSWORD 'reader-secret';
 CREATE ROLE sync_blind LOGIN PASSWORD 'blind-secret';
-GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map TO sync_reader;
+GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map, gb_scale.plan_setting TO sync_reader;
 INSERT INTO gb_scale.shard_config
        (shard_id, region_code, datacenter, connection_string, is_primary, min_tenant_id, max_tenant_id, created_at)
 VALUES (1, 'BRA', 'sao-paulo-1', 'host=shard1', true, 0, 999, '2025-01-01 00:00:00+00'),
