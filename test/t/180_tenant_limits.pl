@@ -1,0 +1,98 @@
+# Tenant resource limits (src/tenant_limits.c) where a single session or
+# isolationtester cannot show them:
+#  - a backend that dies with a transaction open gives its tenant's place
+#    back, whether terminated (its exit callback) or killed with SIGKILL
+#    (the crash restart starts shared memory over);
+#  - with gb_scale.tenant_wait_timeout a session over the concurrency limit
+#    waits (wait event Extension) and proceeds when the other one commits;
+#  - the statement rate: with 5 per second (a burst of 5) the sixth
+#    statement of a tight run is refused with 53400, counted without any
+#    timing assertion.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('limits');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'gb_scale'\ngb_scale.shard_id = 1\nrestart_after_crash = on\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
+$node->safe_psql('postgres', 'SELECT gb_tenant_limit(31, 1, NULL)');
+
+# SQLSTATE of a statement run in a fresh session ('' when it succeeds).
+sub state_of
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', $sql,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	my ($state) = $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
+	return $state // '';
+}
+
+my $try31 = 'BEGIN; SELECT gb_set_tenant(31); COMMIT;';
+
+# A transaction holds tenant 31's only place.
+sub hold
+{
+	my $holder = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $holder->query_safe('SELECT pg_backend_pid()');
+	$holder->query_safe('BEGIN; SELECT gb_set_tenant(31);');
+	return ($holder, $pid);
+}
+
+# Terminated: the exit callback frees the place.
+my ($holder, $pid) = hold();
+is(state_of($try31), '53300', 'a second transaction of tenant 31 is refused');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid, 60000)");
+is(state_of($try31), '', 'after pg_terminate_backend the place is free');
+$holder->quit;
+
+# Killed: the crash restart starts shared memory over.
+($holder, $pid) = hold();
+is(state_of($try31), '53300', 'refused again while a holder runs');
+kill 'KILL', $pid;
+$holder->quit;
+$node->poll_query_until('postgres', 'SELECT 1', '1')
+  or die 'the server did not come back after the crash';
+is(state_of($try31), '', 'after a SIGKILL and the crash restart the place is free');
+
+# Waiting: a second session waits for the place, then proceeds.
+($holder, $pid) = hold();
+my $waiter = $node->background_psql('postgres', on_error_stop => 0);
+my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
+$waiter->query_until(qr/waiting/,
+	"SET gb_scale.tenant_wait_timeout = '5min';\n\\echo waiting\nBEGIN;\nSELECT gb_set_tenant(31);\n");
+$node->poll_query_until('postgres',
+	"SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $waiter_pid")
+  or die 'the second session does not wait';
+$holder->query_safe('COMMIT');
+my $after = $waiter->query_safe("SELECT 'proceeded'");
+like($after, qr/proceeded/, 'the waiting session proceeds once the holder commits');
+$waiter->query_safe('COMMIT');
+is(state_of($try31), '', 'and its place is free again after its commit');
+$holder->quit;
+$waiter->quit;
+
+# Statement rate: 5 per second.  The statement setting the tenant and four
+# nextval() calls take the burst; the sixth statement is refused before it
+# runs, so the sequence (not transactional) stops at 4.
+$node->safe_psql('postgres',
+	'CREATE SEQUENCE tl_seq; SELECT gb_tenant_limit(32, NULL, 5)');
+my $burst = "BEGIN;\nSELECT gb_set_tenant(32);\n"
+  . ("SELECT nextval('tl_seq');\n" x 10) . "COMMIT;\n";
+my ($ret, $out, $err) = $node->psql('postgres', $burst,
+	extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:\s+53400: tenant 32 is over its limit of 5 statements per second/,
+	'the sixth statement is refused with 53400');
+is($node->safe_psql('postgres', 'SELECT last_value FROM tl_seq'), '4',
+	'exactly the burst of 5 statements ran');
+# Another tenant has its own bucket; without a limit nothing is counted.
+is(state_of("BEGIN; SELECT gb_set_tenant(33); SELECT 1; SELECT 2; SELECT 3; SELECT 4; SELECT 5; SELECT 6; COMMIT;"),
+	'', 'a tenant without a limit is not refused');
+
+$node->stop;
+done_testing();
