@@ -348,12 +348,13 @@ gb_limits_of(int64 tenant)
 	{
 		uint64		generation;
 		GbLimits	own;
-		GbLimits	tiers[GB_PLAN_TIERS];
 
 		gb_limits_ready();
 		generation = gb_limits_generation;
 		if (!gb_tier_limits_loaded)
 		{
+			GbLimits	tiers[GB_PLAN_TIERS];
+
 			(void) gb_scan_limits(false, 0, NULL, tiers);
 			if (generation != gb_limits_generation)
 				continue;
