@@ -164,7 +164,7 @@ static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static int	gb_limits_nesting = 0;
 /* Top-level statements started, and the last one that took a token. */
 static uint64 gb_limits_statements = 0;
-static uint64 gb_limits_charged = 0;
+static uint64 gb_limits_charged = PG_UINT64_MAX;
 
 static Size
 gb_limits_struct_size(void)

@@ -95,4 +95,21 @@ is(state_of("BEGIN; SELECT gb_set_tenant(33); SELECT 1; SELECT 2; SELECT 3; SELE
 	'', 'a tenant without a limit is not refused');
 
 $node->stop;
+
+# Without shared_preload_libraries: the extension installs, limits are
+# stored with a warning, and nothing is enforced.
+my $plain = PostgreSQL::Test::Cluster->new('plain');
+$plain->init;
+$plain->append_conf('postgresql.conf', "gb_scale.shard_id = 1\n");
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
+my ($pret, $pout, $perr) = $plain->psql('postgres', 'SELECT gb_tenant_limit(41, 1, 1)');
+is($pret, 0, 'without the preload gb_tenant_limit stores the limits');
+like($perr, qr/WARNING:  tenant limits are stored but not enforced/, 'and warns that they are not enforced');
+is($plain->safe_psql('postgres', 'SELECT max_xacts, max_statements_per_second FROM gb_scale.tenant_limit'),
+	'1|1', 'the row is there');
+is($plain->safe_psql('postgres',
+		"BEGIN; SELECT gb_set_tenant(41); SELECT 1; SELECT 2; SELECT 'not enforced'; COMMIT;"),
+	"\n1\n2\nnot enforced", 'statements of the tenant are not limited');
+$plain->stop;
 done_testing();
