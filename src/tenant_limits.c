@@ -53,6 +53,7 @@
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "fmgr.h"
@@ -146,6 +147,9 @@ static MemoryContext gb_limits_context = NULL;
 static HTAB *gb_limits_entries = NULL;
 static GbLimits gb_tier_limits[GB_PLAN_TIERS];
 static bool gb_tier_limits_loaded = false;
+static bool gb_any_tier_limit = false;
+/* The tables are missing (extension dropped or not created): no limits. */
+static bool gb_limits_absent = false;
 static bool gb_limits_valid = false;
 static Oid	gb_limits_relids[2] = {InvalidOid, InvalidOid};
 static uint64 gb_limits_generation = 0;
@@ -248,8 +252,13 @@ gb_limits_ready(void)
 	MemoryContextReset(gb_limits_context);
 	gb_limits_entries = NULL;
 	gb_tier_limits_loaded = false;
-	gb_limits_relids[0] = gb_directory_relid(GB_TENANT_LIMIT_TABLE);
-	gb_limits_relids[1] = gb_directory_relid(GB_PLAN_LIMIT_TABLE);
+	{
+		Oid			nsp = get_namespace_oid(GB_INTERNAL_SCHEMA, true);
+
+		gb_limits_relids[0] = OidIsValid(nsp) ? get_relname_relid(GB_TENANT_LIMIT_TABLE, nsp) : InvalidOid;
+		gb_limits_relids[1] = OidIsValid(nsp) ? get_relname_relid(GB_PLAN_LIMIT_TABLE, nsp) : InvalidOid;
+		gb_limits_absent = !OidIsValid(gb_limits_relids[0]) || !OidIsValid(gb_limits_relids[1]);
+	}
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(GbLimitsEntry);
 	ctl.hcxt = gb_limits_context;
@@ -350,6 +359,11 @@ gb_limits_of(int64 tenant)
 		GbLimits	own;
 
 		gb_limits_ready();
+		if (gb_limits_absent)
+		{
+			memset(&result, 0, sizeof(result));
+			return result;
+		}
 		generation = gb_limits_generation;
 		if (!gb_tier_limits_loaded)
 		{
@@ -359,6 +373,9 @@ gb_limits_of(int64 tenant)
 			if (generation != gb_limits_generation)
 				continue;
 			memcpy(gb_tier_limits, tiers, sizeof(tiers));
+			gb_any_tier_limit = false;
+			for (int t = 0; t < GB_PLAN_TIERS; t++)
+				gb_any_tier_limit |= tiers[t].max_xacts > 0 || tiers[t].max_rate > 0;
 			gb_tier_limits_loaded = true;
 		}
 		entry = hash_search(gb_limits_entries, &tenant, HASH_FIND, NULL);
@@ -373,6 +390,9 @@ gb_limits_of(int64 tenant)
 		break;
 	}
 	result = entry->own;
+	/* the tier is looked up only when some tier has a limit */
+	if (!gb_any_tier_limit || (result.max_xacts > 0 && result.max_rate > 0))
+		return result;
 	tier = gb_tenant_tier_of(tenant);
 	if (tier >= 0 && tier < GB_PLAN_TIERS)
 	{

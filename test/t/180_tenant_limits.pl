@@ -94,6 +94,14 @@ is($node->safe_psql('postgres', 'SELECT last_value FROM tl_seq'), '4',
 is(state_of("BEGIN; SELECT gb_set_tenant(33); SELECT 1; SELECT 2; SELECT 3; SELECT 4; SELECT 5; SELECT 6; COMMIT;"),
 	'', 'a tenant without a limit is not refused');
 
+# A transaction that drops the extension after setting a tenant goes on:
+# without the limit tables there are no limits.
+$node->safe_psql('postgres', 'CREATE DATABASE dropping');
+$node->safe_psql('dropping', 'CREATE EXTENSION gb_scale');
+is($node->safe_psql('dropping',
+		"BEGIN; SELECT gb_set_tenant(51); DROP EXTENSION gb_scale; SELECT 'after the drop'; ROLLBACK;"),
+	"\nafter the drop", 'statements after DROP EXTENSION in the tenant\'s transaction run');
+
 $node->stop;
 
 # Without shared_preload_libraries: the extension installs, limits are
