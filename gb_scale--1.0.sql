@@ -861,6 +861,25 @@ COMMENT ON FUNCTION @extschema@.gb_plan_limit(integer, integer, integer) IS
 REVOKE ALL ON FUNCTION @extschema@.gb_plan_limit(integer, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gb_plan_limit(integer, integer, integer) TO gb_scale_admin;
 
+-- What the limits see now (shared memory; with shared_preload_libraries).
+CREATE FUNCTION gb_scale.tenant_limits_usage(
+    OUT database name, OUT tenant_id bigint, OUT running_xacts integer,
+    OUT tokens double precision, OUT admitted_this_second bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_tenant_limits_usage'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.tenant_limits_usage() IS
+  'gb_scale limits: what gb_tenant_limits_usage shows';
+REVOKE ALL ON FUNCTION gb_scale.tenant_limits_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.tenant_limits_usage() TO pg_monitor, gb_scale_admin;
+CREATE VIEW @extschema@.gb_tenant_limits_usage AS
+SELECT u.database, u.tenant_id, u.running_xacts, u.tokens, u.admitted_this_second
+  FROM gb_scale.tenant_limits_usage() u;
+COMMENT ON VIEW @extschema@.gb_tenant_limits_usage IS
+  'per database and tenant: transactions running for it, and for a statement rate in use the tokens left and the statements admitted this second';
+REVOKE ALL ON @extschema@.gb_tenant_limits_usage FROM PUBLIC;
+GRANT SELECT ON @extschema@.gb_tenant_limits_usage TO pg_monitor, gb_scale_admin;
+
 -- For the application: values of the transaction's tenant only.
 CREATE FUNCTION @extschema@.gb_tenant_config(name text, default_value text DEFAULT NULL)
 RETURNS text

@@ -244,6 +244,8 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$SELECT * FROM gb_scale.tenant_limit$$),
     ($$INSERT INTO gb_scale.plan_limit (tier, max_xacts) VALUES (0, 1)$$),
     ($$DELETE FROM gb_scale.tenant_limit$$),
+    ($$SELECT * FROM gb_tenant_limits_usage$$),
+    ($$SELECT * FROM gb_scale.tenant_limits_usage()$$),
     -- Built-in enums are General Bots' and change only with a release.
     ($$SELECT gb_enum_add('gb_channel_type', 'discord')$$),
     ($$SELECT gb_enum_add('gb_channel_type', 'discord', 10::smallint)$$),

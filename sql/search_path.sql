@@ -694,7 +694,10 @@ INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
 INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (802, $$SELECT l.max_xacts, l.max_statements_per_second FROM gb_scale.tenant_limit l
              WHERE l.tenant_id OPERATOR(pg_catalog.=) 805$$),
-    (805, $$SELECT pg_catalog.count(*) FROM gb_scale.plan_limit l WHERE l.tier OPERATOR(pg_catalog.=) 1$$);
+    (805, $$SELECT pg_catalog.count(*) FROM gb_scale.plan_limit l WHERE l.tier OPERATOR(pg_catalog.=) 1$$),
+    (807, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_tenant_limits_usage u
+             WHERE u.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
+    (808, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_scale.tenant_limits_usage()$$);
 
 -- A partition created in, and a table attached to, an isolated tree get its
 -- policies from the event trigger; a holdable cursor is refused while the

@@ -113,8 +113,21 @@ BEGIN;
 SELECT gb_set_tenant(14);
 SELECT gb_set_tenant(14);
 SELECT gb_set_tenant(15);
+-- gb_tenant_limits_usage: the transaction counts for tenant 15 now; tenant
+-- 10 has a rate bucket (its tokens move with the clock: only their range).
+SELECT tenant_id, running_xacts FROM gb_tenant_limits_usage
+ WHERE database = current_database() AND tenant_id IN (14, 15) ORDER BY tenant_id;
+SELECT tenant_id, running_xacts, tokens BETWEEN 0 AND 1 AS tokens_in_burst
+  FROM gb_tenant_limits_usage WHERE database = current_database() AND tenant_id = 10;
+-- with no tenant set, the transaction counts for none
 SELECT gb_set_tenant(NULL);
+SELECT count(*) AS running_for_15 FROM gb_tenant_limits_usage
+ WHERE database = current_database() AND tenant_id = 15 AND running_xacts > 0;
 COMMIT;
+-- pg_monitor and gb_scale_admin read it; others do not.
+SET ROLE regress_tl_app;
+SELECT count(*) FROM gb_tenant_limits_usage;
+RESET ROLE;
 
 -- Clean up.
 SELECT gb_tenant_limit(t, NULL, NULL) FROM generate_series(1, 15) t;

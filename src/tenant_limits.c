@@ -53,10 +53,12 @@
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
@@ -74,9 +76,11 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_tenant_limit);
 PG_FUNCTION_INFO_V1(gb_plan_limit);
+PG_FUNCTION_INFO_V1(gb_tenant_limits_usage);
 
 #define GB_LIMITS_TRANCHE		"gb_scale tenant_limits"
 #define GB_TENANT_LIMIT_TABLE	"tenant_limit"
@@ -116,6 +120,7 @@ typedef struct GbBucket
 	TimestampTz refilled_at;
 	int64		second;			/* the clock second admitted counts */
 	int64		admitted;		/* statements admitted in that second */
+	int32		rate;			/* the limit its last statement had */
 } GbBucket;
 
 typedef struct GbLimitsShared
@@ -560,6 +565,7 @@ gb_bucket_take(int64 tenant, int32 max_rate)
 			}
 		}
 		SpinLockAcquire(&bucket->mutex);
+		bucket->rate = max_rate;
 		if (now > bucket->refilled_at)
 		{
 			bucket->tokens += (double) (now - bucket->refilled_at) / USECS_PER_SEC * max_rate;
@@ -824,4 +830,126 @@ gb_plan_limit(PG_FUNCTION_ARGS)
 				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
 	gb_store_limits(fcinfo, GB_PLAN_LIMIT_TABLE, "tier", INT2OID, Int16GetDatum((int16) tier));
 	PG_RETURN_VOID();
+}
+
+/* Running transactions of one (database, tenant), for the usage view. */
+typedef struct GbUsageEntry
+{
+	GbBucketKey key;			/* hash key: first */
+	int32		running;
+	bool		shown;
+} GbUsageEntry;
+
+static void
+gb_usage_put(ReturnSetInfo *rsinfo, const GbBucketKey *key, int32 running, const GbBucket *bucket)
+{
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	char	   *dbname = get_database_name(key->dbid);
+
+	if (dbname == NULL)
+		nulls[0] = true;
+	else
+		values[0] = CStringGetDatum(dbname);
+	values[1] = Int64GetDatum(key->tenant);
+	values[2] = Int32GetDatum(running);
+	if (bucket == NULL)
+		nulls[3] = nulls[4] = true;
+	else
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		double		tokens = bucket->tokens;
+
+		/* refilled to now, as the next statement would see it */
+		if (now > bucket->refilled_at)
+			tokens += (double) (now - bucket->refilled_at) / USECS_PER_SEC * bucket->rate;
+		values[3] = Float8GetDatum(Min(tokens, (double) bucket->rate));
+		values[4] = Int64GetDatum(bucket->second == now / USECS_PER_SEC ? bucket->admitted : 0);
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * gb_scale.tenant_limits_usage(): per (database, tenant), the transactions
+ * running for it and, for tenants with a statement rate in use, the tokens
+ * left (as of their last statement) and the statements admitted in the
+ * current second.  A snapshot copied under the lock, then shown.
+ */
+Datum
+gb_tenant_limits_usage(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	GbXactSlot *slots;
+	GbBucket   *buckets;
+	long		nbuckets = 0;
+	long		capacity;
+	int			nslots;
+	HASH_SEQ_STATUS scan;
+	GbBucket   *bucket;
+	HASHCTL		ctl;
+	HTAB	   *running;
+	GbUsageEntry *entry;
+
+	if (gb_limits == NULL || gb_limits_buckets == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("gb_tenant_limits_usage requires gb_scale to be loaded via shared_preload_libraries"),
+				 errhint("Add gb_scale to shared_preload_libraries in postgresql.conf and restart the server.")));
+	InitMaterializedSRF(fcinfo, 0);
+
+	nslots = gb_limits->nslots;
+	slots = palloc_array(GbXactSlot, nslots);
+	LWLockAcquire(gb_limits->lock, LW_SHARED);
+	memcpy(slots, gb_limits->slots, nslots * sizeof(GbXactSlot));
+	capacity = hash_get_num_entries(gb_limits_buckets);
+	buckets = palloc_array(GbBucket, Max(capacity, 1));
+	hash_seq_init(&scan, gb_limits_buckets);
+	while ((bucket = hash_seq_search(&scan)) != NULL)
+	{
+		if (nbuckets >= capacity)
+		{
+			hash_seq_term(&scan);
+			break;
+		}
+		SpinLockAcquire(&bucket->mutex);
+		buckets[nbuckets++] = *bucket;
+		SpinLockRelease(&bucket->mutex);
+	}
+	LWLockRelease(gb_limits->lock);
+
+	ctl.keysize = sizeof(GbBucketKey);
+	ctl.entrysize = sizeof(GbUsageEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	running = hash_create("gb_scale tenant limits usage", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < nslots; i++)
+	{
+		GbBucketKey key;
+		bool		found;
+
+		if (!slots[i].active)
+			continue;
+		memset(&key, 0, sizeof(key));
+		key.tenant = slots[i].tenant;
+		key.dbid = slots[i].dbid;
+		entry = hash_search(running, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			entry->running = 0;
+			entry->shown = false;
+		}
+		entry->running++;
+	}
+	for (long i = 0; i < nbuckets; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		entry = hash_search(running, &buckets[i].key, HASH_FIND, NULL);
+		if (entry != NULL)
+			entry->shown = true;
+		gb_usage_put(rsinfo, &buckets[i].key, entry ? entry->running : 0, &buckets[i]);
+	}
+	hash_seq_init(&scan, running);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+		if (!entry->shown)
+			gb_usage_put(rsinfo, &entry->key, entry->running, NULL);
+	return (Datum) 0;
 }
