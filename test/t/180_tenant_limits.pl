@@ -7,7 +7,9 @@
 #    waits (wait event Extension) and proceeds when the other one commits;
 #  - the statement rate: with 5 per second (a burst of 5) the sixth
 #    statement of a tight run is refused with 53400, counted without any
-#    timing assertion.
+#    timing assertion;
+#  - limits survive pg_dump/pg_restore; without shared_preload_libraries
+#    they are stored with a warning and not enforced.
 use strict;
 use warnings;
 
@@ -101,6 +103,25 @@ $node->safe_psql('dropping', 'CREATE EXTENSION gb_scale');
 is($node->safe_psql('dropping',
 		"BEGIN; SELECT gb_set_tenant(51); DROP EXTENSION gb_scale; SELECT 'after the drop'; ROLLBACK;"),
 	"\nafter the drop", 'statements after DROP EXTENSION in the tenant\'s transaction run');
+
+# pg_dump / pg_restore keep the limits, and the restored database enforces
+# them.  (The drop above was rolled back.)
+$node->safe_psql('dropping', 'SELECT gb_tenant_limit(61, 3, 1), gb_plan_limit(2, 4, NULL)');
+my $dump = $node->basedir . '/limits.dump';
+command_ok([ $node->installed_command('pg_dump'), '-Fc', '-f', $dump, '-d', $node->connstr('dropping') ],
+	'pg_dump -Fc of a database with limits');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+command_ok([ $node->installed_command('pg_restore'), '--exit-on-error', '-d', $node->connstr('restored'), $dump ],
+	'pg_restore --exit-on-error into a new database');
+is($node->safe_psql('restored',
+		"SELECT string_agg(concat_ws(',', tenant_id, max_xacts, max_statements_per_second), ' ') FROM gb_scale.tenant_limit")
+	  . ' ' . $node->safe_psql('restored',
+		"SELECT string_agg(concat_ws(',', tier, max_xacts, max_statements_per_second), ' ') FROM gb_scale.plan_limit"),
+	'61,3,1 2,4', 'the limits are restored');
+($ret, $out, $err) = $node->psql('restored', "BEGIN; SELECT gb_set_tenant(61); SELECT 'refused'; COMMIT;",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:\s+53400: tenant 61 is over its limit of 1 statements per second/,
+	'and enforced in the restored database');
 
 $node->stop;
 
