@@ -819,6 +819,86 @@ COMMENT ON FUNCTION @extschema@.gb_plan_setting(integer, text, text) IS
 REVOKE ALL ON FUNCTION @extschema@.gb_plan_setting(integer, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gb_plan_setting(integer, text, text) TO gb_scale_admin;
 
+------------------------------------------------------------------------------
+-- Resource limits of tenants and plan tiers (src/tenant_limits.c)
+------------------------------------------------------------------------------
+
+-- A tenant's limits win over its plan tier's, limit by limit; NULL is "no
+-- value here" (the tier's, else no limit).  Written only by
+-- gb_tenant_limit() and gb_plan_limit(), which validate them; readable by
+-- gb_scale_admin.  Their triggers invalidate every backend's limits cache.
+CREATE TABLE gb_scale.tenant_limit (
+    tenant_id                 bigint      PRIMARY KEY,
+    max_xacts                 integer     CONSTRAINT tenant_limit_xacts CHECK (max_xacts >= 1),
+    max_statements_per_second integer     CONSTRAINT tenant_limit_rate CHECK (max_statements_per_second >= 1),
+    updated_at                timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE gb_scale.tenant_limit IS 'gb_scale limits: a tenant''s own concurrent transactions and statements per second';
+CREATE TABLE gb_scale.plan_limit (
+    tier                      @extschema@.gb_plan_tier PRIMARY KEY,
+    max_xacts                 integer     CONSTRAINT plan_limit_xacts CHECK (max_xacts >= 1),
+    max_statements_per_second integer     CONSTRAINT plan_limit_rate CHECK (max_statements_per_second >= 1),
+    updated_at                timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE gb_scale.plan_limit IS 'gb_scale limits: the defaults of a plan tier, for its tenants without a value of their own';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_limit', '');
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.plan_limit', '');
+REVOKE ALL ON gb_scale.tenant_limit, gb_scale.plan_limit FROM PUBLIC;
+GRANT SELECT ON gb_scale.tenant_limit, gb_scale.plan_limit TO gb_scale_admin;
+CREATE TRIGGER tenant_limit_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_limit
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER tenant_limit_truncated
+    AFTER TRUNCATE ON gb_scale.tenant_limit
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER plan_limit_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.plan_limit
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER plan_limit_truncated
+    AFTER TRUNCATE ON gb_scale.plan_limit
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+ALTER TABLE gb_scale.tenant_limit
+    ENABLE ALWAYS TRIGGER tenant_limit_changed, ENABLE ALWAYS TRIGGER tenant_limit_truncated;
+ALTER TABLE gb_scale.plan_limit
+    ENABLE ALWAYS TRIGGER plan_limit_changed, ENABLE ALWAYS TRIGGER plan_limit_truncated;
+
+CREATE FUNCTION @extschema@.gb_tenant_limit(tenant_id bigint, max_xacts integer, max_statements_per_second integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_limit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_limit(bigint, integer, integer) IS
+  'a tenant''s most concurrent transactions and statements per second (NULL: its plan tier''s; both NULL remove its row)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_limit(bigint, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_limit(bigint, integer, integer) TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_plan_limit(tier integer, max_xacts integer, max_statements_per_second integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_plan_limit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_plan_limit(integer, integer, integer) IS
+  'a plan tier''s most concurrent transactions and statements per second (NULL: no limit; both NULL remove its row)';
+REVOKE ALL ON FUNCTION @extschema@.gb_plan_limit(integer, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_plan_limit(integer, integer, integer) TO gb_scale_admin;
+
+-- What the limits see now (shared memory; with shared_preload_libraries).
+CREATE FUNCTION gb_scale.tenant_limits_usage(
+    OUT database name, OUT tenant_id bigint, OUT running_xacts integer,
+    OUT tokens double precision, OUT admitted_this_second bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_tenant_limits_usage'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.tenant_limits_usage() IS
+  'gb_scale limits: what gb_tenant_limits_usage shows';
+REVOKE ALL ON FUNCTION gb_scale.tenant_limits_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.tenant_limits_usage() TO pg_monitor, gb_scale_admin;
+CREATE VIEW @extschema@.gb_tenant_limits_usage AS
+SELECT u.database, u.tenant_id, u.running_xacts, u.tokens, u.admitted_this_second
+  FROM gb_scale.tenant_limits_usage() u;
+COMMENT ON VIEW @extschema@.gb_tenant_limits_usage IS
+  'per database and tenant: transactions running for it, and for a statement rate in use the tokens left and the statements admitted this second';
+REVOKE ALL ON @extschema@.gb_tenant_limits_usage FROM PUBLIC;
+GRANT SELECT ON @extschema@.gb_tenant_limits_usage TO pg_monitor, gb_scale_admin;
+
 -- For the application: values of the transaction's tenant only.
 CREATE FUNCTION @extschema@.gb_tenant_config(name text, default_value text DEFAULT NULL)
 RETURNS text

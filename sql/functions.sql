@@ -54,6 +54,15 @@
 --     volatile parallel unsafe: they write gb_scale.tenant_plan,
 --     tenant_setting and plan_setting.  Not strict: a NULL tier or value
 --     removes, a NULL tenant, tier or name is reported.
+--   gb_tenant_limit, gb_plan_limit
+--     volatile parallel unsafe: they write gb_scale.tenant_limit and
+--     plan_limit.  Not strict: a NULL limit means "no value here" (both NULL
+--     remove the row), a NULL tenant or tier is reported.
+--   gb_scale.tenant_limits_usage
+--     volatile (the counts move between two calls in one statement) strict
+--     parallel safe: it only reads shared memory, under its lock and
+--     spinlocks, and database names from the catalog, like
+--     gb_scale.stat_tenants.
 --   gb_tenant_tier, gb_tenant_config, gb_scale.tenant_settings
 --     stable parallel safe: they read the tables through the per-backend
 --     cache, loaded read-only (a worker loads its own); values change only

@@ -238,6 +238,14 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$UPDATE gb_scale.plan_setting SET value = 'x'$$),
     ($$DELETE FROM gb_scale.tenant_plan$$),
     ($$SELECT gb_scale.tenant_settings_changed()$$),
+    -- Tenant and plan limits are gb_scale_admin's.
+    ($$SELECT gb_tenant_limit(1, 2, 10)$$),
+    ($$SELECT gb_plan_limit(0, 2, 10)$$),
+    ($$SELECT * FROM gb_scale.tenant_limit$$),
+    ($$INSERT INTO gb_scale.plan_limit (tier, max_xacts) VALUES (0, 1)$$),
+    ($$DELETE FROM gb_scale.tenant_limit$$),
+    ($$SELECT * FROM gb_tenant_limits_usage$$),
+    ($$SELECT * FROM gb_scale.tenant_limits_usage()$$),
     -- Built-in enums are General Bots' and change only with a release.
     ($$SELECT gb_enum_add('gb_channel_type', 'discord')$$),
     ($$SELECT gb_enum_add('gb_channel_type', 'discord', 10::smallint)$$),

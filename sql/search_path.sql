@@ -682,6 +682,23 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (704, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_scale.stat_tenants()$$),
     (705, $$SELECT i.capacity FROM gb_scale.stat_tenants_info() i$$);
 
+-- Tenant and plan limits (gb_scale_admin's; mallory is refused): stored,
+-- enforced for the statements of gb_set_tenant()'s tenant, refused on bad
+-- input.  Limits high enough that no phase reaches them.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (800, $$SELECT gb_tenant_limit(805, 50, 100000)$$, false),
+    (801, $$SELECT gb_plan_limit(1, NULL, 100000)$$, false),
+    (803, $$SELECT gb_set_tenant(805)$$, false),
+    (804, $$SELECT gb_tenant_limit(805, 0, NULL)$$, false),
+    (806, $$SELECT gb_plan_limit(9, 1, 1)$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (802, $$SELECT l.max_xacts, l.max_statements_per_second FROM gb_scale.tenant_limit l
+             WHERE l.tenant_id OPERATOR(pg_catalog.=) 805$$),
+    (805, $$SELECT pg_catalog.count(*) FROM gb_scale.plan_limit l WHERE l.tier OPERATOR(pg_catalog.=) 1$$),
+    (807, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_tenant_limits_usage u
+             WHERE u.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
+    (808, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_scale.tenant_limits_usage()$$);
+
 -- A partition created in, and a table attached to, an isolated tree get its
 -- policies from the event trigger; a holdable cursor is refused while the
 -- tenant (probe 145) is set.
@@ -874,6 +891,7 @@ SELECT count(*) AS isolations_left FROM gb_scale.tenant_isolation;
 TRUNCATE gb_scale.tenant_shard_map;
 DELETE FROM gb_scale.shard_config;
 TRUNCATE gb_scale.tenant_plan, gb_scale.tenant_setting, gb_scale.plan_setting;
+TRUNCATE gb_scale.tenant_limit, gb_scale.plan_limit;
 RESET gb_scale.test_now;
 RESET search_path;
 RESET timezone;

@@ -14,6 +14,7 @@
 #include "routing.h"
 #include "stat_tenants.h"
 #include "tenant_guard.h"
+#include "tenant_limits.h"
 #include "tenant_settings.h"
 
 #include <stdlib.h>
@@ -51,6 +52,7 @@ gb_shmem_request(void)
 	RequestNamedLWLockTranche("gb_scale", gb_ids_lwlock_count());
 	gb_routing_shmem_request();
 	gb_stat_tenants_shmem_request();
+	gb_tenant_limits_shmem_request();
 }
 
 static void
@@ -61,6 +63,7 @@ gb_shmem_startup(void)
 	gb_ids_shmem_init();
 	gb_routing_shmem_init();
 	gb_stat_tenants_shmem_init();
+	gb_tenant_limits_shmem_init();
 }
 
 /*
@@ -175,6 +178,7 @@ _PG_init(void)
 	gb_secret_init();
 	gb_stat_tenants_init();
 	gb_sizing_init();
+	gb_tenant_limits_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -25,6 +25,7 @@
 #include "partition.h"
 #include "routing.h"
 #include "tenant_guard.h"
+#include "tenant_limits.h"
 #include "tenant_settings.h"
 
 #include <errno.h>
@@ -161,6 +162,7 @@ gb_set_tenant(PG_FUNCTION_ARGS)
 	gb_set_tenant_setting(PG_ARGISNULL(0) ? "" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0)),
 						  GUC_ACTION_LOCAL);
 	gb_tenant_settings_apply(!PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0));
+	gb_tenant_limits_enter(!PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
 }
 
