@@ -554,7 +554,9 @@ typedef enum GbStepKind
 	GB_STEP_DRAIN,				/* the period of KEY, from the default */
 	GB_STEP_RETIRE,
 	GB_STEP_FINISH_RETIRE,		/* of a partition detached concurrently */
-	GB_STEP_PURGE				/* a sharing tenant's rows past its retention */
+	GB_STEP_PURGE,				/* a sharing tenant's rows past its retention */
+	GB_STEP_FINISH_DETACH,		/* PARTITION, an interrupted concurrent detach */
+	GB_STEP_DRAIN_DEFAULT		/* every due period of the default, by DRAIN steps */
 } GbStepKind;
 
 /*
@@ -606,8 +608,63 @@ gb_purge_tenant(GbTreeJob *job, const GbPeriodCtx *ctx, const GbTenantRow *t, in
 	gb_tenant_record_purge(job->cfg->parent, t->tenant_id, gb_time_from_key(ctx, key));
 }
 
+static bool gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, GbTreeBounds *bounds,
+						int64 key, Oid partition, GbRange *made);
+
+/*
+ * Rows waiting in the default partition go to partitions of their own,
+ * period by period in key order, each in its own subtransaction: a period
+ * that fails is recorded and passed over, and premake still runs.  At most
+ * gb_scale.maintenance_drain_limit periods per tree and transaction (both
+ * those created and those that failed), which bounds the locks one
+ * transaction holds; the rest wait for the pass's next transaction when
+ * this one made progress and the caller may commit, else the next pass.
+ */
+static void
+gb_drain_default(GbTreeJob *job, const GbPeriodCtx *ctx, GbTreeBounds *bounds)
+{
+	if (gb_has_rows(bounds->default_oid))
+	{
+		int64		low;
+		int64		high;
+		int64		cursor;
+		int64		key = 0;
+		int			steps = 0;
+		int			drained = 0;
+		int64		stuck;
+
+		gb_drain_limits(ctx, &low, &high);
+		cursor = low;
+		while (steps++ < gb_maintenance_drain_limit && cursor < high &&
+			   gb_default_next_key(bounds->default_oid, ctx, cursor, high, &key))
+		{
+			GbRange		made = {InvalidOid, key, key};
+
+			CHECK_FOR_INTERRUPTS();
+			if (gb_try_step(job, GB_STEP_DRAIN, ctx, bounds, key, InvalidOid, &made))
+			{
+				gb_bounds_add(bounds, made.relid, made.lo, made.hi);
+				job->counts->created++;
+				drained++;
+			}
+			/* past the period, or past the key (its day, for a date) when it has none */
+			cursor = made.hi > key ? made.hi : key + (ctx->kind == GB_CTL_DATE ? USECS_PER_DAY : 1);
+		}
+		if (steps > gb_maintenance_drain_limit && drained > 0)
+			job->counts->drain_more = true;
+		stuck = gb_default_stuck_rows(bounds->default_oid, ctx, low, high);
+		if (stuck > 0 && job->counts->error == NULL)
+			job->counts->error = psprintf(INT64_FORMAT " rows of default partition %s have a control value"
+										  " no partition can hold (%s); they stay there",
+										  stuck, gb_qualified_name(bounds->default_oid),
+										  ctx->kind == GB_CTL_SNOWFLAKE ?
+										  "NULL, before the snowflake epoch, or in the last two years of snowflake IDs" :
+										  "NULL, infinity, or outside the years 2 to 294274");
+	}
+}
+
 static bool
-gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTreeBounds *bounds,
+gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, GbTreeBounds *bounds,
 			int64 key, Oid partition, GbRange *made)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -627,6 +684,10 @@ gb_try_step(GbTreeJob *job, GbStepKind kind, const GbPeriodCtx *ctx, const GbTre
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, false);
 		else if (kind == GB_STEP_PURGE)
 			gb_purge_tenant(job, ctx, job->purging, key);
+		else if (kind == GB_STEP_FINISH_DETACH)
+			gb_finalize_detach(job->tree, partition);
+		else if (kind == GB_STEP_DRAIN_DEFAULT)
+			gb_drain_default(job, ctx, bounds);
 		else
 		{
 			gb_retire_partition(job->tree, partition, job->cfg->retention_mode, job->cfg->archive_schema, true);
@@ -702,7 +763,9 @@ gb_maintain_tree(GbTreeJob *job)
 			goto due;
 		expired = job->has_retention && gb_partition_upper_key(part, &ctx, &upper) &&
 			gb_retention_cutoff(&ctx, job->now, job->retention, &cutoff) && upper <= cutoff;
-		gb_finalize_detach(job->tree, part);
+		/* a lock that is not free fails this step only: retried next pass */
+		if (!gb_try_step(job, GB_STEP_FINISH_DETACH, &ctx, bounds, 0, part, NULL))
+			continue;
 		if (expired)
 		{
 			gb_retire_partition(job->tree, part, cfg->retention_mode, cfg->archive_schema, true);
@@ -714,53 +777,20 @@ gb_maintain_tree(GbTreeJob *job)
 	}
 
 	/*
-	 * Rows waiting in the default partition go to partitions of their own,
-	 * period by period in key order, each in its own subtransaction: a period
-	 * that fails is recorded and passed over, and premake still runs.  At
-	 * most gb_scale.maintenance_drain_limit periods per tree and transaction
-	 * (both those created and those that failed), which bounds the locks one
-	 * transaction holds; the rest wait for the pass's next transaction when
-	 * this one made progress and the caller may commit, else the next pass.
+	 * Rows waiting in the default partition go to partitions of their own
+	 * (gb_drain_default).  Its own queries (a lock on the default that is not
+	 * free, say) fail in a step of their own too: premake still runs.
 	 */
-	if (OidIsValid(bounds->default_oid) && gb_has_rows(bounds->default_oid))
+	if (OidIsValid(bounds->default_oid))
 	{
-		int64		low;
-		int64		high;
-		int64		cursor;
-		int64		key = 0;
-		int			steps = 0;
-		int			drained = 0;
-		int64		stuck;
-
 		if (job->dry_run)
-			goto due;
-		gb_drain_limits(&ctx, &low, &high);
-		cursor = low;
-		while (steps++ < gb_maintenance_drain_limit && cursor < high &&
-			   gb_default_next_key(bounds->default_oid, &ctx, cursor, high, &key))
 		{
-			GbRange		made = {InvalidOid, key, key};
-
-			CHECK_FOR_INTERRUPTS();
-			if (gb_try_step(job, GB_STEP_DRAIN, &ctx, bounds, key, InvalidOid, &made))
-			{
-				gb_bounds_add(bounds, made.relid, made.lo, made.hi);
-				job->counts->created++;
-				drained++;
-			}
-			/* past the period, or past the key (its day, for a date) when it has none */
-			cursor = made.hi > key ? made.hi : key + (ctx.kind == GB_CTL_DATE ? USECS_PER_DAY : 1);
+			if (gb_has_rows(bounds->default_oid))
+				goto due;
 		}
-		if (steps > gb_maintenance_drain_limit && drained > 0)
-			job->counts->drain_more = true;
-		stuck = gb_default_stuck_rows(bounds->default_oid, &ctx, low, high);
-		if (stuck > 0 && job->counts->error == NULL)
-			job->counts->error = psprintf(INT64_FORMAT " rows of default partition %s have a control value"
-										  " no partition can hold (%s); they stay there",
-										  stuck, gb_qualified_name(bounds->default_oid),
-										  ctx.kind == GB_CTL_SNOWFLAKE ?
-										  "NULL, before the snowflake epoch, or in the last two years of snowflake IDs" :
-										  "NULL, infinity, or outside the years 2 to 294274");
+		else if (!gb_try_step(job, GB_STEP_DRAIN_DEFAULT, &ctx, bounds, 0, InvalidOid, NULL) &&
+				 !gb_read_tree(tree, cfg, false, &ctx, &bounds))
+			return false;
 	}
 
 	/*
