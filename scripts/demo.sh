@@ -506,6 +506,15 @@ for s in $GB_SHARDS; do
 	shard_sql "$s" -At -c "SELECT 'shard$s: ' || state || ', ' || entries || ' placements, ' || bytes || ' bytes for the whole server, loaded ' || loads || 'x, ' || updates || ' entries written by commits' FROM gb_scale.routing_status WHERE database = pg_catalog.current_database()" | sed 's/^/   /'
 done
 
+echo "--- what each tenant did on shard$first (gb_stat_tenants, the 5 tenants that wrote the most rows)"
+shard_sql "$first" -P footer=off -c "SELECT tenant_id, writes, rows_inserted, xacts, round(exec_time_ms::numeric, 2) AS exec_time_ms
+                                        FROM gb_stat_tenants
+                                       WHERE database = pg_catalog.current_database() AND tenant_id IS NOT NULL
+                                       ORDER BY rows_inserted DESC, tenant_id LIMIT 5" | sed 's/^/   /'
+echo '--- the routes for a load balancer (gb_shard_routes: tenant ranges and placements, never a password)'
+shard_sql "$first" -P footer=off -c "SELECT min_tenant_id, max_tenant_id, shard_id, explicit, region_code, host, port, dbname
+                                       FROM gb_shard_routes()" | sed 's/^/   /'
+
 echo '--- cross-shard report from shard 1 through gb_global (postgres_fdw, one partition per shard)'
 shard_sql "$first" -P footer=off <<'SQL'
 SELECT gb_shard_fdw_setup() \gset
