@@ -32,34 +32,40 @@ record() { # record NAME STATUS
 gb_tmpdir work
 logs=()
 
-# The cross-shard test (sql/shard_fdw.sql) needs postgres_fdw.  Debian's
-# server ships it; the assert build (scripts/pg_debug_build.sh) installs no
-# contrib module, so it gets postgres_fdw built from its own source tree with
-# its own flags (sanitizers included), next to the pg_cron copied in below.
-# Built in a copy, so that the cached tree stays as it was; one install at a
-# time, checked under the lock, so that no run loads a half-copied library.
-gb_ensure_postgres_fdw() {
-	local prefix src build pkglibdir extdir
+# Contrib modules the tests load: postgres_fdw (the cross-shard test,
+# sql/shard_fdw.sql), pg_stat_statements and auto_explain (the hooks test,
+# t/185).  Debian's server ships them; the assert build
+# (scripts/pg_debug_build.sh) installs no contrib module, so each is built
+# from its own source tree with its own flags (sanitizers included), next to
+# the pg_cron copied in below.  Built in a copy, so that the cached tree stays
+# as it was; one install at a time, checked under the lock, so that no run
+# loads a half-copied library.
+gb_ensure_contrib() {
+	local module=$1 prefix src build pkglibdir extdir control
 	prefix=$(dirname "$("$PG_CONFIG" --bindir)")
 	pkglibdir=$("$PG_CONFIG" --pkglibdir)
 	extdir=$("$PG_CONFIG" --sharedir)/extension
-	src=$prefix/build/postgresql-$GB_PGVER/contrib/postgres_fdw
+	src=$prefix/build/postgresql-$GB_PGVER/contrib/$module
 	if [ ! -d "$src" ]; then
-		[ -e "$pkglibdir/postgres_fdw.so" ] && return 0
-		gb_log "no postgres_fdw in $pkglibdir and no source at $src"
+		[ -e "$pkglibdir/$module.so" ] && return 0
+		gb_log "no $module in $pkglibdir and no source at $src"
 		return 1
 	fi
+	control=$extdir/$module.control
+	[ -e "$src/$module.control" ] || control=$pkglibdir/$module.so
 	gb_tmpdir build
 	(
 		flock 9 || exit 1
-		[ -e "$pkglibdir/postgres_fdw.so" ] && [ -e "$extdir/postgres_fdw.control" ] && exit 0
-		gb_log "building postgres_fdw for $PG_CONFIG"
+		[ -e "$pkglibdir/$module.so" ] && [ -e "$control" ] && exit 0
+		gb_log "building $module for $PG_CONFIG"
 		cp -r "$src/." "$build/" &&
 			make -C "$build" -s USE_PGXS=1 PG_CONFIG="$PG_CONFIG" >/dev/null &&
 			make -C "$build" -s USE_PGXS=1 PG_CONFIG="$PG_CONFIG" install >/dev/null
-	) 9>>"$prefix/.gb_postgres_fdw.lock"
+	) 9>>"$prefix/.gb_contrib.lock"
 }
-gb_ensure_postgres_fdw || record "postgres_fdw for the cross-shard test" 1
+gb_ensure_contrib postgres_fdw || record "postgres_fdw for the cross-shard test" 1
+gb_ensure_contrib pg_stat_statements || record "pg_stat_statements for the hooks test" 1
+gb_ensure_contrib auto_explain || record "auto_explain for the hooks test" 1
 
 # 0. Static analysis of src/: cppcheck and clang-tidy must stay silent.
 if [ -z "$suite_label" ]; then

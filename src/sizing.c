@@ -23,6 +23,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -75,6 +76,8 @@ gb_sizing_parts(Oid parent, GbPartConfig **cfg_out, GbPeriodCtx *ctx)
 				 errmsg("table %s is not registered with gb_partition_create", gb_qualified_name(parent)),
 				 errhint("Sizing counts the partitions of registered tables; register it, or name another table.")));
 	cfg = (GbPartConfig *) linitial(configs);
+	/* its partition list is read next, under the lock a query would take */
+	LockRelationOid(parent, AccessShareLock);
 	foreach(lc, gb_registration_trees(cfg, true))
 	{
 		Relation	tree = relation_open(lfirst_oid(lc), AccessShareLock);
