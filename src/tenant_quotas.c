@@ -42,8 +42,20 @@
  * (gb_scale.quota_entries) is full, an insert that needs a new counter is
  * refused rather than let through uncounted.
  *
- * Durability is not implemented yet: the counters start at zero after a
- * restart (see README, "Quotas").
+ * Durability: the committed rows of every counter are written to
+ * pg_stat/gb_scale_quotas.stat (written whole to a temporary file, fsynced
+ * and renamed) by the postmaster when it exits (a stop in any mode, after
+ * every backend has gone), and every gb_scale.quota_flush_interval seconds
+ * by the "gb_scale quota flusher" background worker when a commit changed
+ * them.  The postmaster reads the file when it creates shared memory.  So a
+ * restart keeps the counts exactly; after a crash (the restart that follows
+ * a backend's crash, the postmaster killed, the machine lost) the counts are
+ * those of the last flush, and rows committed during at most one flush
+ * interval before it are not counted: a tenant may then insert up to that
+ * many rows over its quota in that period.  In-flight reservations are
+ * never written (their transactions cannot survive a restart).  The file is
+ * not WAL-logged: a promoted standby or a restored base backup starts from
+ * whatever file it has, or zero.
  *
  *-------------------------------------------------------------------------
  */
@@ -63,6 +75,12 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -84,10 +102,17 @@ PG_FUNCTION_INFO_V1(gb_tenant_quota_usage);
 #define GB_QUOTAS_TRANCHE		"gb_scale tenant_quotas"
 #define GB_TENANT_QUOTA_TABLE	"tenant_quota"
 #define GB_PLAN_QUOTA_TABLE		"plan_quota"
+#define GB_QUOTAS_FILE			PGSTAT_STAT_PERMANENT_DIRECTORY "/gb_scale_quotas.stat"
+#define GB_QUOTAS_FILE_TMP		GB_QUOTAS_FILE ".tmp"
+/* "gbq1": the file's format; another one is ignored. */
+#define GB_QUOTAS_FILE_MAGIC	0x67627131
+
+PGDLLEXPORT void gb_quota_flusher_main(Datum arg);
 
 bool		gb_quotas_enabled = true;
 static int	gb_quota_entries = 10000;
 static char *gb_quota_time_zone = NULL;
+static int	gb_quota_flush_interval = 10;
 
 /* Hashed as bytes: no padding. */
 typedef struct GbQuotaKey
@@ -115,6 +140,8 @@ typedef struct GbQuotaCounter
 typedef struct GbQuotasShared
 {
 	LWLock	   *lock;
+	uint64		changes;		/* commits that changed a counter */
+	uint64		flushed;		/* changes the file holds */
 } GbQuotasShared;
 
 static GbQuotasShared *gb_quotas = NULL;
@@ -142,6 +169,9 @@ typedef struct GbQuota
 	int64		per_month;
 } GbQuota;
 
+static void gb_quotas_load(void);
+static void gb_quotas_shmem_exit(int code, Datum arg);
+
 /* One tenant's rows in the statement. */
 typedef struct GbStatementRows
 {
@@ -150,6 +180,169 @@ typedef struct GbStatementRows
 	GbQuota		quota;
 	bool		limited;
 } GbStatementRows;
+
+/*
+ * The counters' committed rows, as written to the file: a header (magic,
+ * count) and COUNT counters with no reservations.
+ */
+static GbQuotaCounter *
+gb_quotas_snapshot(int *count, uint64 *changes)
+{
+	HASH_SEQ_STATUS seq;
+	GbQuotaCounter *c;
+	GbQuotaCounter *copy;
+	int			n = 0;
+
+	/* the exiting postmaster has no PGPROC, and no backend is left */
+	if (IsUnderPostmaster)
+		LWLockAcquire(gb_quotas->lock, LW_SHARED);
+	copy = palloc(Max(hash_get_num_entries(gb_quota_counters), 1) * sizeof(GbQuotaCounter));
+	hash_seq_init(&seq, gb_quota_counters);
+	while ((c = hash_seq_search(&seq)) != NULL)
+	{
+		if (c->day_rows == 0 && c->month_rows == 0)
+			continue;
+		copy[n] = *c;
+		copy[n].day_reserved = copy[n].month_reserved = 0;
+		n++;
+	}
+	*changes = gb_quotas->changes;
+	if (IsUnderPostmaster)
+		LWLockRelease(gb_quotas->lock);
+	*count = n;
+	return copy;
+}
+
+/* Write the file; failures are logged (ELEVEL), the old file stays. */
+static bool
+gb_quotas_write(int elevel)
+{
+	int			count;
+	uint64		changes;
+	GbQuotaCounter *counters = gb_quotas_snapshot(&count, &changes);
+	uint32		header[2] = {GB_QUOTAS_FILE_MAGIC, (uint32) count};
+	FILE	   *file = AllocateFile(GB_QUOTAS_FILE_TMP, PG_BINARY_W);
+	bool		ok;
+
+	if (file == NULL)
+	{
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", GB_QUOTAS_FILE_TMP)));
+		pfree(counters);
+		return false;
+	}
+	ok = fwrite(header, sizeof(header), 1, file) == 1 &&
+		(count == 0 || fwrite(counters, sizeof(GbQuotaCounter), count, file) == (size_t) count);
+	ok = (FreeFile(file) == 0) && ok;
+	pfree(counters);
+	if (!ok)
+	{
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", GB_QUOTAS_FILE_TMP)));
+		unlink(GB_QUOTAS_FILE_TMP);
+		return false;
+	}
+	/* fsyncs the file and the directory: the rename survives a crash */
+	if (durable_rename(GB_QUOTAS_FILE_TMP, GB_QUOTAS_FILE, elevel) != 0)
+		return false;
+	if (IsUnderPostmaster)
+	{
+		LWLockAcquire(gb_quotas->lock, LW_EXCLUSIVE);
+		gb_quotas->flushed = Max(gb_quotas->flushed, changes);
+		LWLockRelease(gb_quotas->lock);
+	}
+	return true;
+}
+
+/* Read the file into the empty counters; a damaged file is ignored. */
+static void
+gb_quotas_load(void)
+{
+	FILE	   *file = AllocateFile(GB_QUOTAS_FILE, PG_BINARY_R);
+	uint32		header[2];
+	GbQuotaCounter c;
+
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", GB_QUOTAS_FILE)));
+		return;
+	}
+	if (fread(header, sizeof(header), 1, file) != 1 || header[0] != GB_QUOTAS_FILE_MAGIC)
+	{
+		ereport(LOG,
+				(errmsg("ignoring file \"%s\": not a gb_scale quota file of this version", GB_QUOTAS_FILE)));
+		FreeFile(file);
+		return;
+	}
+	/* the count read is never trusted beyond the table's size */
+	for (uint32 i = 0; i < header[1] && i < (uint32) gb_quota_entries; i++)
+	{
+		GbQuotaCounter *entry;
+		bool		found;
+
+		if (fread(&c, sizeof(c), 1, file) != 1)
+		{
+			ereport(LOG,
+					(errmsg("file \"%s\" is truncated; the row quota counters read so far are kept",
+							GB_QUOTAS_FILE)));
+			break;
+		}
+		if (c.day_rows < 0 || c.month_rows < 0)
+			continue;
+		entry = hash_search(gb_quota_counters, &c.key, HASH_ENTER_NULL, &found);
+		if (entry == NULL)
+			break;
+		*entry = c;
+		entry->day_reserved = entry->month_reserved = 0;
+	}
+	FreeFile(file);
+}
+
+/* The postmaster's exit: written unless shared memory is being reset after a crash. */
+static void
+gb_quotas_shmem_exit(int code, Datum arg)
+{
+	if (code != 0 || gb_quotas == NULL)
+		return;
+	(void) gb_quotas_write(LOG);
+}
+
+/*
+ * The flusher: writes the file every gb_scale.quota_flush_interval seconds
+ * when a commit changed a counter since the last write.
+ */
+void
+gb_quota_flusher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	while (!ShutdownRequestPending)
+	{
+		bool		dirty;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		LWLockAcquire(gb_quotas->lock, LW_SHARED);
+		dirty = gb_quotas->changes != gb_quotas->flushed;
+		LWLockRelease(gb_quotas->lock);
+		if (dirty)
+			(void) gb_quotas_write(LOG);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 gb_quota_flush_interval * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	/* the postmaster's exit writes the last counts */
+	proc_exit(1);
+}
 
 void
 gb_tenant_quotas_shmem_request(void)
@@ -176,6 +369,13 @@ gb_tenant_quotas_shmem_init(void)
 									  gb_quota_entries, gb_quota_entries,
 									  &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
+	/* the postmaster (and a standalone backend) loads and, at exit, writes */
+	if (!IsUnderPostmaster && !found)
+	{
+		gb_quotas->changes = gb_quotas->flushed = 0;
+		gb_quotas_load();
+		on_shmem_exit(gb_quotas_shmem_exit, (Datum) 0);
+	}
 }
 
 /*
@@ -219,6 +419,8 @@ gb_quotas_settle(bool commit, SubTransactionId only)
 			if (commit)
 				c->month_rows += h->rows;
 		}
+		if (commit)
+			gb_quotas->changes++;
 	}
 	if (gb_quotas != NULL)
 		LWLockRelease(gb_quotas->lock);
@@ -292,8 +494,31 @@ gb_tenant_quotas_init(void)
 							10000, 100, 10000000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.quota_flush_interval",
+							"Seconds between writes of the row quota counters to disk.",
+							"After an immediate stop or a crash, rows committed in the last interval are not counted.",
+							&gb_quota_flush_interval,
+							10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
 	RegisterXactCallback(gb_quotas_xact_callback, NULL);
 	RegisterSubXactCallback(gb_quotas_subxact_callback, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		/* never connects; the flag makes the postmaster stop it with the backends */
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_ConsistentState;
+		worker.bgw_restart_time = 10;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "gb_scale");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "gb_quota_flusher_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "gb_scale quota flusher");
+		snprintf(worker.bgw_type, BGW_MAXLEN, "gb_scale quota flusher");
+		RegisterBackgroundWorker(&worker);
+	}
 }
 
 /* The day and month of T in gb_scale.quota_time_zone. */
