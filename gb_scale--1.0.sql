@@ -938,72 +938,15 @@ AS 'MODULE_PATHNAME', 'gb_quota_count'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION gb_scale.quota_count() IS
   'gb_scale quotas: counts a statement''s inserted rows per tenant and refuses them over a quota';
-
--- Puts the counting trigger on TBL (as the caller, who must may create
--- triggers on it); a quota on a partition is refused, as inserts through its
--- root would not reach it.
-CREATE FUNCTION gb_scale.quota_prepare_table(tbl regclass)
-RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    c pg_catalog.pg_class%ROWTYPE;
-BEGIN
-    SELECT * INTO c FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) tbl;
-    IF NOT FOUND OR c.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a table', tbl
-            USING ERRCODE = 'wrong_object_type', HINT = 'Row quotas apply to tables and partitioned tables.';
-    END IF;
-    IF c.relispartition THEN
-        RAISE EXCEPTION 'table % is a partition', tbl
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = 'Set the quota on the root of its partitioned table: it covers the whole tree.';
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
-                    WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
-                      AND t.tgname OPERATOR(pg_catalog.=) 'gb_quota_count') THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER gb_quota_count AFTER INSERT ON %s'
-                                  ' REFERENCING NEW TABLE AS gb_quota_rows'
-                                  ' FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.quota_count()', tbl);
-    END IF;
-END
-$fn$;
-COMMENT ON FUNCTION gb_scale.quota_prepare_table(regclass) IS
-  'gb_scale quotas: puts the counting trigger on a table';
-REVOKE ALL ON FUNCTION gb_scale.quota_prepare_table(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION gb_scale.quota_prepare_table(regclass) TO gb_scale_admin;
+-- CREATE TRIGGER needs EXECUTE on it (firing does not): gb_tenant_quota's and
+-- gb_plan_quota's callers create it.
+REVOKE ALL ON FUNCTION gb_scale.quota_count() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.quota_count() TO gb_scale_admin;
 
 CREATE FUNCTION @extschema@.gb_tenant_quota(tenant_id bigint, tbl regclass, rows_per_day bigint, rows_per_month bigint)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    IF tenant_id IS NULL OR tbl IS NULL THEN
-        RAISE EXCEPTION 'tenant_id and tbl must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Name the tenant and the table of the quota.';
-    END IF;
-    IF rows_per_day < 1 OR rows_per_month < 1 THEN
-        RAISE EXCEPTION 'quota of tenant % on % must be at least 1 row (rows_per_day %, rows_per_month %)',
-                        tenant_id, tbl, rows_per_day, rows_per_month
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'NULL means no limit for that period.';
-    END IF;
-    IF rows_per_day IS NULL AND rows_per_month IS NULL THEN
-        DELETE FROM gb_scale.tenant_quota q
-         WHERE q.tenant_id OPERATOR(pg_catalog.=) gb_tenant_quota.tenant_id
-           AND q.tbl OPERATOR(pg_catalog.=) gb_tenant_quota.tbl;
-        RETURN;
-    END IF;
-    PERFORM gb_scale.quota_prepare_table(tbl);
-    INSERT INTO gb_scale.tenant_quota AS q (tenant_id, tbl, rows_per_day, rows_per_month)
-         VALUES (gb_tenant_quota.tenant_id, gb_tenant_quota.tbl,
-                 gb_tenant_quota.rows_per_day, gb_tenant_quota.rows_per_month)
-    ON CONFLICT ON CONSTRAINT tenant_quota_pkey DO UPDATE
-       SET rows_per_day = excluded.rows_per_day, rows_per_month = excluded.rows_per_month,
-           updated_at = pg_catalog.now();
-END
-$fn$;
+AS 'MODULE_PATHNAME', 'gb_tenant_quota'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.gb_tenant_quota(bigint, regclass, bigint, bigint) IS
   'a tenant''s most rows per day and per month in a table, replacing its plan tier''s (NULL: no limit; both NULL remove its row)';
 REVOKE ALL ON FUNCTION @extschema@.gb_tenant_quota(bigint, regclass, bigint, bigint) FROM PUBLIC;
@@ -1011,38 +954,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_quota(bigint, regclass, bigint, 
 
 CREATE FUNCTION @extschema@.gb_plan_quota(tier integer, tbl regclass, rows_per_day bigint, rows_per_month bigint)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    IF tier IS NULL OR tbl IS NULL THEN
-        RAISE EXCEPTION 'tier and tbl must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Name the plan tier and the table of the quota.';
-    END IF;
-    IF tier NOT BETWEEN 0 AND 3 THEN
-        RAISE EXCEPTION 'plan tier % does not exist', tier
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'A gb_plan_tier code is 0 to 3.';
-    END IF;
-    IF rows_per_day < 1 OR rows_per_month < 1 THEN
-        RAISE EXCEPTION 'quota of tier % on % must be at least 1 row (rows_per_day %, rows_per_month %)',
-                        tier, tbl, rows_per_day, rows_per_month
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'NULL means no limit for that period.';
-    END IF;
-    IF rows_per_day IS NULL AND rows_per_month IS NULL THEN
-        DELETE FROM gb_scale.plan_quota q
-         WHERE q.tier::pg_catalog.int2 OPERATOR(pg_catalog.=) gb_plan_quota.tier::pg_catalog.int2
-           AND q.tbl OPERATOR(pg_catalog.=) gb_plan_quota.tbl;
-        RETURN;
-    END IF;
-    PERFORM gb_scale.quota_prepare_table(tbl);
-    INSERT INTO gb_scale.plan_quota AS q (tier, tbl, rows_per_day, rows_per_month)
-         VALUES (gb_plan_quota.tier::pg_catalog.int2, gb_plan_quota.tbl,
-                 gb_plan_quota.rows_per_day, gb_plan_quota.rows_per_month)
-    ON CONFLICT ON CONSTRAINT plan_quota_pkey DO UPDATE
-       SET rows_per_day = excluded.rows_per_day, rows_per_month = excluded.rows_per_month,
-           updated_at = pg_catalog.now();
-END
-$fn$;
+AS 'MODULE_PATHNAME', 'gb_plan_quota'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.gb_plan_quota(integer, regclass, bigint, bigint) IS
   'a plan tier''s most rows per day and per month in a table (NULL: no limit; both NULL remove its row)';
 REVOKE ALL ON FUNCTION @extschema@.gb_plan_quota(integer, regclass, bigint, bigint) FROM PUBLIC;

@@ -147,4 +147,33 @@ SELECT count(*) FROM gb_scale.tenant_quota;
 SELECT count(*) FROM gb_scale.plan_quota;
 SELECT gb_tenant_plan(511, NULL);
 SELECT gb_tenant_plan(512, NULL);
+
+-- a gb_scale_admin member sets quotas on its own table; an ordinary role
+-- with no right on gb_scale's tables inserts and is counted and refused
+CREATE ROLE regress_quota_admin IN ROLE gb_scale_admin;
+CREATE ROLE regress_quota_app;
+CREATE SCHEMA quota_app AUTHORIZATION regress_quota_admin;
+GRANT USAGE ON SCHEMA quota_app TO regress_quota_app;
+GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) TO regress_quota_app;
+SET ROLE regress_quota_admin;
+CREATE TABLE quota_app.items (id serial, body text);
+GRANT INSERT, SELECT ON quota_app.items TO regress_quota_app;
+GRANT USAGE ON SEQUENCE quota_app.items_id_seq TO regress_quota_app;
+SELECT gb_tenant_quota(531, 'quota_app.items', 2, NULL);
+SET ROLE regress_quota_app;
+BEGIN;
+SELECT gb_set_tenant(531);
+INSERT INTO quota_app.items (body) VALUES ('a'), ('b');
+COMMIT;
+BEGIN;
+SELECT gb_set_tenant(531);
+INSERT INTO quota_app.items (body) VALUES ('c');
+ROLLBACK;
+RESET ROLE;
+SELECT tenant_id, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_app.items'::regclass;
+DROP SCHEMA quota_app CASCADE;
+REVOKE EXECUTE ON FUNCTION gb_set_tenant(bigint) FROM regress_quota_app;
+DROP ROLE regress_quota_app;
+DROP ROLE regress_quota_admin;
+SELECT count(*) FROM gb_scale.tenant_quota;
 RESET gb_scale.test_now;

@@ -69,7 +69,9 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -92,12 +94,15 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_quota_count);
 PG_FUNCTION_INFO_V1(gb_tenant_quota_usage);
+PG_FUNCTION_INFO_V1(gb_tenant_quota);
+PG_FUNCTION_INFO_V1(gb_plan_quota);
 
 #define GB_QUOTAS_TRANCHE		"gb_scale tenant_quotas"
 #define GB_TENANT_QUOTA_TABLE	"tenant_quota"
@@ -930,14 +935,15 @@ gb_quota_count(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("no row quota counter is free for tenant " INT64_FORMAT " on table %s",
-						refusal.tenant, RelationGetRelationName(rel)),
+						refusal.tenant, gb_qualified_name(RelationGetRelid(rel))),
 				 errdetail("All %d counters of gb_scale.quota_entries are taken.", gb_quota_entries),
 				 errhint("Raise gb_scale.quota_entries and restart the server.")));
 	if (refused)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("tenant " INT64_FORMAT " is over its quota of rows per %s in table %s",
-						refusal.tenant, refusal.monthly ? "month" : "day", RelationGetRelationName(rel)),
+						refusal.tenant, refusal.monthly ? "month" : "day",
+						gb_qualified_name(RelationGetRelid(rel))),
 				 errdetail("The quota is " INT64_FORMAT " rows per %s; " INT64_FORMAT
 						   " are inserted or being inserted in the %s starting %s (%s), and this statement adds "
 						   INT64_FORMAT ".",
@@ -989,4 +995,152 @@ gb_tenant_quota_usage(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(gb_quotas->lock);
 	return (Datum) 0;
+}
+
+/*
+ * The API: the rows are written as the tables' owner (gb_catalog_exec); the
+ * trigger is created as the caller, who must be allowed to create triggers
+ * on the table.
+ */
+
+/* A quota argument: NULL or at least 1. */
+static Datum
+gb_quota_arg(FunctionCallInfo fcinfo, int argno, const char *name, char *null)
+{
+	int64		value;
+
+	*null = PG_ARGISNULL(argno) ? 'n' : ' ';
+	if (PG_ARGISNULL(argno))
+		return (Datum) 0;
+	value = PG_GETARG_INT64(argno);
+	if (value < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at least 1, not " INT64_FORMAT, name, value),
+				 errhint("NULL means no limit for that period.")));
+	return Int64GetDatum(value);
+}
+
+/*
+ * Put the counting trigger on RELID.  A partition is refused: inserts
+ * through its root would not reach a quota set on it.
+ */
+static void
+gb_quota_prepare_table(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
+	char		relkind;
+	bool		is_partition;
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	bool		exists;
+
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table with OID %u does not exist", relid),
+				 errhint("Name an existing table.")));
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	relkind = form->relkind;
+	is_partition = form->relispartition;
+	ReleaseSysCache(tuple);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s is not a table", gb_qualified_name(relid)),
+				 errhint("Row quotas apply to tables and partitioned tables.")));
+	if (is_partition)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table %s is a partition", gb_qualified_name(relid)),
+				 errhint("Set the quota on the root of its partitioned table: it covers the whole tree.")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1"
+							  " AND t.tgname OPERATOR(pg_catalog.=) 'gb_quota_count'",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	exists = SPI_processed > 0;
+	SPI_finish();
+	if (!exists)
+		gb_exec_sql(psprintf("CREATE TRIGGER gb_quota_count AFTER INSERT ON %s"
+							 " REFERENCING NEW TABLE AS gb_quota_rows"
+							 " FOR EACH STATEMENT EXECUTE FUNCTION %s.quota_count()",
+							 gb_qualified_name(relid), GB_INTERNAL_SCHEMA));
+}
+
+/* Store KEY's row for the table of argument 1, or remove it when both quotas are NULL. */
+static void
+gb_store_quota(FunctionCallInfo fcinfo, const char *table, const char *key_column,
+			   Oid key_type, Datum key)
+{
+	Oid			types[4] = {key_type, OIDOID, INT8OID, INT8OID};
+	Datum		values[4];
+	char		nulls[5] = "    ";
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tbl must not be NULL"),
+				 errhint("Name the table of the quota.")));
+	values[0] = key;
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = gb_quota_arg(fcinfo, 2, "rows_per_day", &nulls[2]);
+	values[3] = gb_quota_arg(fcinfo, 3, "rows_per_month", &nulls[3]);
+	if (nulls[2] == 'n' && nulls[3] == 'n')
+	{
+		gb_catalog_exec(psprintf("DELETE FROM gb_scale.%s q WHERE q.%s OPERATOR(pg_catalog.=) $1"
+								 " AND q.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+								 table, key_column),
+						2, types, values, NULL);
+		return;
+	}
+	gb_quota_prepare_table(DatumGetObjectId(values[1]));
+	gb_catalog_exec(psprintf("INSERT INTO gb_scale.%s AS q (%s, tbl, rows_per_day, rows_per_month)"
+							 " VALUES ($1, $2::pg_catalog.regclass, $3, $4) ON CONFLICT (%s, tbl) DO UPDATE"
+							 " SET rows_per_day = excluded.rows_per_day,"
+							 " rows_per_month = excluded.rows_per_month,"
+							 " updated_at = pg_catalog.now()",
+							 table, key_column, key_column),
+					4, types, values, nulls);
+	if (gb_quotas == NULL)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("row quotas are stored but not enforced: gb_scale is not in shared_preload_libraries"),
+				 errhint("Add gb_scale to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* gb_tenant_quota(tenant_id bigint, tbl regclass, rows_per_day bigint, rows_per_month bigint) */
+Datum
+gb_tenant_quota(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id must not be NULL"),
+				 errhint("Name the tenant whose quota changes.")));
+	gb_store_quota(fcinfo, GB_TENANT_QUOTA_TABLE, "tenant_id", INT8OID, PG_GETARG_DATUM(0));
+	PG_RETURN_VOID();
+}
+
+/* gb_plan_quota(tier integer, tbl regclass, rows_per_day bigint, rows_per_month bigint) */
+Datum
+gb_plan_quota(PG_FUNCTION_ARGS)
+{
+	int32		tier;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tier must not be NULL"),
+				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
+	tier = PG_GETARG_INT32(0);
+	if (tier < 0 || tier >= GB_PLAN_TIERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d is not a gb_plan_tier code", tier),
+				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
+	gb_store_quota(fcinfo, GB_PLAN_QUOTA_TABLE, "tier", INT2OID, Int16GetDatum((int16) tier));
+	PG_RETURN_VOID();
 }

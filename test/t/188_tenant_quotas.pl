@@ -97,7 +97,7 @@ my ($ret, $out, $err) = $node->psql('postgres',
 	"BEGIN; SELECT gb_set_tenant(41); INSERT INTO notes (body) SELECT 'y' FROM generate_series(1, "
 	  . ($left + 1) . "); COMMIT;",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err, qr/ERROR:\s+53400: tenant 41 is over its quota of rows per month in table notes/,
+like($err, qr/ERROR:\s+53400: tenant 41 is over its quota of rows per month in table public.notes/,
 	'over the quota after the restarts: refused with 53400');
 
 # gb_scale.quotas = off: nothing refused, still counted.
