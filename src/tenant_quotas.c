@@ -39,8 +39,9 @@
  *
  * Without shared_preload_libraries quotas can be stored but are neither
  * counted nor enforced (like the tenant limits).  When the counter table
- * (gb_scale.quota_entries) is full, an insert that needs a new counter is
- * refused rather than let through uncounted.
+ * (gb_scale.quota_entries) is full, the counters of past months without
+ * reservations are forgotten; if none is, an insert that needs a new counter
+ * is refused rather than let through uncounted.
  *
  * Durability: the committed rows of every counter are written to
  * pg_stat/gb_scale_quotas.stat (written whole to a temporary file, fsynced
@@ -767,6 +768,31 @@ gb_statement_tenants(Relation rel, Tuplestorestate *rows)
 	return tenants;
 }
 
+/*
+ * With every counter taken: forget those whose month has passed, with no
+ * reservation left (they can no longer refuse anything).  Under the
+ * exclusive lock; returns how many went.
+ */
+static int
+gb_quotas_evict_past(int32 month)
+{
+	HASH_SEQ_STATUS seq;
+	GbQuotaCounter *c;
+	int			evicted = 0;
+
+	hash_seq_init(&seq, gb_quota_counters);
+	while ((c = hash_seq_search(&seq)) != NULL)
+	{
+		/* removing the element just returned is allowed during a scan */
+		if (c->month < month && c->day_reserved == 0 && c->month_reserved == 0)
+		{
+			(void) hash_search(gb_quota_counters, &c->key, HASH_REMOVE, NULL);
+			evicted++;
+		}
+	}
+	return evicted;
+}
+
 /* Room for N more reservations, made before any counter changes. */
 static void
 gb_held_reserve(int n)
@@ -874,6 +900,8 @@ gb_quota_count(PG_FUNCTION_ARGS)
 			if (!entry->limited)
 				continue;
 			c = hash_search(gb_quota_counters, &key, pass == 0 ? HASH_ENTER_NULL : HASH_FIND, &found);
+			if (c == NULL && pass == 0 && gb_quotas_evict_past(month) > 0)
+				c = hash_search(gb_quota_counters, &key, HASH_ENTER_NULL, &found);
 			if (c == NULL)
 			{
 				refusal.full = true;

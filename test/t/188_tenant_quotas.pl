@@ -5,7 +5,9 @@
 #    counts at its exit, after every backend has gone);
 #  - a crash restart falls back to the last flush;
 #  - gb_scale.quotas = off refuses nothing and keeps counting;
-#  - gb_scale.quota_time_zone decides where a day starts.
+#  - gb_scale.quota_time_zone decides where a day starts;
+#  - gb_scale.quota_entries: full, a new counter is refused until past
+#    months' counters can go.
 use strict;
 use warnings;
 
@@ -126,6 +128,30 @@ is( $node->safe_psql('postgres',
 		  . "SELECT day FROM gb_tenant_quotas WHERE tenant_id = 42"),
 	"\n2026-03-16",
 	'the day is Tokyo\'s');
+
+# With every counter taken, an insert that needs a new one is refused; in a
+# later month the past month's counters make room.
+$node->append_conf('postgresql.conf', "gb_scale.quota_entries = 100\n");
+$node->restart;
+$node->safe_psql('postgres',
+	"CREATE TABLE orders (tenant_id bigint NOT NULL, n int);
+	 SELECT gb_tenant_isolation_enable('orders', tenant_column => 'tenant_id');
+	 SELECT gb_tenant_plan(t, 2) FROM generate_series(1001, 1300) t;
+	 SELECT gb_plan_quota(2, 'orders', NULL, 1000);");
+my $used = $node->safe_psql('postgres', 'SELECT count(*) FROM gb_scale.tenant_quota_usage()');
+my $fill = 100 - $used;
+$node->safe_psql('postgres',
+	"SET gb_scale.test_now = '2026-02-10 12:00+00';
+	 INSERT INTO orders SELECT t, 1 FROM generate_series(1001, 1000 + $fill) t;");
+($ret, $out, $err) = $node->psql('postgres',
+	"SET gb_scale.test_now = '2026-02-10 12:00+00'; INSERT INTO orders VALUES (1200, 1);",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:\s+53400: no row quota counter is free for tenant 1200 on table public.orders/,
+	'with every counter taken a new tenant is refused');
+is( $node->psql('postgres',
+		"SET gb_scale.test_now = '2026-03-01 00:00+00'; INSERT INTO orders VALUES (1200, 1);"),
+	0,
+	'a month later the past counters make room');
 
 $node->stop;
 done_testing();
