@@ -32,10 +32,11 @@
  *
  * Periods are the day and the month of the statement's start in
  * gb_scale.quota_time_zone (default UTC; gb_scale.test_now, when a
- * superuser sets it, stands for the clock as in maintenance).  A counter moves to a new period
- * when a statement of a later period reaches it; a statement of an earlier
- * period counts for the counter's period.  Reservations of a period that has
- * passed are dropped at commit: those rows belonged to the old period.
+ * superuser sets it, stands for the clock as in maintenance).  A counter
+ * moves to a new period when a statement of a later period reaches it; a
+ * statement of an earlier period counts for the counter's period.
+ * Reservations of a period that has passed are dropped at commit: those rows
+ * belonged to the old period.
  *
  * Without shared_preload_libraries quotas can be stored but are neither
  * counted nor enforced (like the tenant limits).  When the counter table
