@@ -899,6 +899,109 @@ COMMENT ON VIEW @extschema@.gb_tenant_limits_usage IS
 REVOKE ALL ON @extschema@.gb_tenant_limits_usage FROM PUBLIC;
 GRANT SELECT ON @extschema@.gb_tenant_limits_usage TO pg_monitor, gb_scale_admin;
 
+------------------------------------------------------------------------------
+-- Row quotas of tenants and plan tiers per table (src/tenant_quotas.c)
+------------------------------------------------------------------------------
+
+-- The most rows a tenant may insert into a table (a partitioned table: its
+-- whole tree) per day and per month.  A tenant's row replaces its tier's row
+-- for that table; NULL in the row in force means no limit for that period.
+-- Written only by gb_tenant_quota() and gb_plan_quota(); readable by
+-- gb_scale_admin.  A dropped table's rows go with it (partition_on_drop).
+CREATE TABLE gb_scale.tenant_quota (
+    tenant_id      bigint      NOT NULL,
+    tbl            regclass    NOT NULL,
+    rows_per_day   bigint      CONSTRAINT tenant_quota_day CHECK (rows_per_day >= 1),
+    rows_per_month bigint      CONSTRAINT tenant_quota_month CHECK (rows_per_month >= 1),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, tbl)
+);
+COMMENT ON TABLE gb_scale.tenant_quota IS 'gb_scale quotas: a tenant''s own rows per day and per month in a table';
+CREATE TABLE gb_scale.plan_quota (
+    tier           @extschema@.gb_plan_tier NOT NULL,
+    tbl            regclass    NOT NULL,
+    rows_per_day   bigint      CONSTRAINT plan_quota_day CHECK (rows_per_day >= 1),
+    rows_per_month bigint      CONSTRAINT plan_quota_month CHECK (rows_per_month >= 1),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tier, tbl)
+);
+COMMENT ON TABLE gb_scale.plan_quota IS 'gb_scale quotas: the rows per day and per month in a table of a plan tier''s tenants';
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_quota', '');
+SELECT pg_catalog.pg_extension_config_dump('gb_scale.plan_quota', '');
+REVOKE ALL ON gb_scale.tenant_quota, gb_scale.plan_quota FROM PUBLIC;
+GRANT SELECT ON gb_scale.tenant_quota, gb_scale.plan_quota TO gb_scale_admin;
+
+-- The statement trigger that counts and checks a table's inserted rows.
+CREATE FUNCTION gb_scale.quota_count()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_quota_count'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.quota_count() IS
+  'gb_scale quotas: counts a statement''s inserted rows per tenant and refuses them over a quota';
+-- CREATE TRIGGER needs EXECUTE on it (firing does not): gb_tenant_quota's and
+-- gb_plan_quota's callers create it.
+REVOKE ALL ON FUNCTION gb_scale.quota_count() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.quota_count() TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_tenant_quota(tenant_id bigint, tbl regclass, rows_per_day bigint, rows_per_month bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_quota'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_quota(bigint, regclass, bigint, bigint) IS
+  'a tenant''s most rows per day and per month in a table, replacing its plan tier''s (NULL: no limit; both NULL remove its row)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_quota(bigint, regclass, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_tenant_quota(bigint, regclass, bigint, bigint) TO gb_scale_admin;
+
+CREATE FUNCTION @extschema@.gb_plan_quota(tier integer, tbl regclass, rows_per_day bigint, rows_per_month bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_plan_quota'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_plan_quota(integer, regclass, bigint, bigint) IS
+  'a plan tier''s most rows per day and per month in a table (NULL: no limit; both NULL remove its row)';
+REVOKE ALL ON FUNCTION @extschema@.gb_plan_quota(integer, regclass, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gb_plan_quota(integer, regclass, bigint, bigint) TO gb_scale_admin;
+
+-- The counters of this database (shared memory; with shared_preload_libraries).
+CREATE FUNCTION gb_scale.tenant_quota_usage(
+    OUT tenant_id bigint, OUT tbl regclass, OUT day date,
+    OUT rows_today bigint, OUT reserved_today bigint,
+    OUT rows_this_month bigint, OUT reserved_this_month bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'gb_tenant_quota_usage'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gb_scale.tenant_quota_usage() IS
+  'gb_scale quotas: the row counters that gb_tenant_quotas shows';
+REVOKE ALL ON FUNCTION gb_scale.tenant_quota_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gb_scale.tenant_quota_usage() TO gb_scale_admin;
+
+-- Every quota in force, with the rows committed and being inserted.
+CREATE VIEW @extschema@.gb_tenant_quotas AS
+SELECT k.tenant_id, k.tbl,
+       CASE WHEN o.tenant_id IS NOT NULL THEN 'tenant' ELSE 'tier' END AS source,
+       CASE WHEN o.tenant_id IS NOT NULL THEN o.rows_per_day ELSE p.rows_per_day END AS rows_per_day,
+       CASE WHEN o.tenant_id IS NOT NULL THEN o.rows_per_month ELSE p.rows_per_month END AS rows_per_month,
+       u.day,
+       COALESCE(u.rows_today, 0) AS rows_today,
+       COALESCE(u.reserved_today, 0) AS reserved_today,
+       COALESCE(u.rows_this_month, 0) AS rows_this_month,
+       COALESCE(u.reserved_this_month, 0) AS reserved_this_month
+  FROM (SELECT q.tenant_id, q.tbl FROM gb_scale.tenant_quota q
+        UNION
+        SELECT tp.tenant_id, pq.tbl FROM gb_scale.tenant_plan tp
+          JOIN gb_scale.plan_quota pq ON pq.tier::pg_catalog.int2 OPERATOR(pg_catalog.=) tp.tier::pg_catalog.int2) k
+  LEFT JOIN gb_scale.tenant_quota o
+         ON o.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND o.tbl OPERATOR(pg_catalog.=) k.tbl
+  LEFT JOIN gb_scale.tenant_plan t ON t.tenant_id OPERATOR(pg_catalog.=) k.tenant_id
+  LEFT JOIN gb_scale.plan_quota p
+         ON p.tier::pg_catalog.int2 OPERATOR(pg_catalog.=) t.tier::pg_catalog.int2
+        AND p.tbl OPERATOR(pg_catalog.=) k.tbl
+  LEFT JOIN gb_scale.tenant_quota_usage() u
+         ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.tbl OPERATOR(pg_catalog.=) k.tbl;
+COMMENT ON VIEW @extschema@.gb_tenant_quotas IS
+  'per tenant and table with a row quota in force: the quota, its source, and today''s and this month''s rows (committed and being inserted; day is NULL before the first counted row)';
+REVOKE ALL ON @extschema@.gb_tenant_quotas FROM PUBLIC;
+GRANT SELECT ON @extschema@.gb_tenant_quotas TO gb_scale_admin;
+
 -- For the application: values of the transaction's tenant only.
 CREATE FUNCTION @extschema@.gb_tenant_config(name text, default_value text DEFAULT NULL)
 RETURNS text

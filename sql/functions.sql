@@ -63,6 +63,15 @@
 --     parallel safe: it only reads shared memory, under its lock and
 --     spinlocks, and database names from the catalog, like
 --     gb_scale.stat_tenants.
+--   gb_tenant_quota, gb_plan_quota
+--     volatile parallel unsafe: they write gb_scale.tenant_quota and
+--     plan_quota and create the counting trigger on the table.  Not
+--     strict: a NULL quota is no limit (both NULL remove the row), a NULL
+--     tenant, tier or table is reported.
+--   gb_scale.tenant_quota_usage
+--     volatile (the counters move between two calls in one statement) strict
+--     parallel safe: it only reads shared memory under its lock, like
+--     gb_scale.tenant_limits_usage.
 --   gb_tenant_tier, gb_tenant_config, gb_scale.tenant_settings
 --     stable parallel safe: they read the tables through the per-backend
 --     cache, loaded read-only (a worker loads its own); values change only
@@ -73,7 +82,8 @@
 --   the configuration of a dropped table, gb_scale.partition_on_rename
 --   follows a renamed tenant column, gb_scale.isolation_on_ddl gives a
 --   table that joins an isolated tree its policies,
---   gb_scale.tenant_settings_changed invalidates the settings cache),
+--   gb_scale.tenant_settings_changed invalidates the settings cache,
+--   gb_scale.quota_count counts and checks a statement's inserted rows),
 --   gb_scale.enum_create_builtin,
 --   gb_scale.id_mark_init
 --     volatile parallel unsafe: they write, and run only from triggers or the

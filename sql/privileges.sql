@@ -246,6 +246,15 @@ SELECT stmt, sec_priv.try(stmt) AS result
     ($$DELETE FROM gb_scale.tenant_limit$$),
     ($$SELECT * FROM gb_tenant_limits_usage$$),
     ($$SELECT * FROM gb_scale.tenant_limits_usage()$$),
+    -- Row quotas are gb_scale_admin's.
+    ($$SELECT gb_tenant_quota(1, 'gb_scale.tenant_plan', 10, NULL)$$),
+    ($$SELECT gb_plan_quota(0, 'gb_scale.tenant_plan', 10, NULL)$$),
+    ($$SELECT * FROM gb_scale.tenant_quota$$),
+    ($$INSERT INTO gb_scale.plan_quota (tier, tbl, rows_per_day) VALUES (0, 'gb_scale.tenant_plan', 1)$$),
+    ($$DELETE FROM gb_scale.tenant_quota$$),
+    ($$SELECT * FROM gb_tenant_quotas$$),
+    ($$SELECT * FROM gb_scale.tenant_quota_usage()$$),
+    ($$SELECT gb_scale.quota_count()$$),
     -- Built-in enums are General Bots' and change only with a release.
     ($$SELECT gb_enum_add('gb_channel_type', 'discord')$$),
     ($$SELECT gb_enum_add('gb_channel_type', 'discord', 10::smallint)$$),

@@ -699,6 +699,28 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
              WHERE u.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
     (808, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_scale.tenant_limits_usage()$$);
 
+-- Row quotas (gb_scale_admin's; mallory is refused): stored, the counting
+-- trigger put on the table and run for gb_set_tenant()'s tenant, refused on
+-- bad input.  Quotas high enough that no phase reaches them.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (850, $$CREATE TABLE %2$s.%1$s_qt (id bigint NOT NULL, body pg_catalog.text)$$, false),
+    (851, $$SELECT gb_tenant_quota(851, '%2$s.%1$s_qt', 1000000, NULL)$$, false),
+    (852, $$SELECT gb_plan_quota(2, '%2$s.%1$s_qt', NULL, 1000000)$$, false),
+    (854, $$SELECT gb_set_tenant(851)$$, false),
+    (855, $$INSERT INTO %2$s.%1$s_qt SELECT g, 'x' FROM pg_catalog.generate_series(1, 3) g$$, false),
+    (857, $$SELECT gb_tenant_quota(851, '%2$s.%1$s_qt', 0, NULL)$$, false),
+    (858, $$SELECT gb_plan_quota(9, '%2$s.%1$s_qt', 1, NULL)$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (853, $$SELECT t.tgname FROM pg_catalog.pg_trigger t
+             WHERE t.tgrelid OPERATOR(pg_catalog.=) '%2$s.%1$s_qt'::pg_catalog.regclass$$),
+    (856, $$SELECT q.tenant_id, q.source, q.rows_per_day, q.rows_per_month,
+                   q.rows_today OPERATOR(pg_catalog.+) q.reserved_today
+              FROM gb_tenant_quotas q
+             WHERE q.tbl OPERATOR(pg_catalog.=) '%2$s.%1$s_qt'::pg_catalog.regclass$$),
+    (859, $$SELECT pg_catalog.count(*) FROM gb_scale.tenant_quota q
+             WHERE q.tbl OPERATOR(pg_catalog.=) '%2$s.%1$s_qt'::pg_catalog.regclass$$),
+    (860, $$SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM gb_scale.tenant_quota_usage()$$);
+
 -- A partition created in, and a table attached to, an isolated tree get its
 -- policies from the event trigger; a holdable cursor is refused while the
 -- tenant (probe 145) is set.

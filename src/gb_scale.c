@@ -15,6 +15,7 @@
 #include "stat_tenants.h"
 #include "tenant_guard.h"
 #include "tenant_limits.h"
+#include "tenant_quotas.h"
 #include "tenant_settings.h"
 
 #include <stdlib.h>
@@ -53,6 +54,7 @@ gb_shmem_request(void)
 	gb_routing_shmem_request();
 	gb_stat_tenants_shmem_request();
 	gb_tenant_limits_shmem_request();
+	gb_tenant_quotas_shmem_request();
 }
 
 static void
@@ -64,6 +66,7 @@ gb_shmem_startup(void)
 	gb_routing_shmem_init();
 	gb_stat_tenants_shmem_init();
 	gb_tenant_limits_shmem_init();
+	gb_tenant_quotas_shmem_init();
 }
 
 /*
@@ -179,6 +182,7 @@ _PG_init(void)
 	gb_stat_tenants_init();
 	gb_sizing_init();
 	gb_tenant_limits_init();
+	gb_tenant_quotas_init();
 	MarkGUCPrefixReserved("gb_scale");
 
 	if (!process_shared_preload_libraries_in_progress)

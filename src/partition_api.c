@@ -1125,6 +1125,14 @@ gb_partition_on_drop(PG_FUNCTION_ARGS)
 	if (OidIsValid(get_relname_relid("sizing_source", nsp)))
 		gb_catalog_exec("DELETE FROM gb_scale.sizing_source s"
 						" WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", 1, types, values, NULL);
+	/* and the row quotas (src/tenant_quotas.c) */
+	if (OidIsValid(get_relname_relid("tenant_quota", nsp)) && OidIsValid(get_relname_relid("plan_quota", nsp)))
+	{
+		gb_catalog_exec("DELETE FROM gb_scale.tenant_quota q"
+						" WHERE q.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", 1, types, values, NULL);
+		gb_catalog_exec("DELETE FROM gb_scale.plan_quota q"
+						" WHERE q.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", 1, types, values, NULL);
+	}
 	PG_RETURN_VOID();
 }
 
