@@ -494,13 +494,6 @@ gb_tenant_quotas_init(void)
 							   "UTC",
 							   PGC_SIGHUP, 0,
 							   gb_quota_time_zone_check, NULL, NULL);
-	DefineCustomIntVariable("gb_scale.quota_entries",
-							"Most (database, table, tenant) row quota counters in shared memory.",
-							"Inserts that need a counter when all are taken are refused.",
-							&gb_quota_entries,
-							10000, 100, 10000000,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
 	DefineCustomIntVariable("gb_scale.quota_flush_interval",
 							"Seconds between writes of the row quota counters to disk.",
 							"After an immediate stop or a crash, rows committed in the last interval are not counted.",
@@ -514,6 +507,18 @@ gb_tenant_quotas_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		BackgroundWorker worker;
+
+		/*
+		 * A PGC_POSTMASTER setting can only be defined while the postmaster
+		 * loads the library: a later LOAD or CREATE EXTENSION would fail.
+		 */
+		DefineCustomIntVariable("gb_scale.quota_entries",
+								"Most (database, table, tenant) row quota counters in shared memory.",
+								"Inserts that need a counter when all are taken are refused.",
+								&gb_quota_entries,
+								10000, 100, 10000000,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 
 		memset(&worker, 0, sizeof(worker));
 		/* never connects; the flag makes the postmaster stop it with the backends */
