@@ -220,5 +220,31 @@ SELECT id, tableoid::regclass AS partition FROM mv.own ORDER BY id;
 SELECT count(*) AS dangling FROM mv.victim_ref;
 SELECT current_setting('work_mem') AS work_mem, current_setting('session_replication_role') AS role_after;
 
+------------------------------------------------------------------------------
+-- An UPDATE that gives a row of the tenants tail a tenant just dedicated moves
+-- it to the tenant's subtree, and one that gives it a tenant just purged is
+-- not refused, in the session that cached the tail's partition constraints
+-- too (on ATTACH, PostgreSQL invalidates the tail, not the partitions under
+-- it).
+------------------------------------------------------------------------------
+SET gb_scale.test_now = '2025-03-10 12:00:00+00';
+CREATE TABLE mv.tl (tenant bigint NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL)
+  PARTITION BY LIST (tenant);
+SELECT gb_partition_create('mv.tl', 'at', '1 day', premake => '2 days', tenant_column => 'tenant',
+                           default_partition => true) AS created;
+INSERT INTO mv.tl VALUES (101, 1, '2039-11-04 09:00+00'), (101, 2, '2025-03-11 09:00+00'), (55, 3, '2025-03-11 10:00+00');
+UPDATE mv.tl SET id = id;
+SELECT gb_tenant_dedicate('mv.tl', 55) AS moved;
+UPDATE mv.tl SET tenant = 55 WHERE id IN (1, 2);
+SELECT id, tenant, tableoid::regclass AS partition FROM mv.tl ORDER BY id;
+CALL gb_run_maintenance('mv.tl');
+SELECT last_error FROM gb_scale.partition_status WHERE parent = 'mv.tl'::regclass;
+SELECT id, tenant, tableoid::regclass AS partition FROM mv.tl ORDER BY id;
+INSERT INTO mv.tl VALUES (7, 4, '2025-03-11 11:00+00');
+UPDATE mv.tl SET id = id;
+SELECT table_name, rows_removed FROM gb_tenant_purge(55) ORDER BY 1::text;
+UPDATE mv.tl SET tenant = 55 WHERE id = 4;
+SELECT id, tenant, tableoid::regclass AS partition FROM mv.tl ORDER BY id;
+
 RESET gb_scale.test_now;
 DROP SCHEMA mv CASCADE;

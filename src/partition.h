@@ -184,6 +184,7 @@ extern Oid	gb_create_time_partition(const GbPartConfig *cfg, Oid tree, const GbP
 extern Oid	gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *ctx,
 									  const GbTreeBounds *bounds, int64 lo, int64 hi, int64 *moved);
 extern void gb_create_default_partition(const GbPartConfig *cfg, Oid tree);
+extern void gb_invalidate_default_tree(Oid parent);
 extern Oid	gb_create_subtree(const GbPartConfig *cfg, const char *control, bool has_tenant,
 							  int64 tenant_id, bool as_default);
 extern bool gb_read_tree(Oid tree, const GbPartConfig *cfg, bool dry_run, GbPeriodCtx *ctx,

@@ -697,6 +697,7 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (" INT64_FORMAT ")",
 						 gb_qualified_name(parent), gb_qualified_name(subtree), tenant_id));
 	gb_as_owner_end(save_userid, save_sec, nestlevel);
+	gb_invalidate_default_tree(parent);
 
 	{
 		Oid			types[3] = {OIDOID, INT8OID, OIDOID};

@@ -53,6 +53,7 @@
 #include "utils/date.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
@@ -762,6 +763,33 @@ gb_create_default_partition(const GbPartConfig *cfg, Oid tree)
 	gb_exec_sql(psprintf("CREATE TABLE %s (LIKE %s %s)", qname, qtree, gb_like_options));
 	gb_copy_grants(gb_registered_parent(tree, cfg), qname);
 	gb_exec_sql(psprintf("ALTER TABLE %s ATTACH PARTITION %s DEFAULT", qtree, qname));
+}
+
+/*
+ * PostgreSQL invalidates a default partition when its siblings change, but
+ * not the partitions under it, whose cached partition constraints include
+ * the default's.  Until their caches were rebuilt, an UPDATE that gives a row
+ * of the tenants tail a tenant just dedicated would leave the row in the
+ * tail.  So the whole tail of PARENT is invalidated, here and in every
+ * backend at commit.
+ */
+void
+gb_invalidate_default_tree(Oid parent)
+{
+	Relation	rel = relation_open(parent, NoLock);
+	Oid			deflt = get_default_oid_from_partdesc(RelationGetPartitionDesc(rel, true));
+	List	   *tree;
+	ListCell   *lc;
+
+	relation_close(rel, NoLock);
+	if (!OidIsValid(deflt) || get_rel_relkind(deflt) != RELKIND_PARTITIONED_TABLE)
+		return;
+	tree = find_all_inheritors(deflt, NoLock, NULL);
+	foreach(lc, tree)
+	{
+		CHECK_FOR_INTERRUPTS();
+		CacheInvalidateRelcacheByRelid(lfirst_oid(lc));
+	}
 }
 
 /*
