@@ -130,6 +130,15 @@ if [ ! -e "$pg_pkglibdir/pg_cron.so" ] && [ -e "/usr/lib/postgresql/$GB_PGVER/li
 		cp /usr/share/postgresql/$GB_PGVER/extension/pg_cron.control \
 			/usr/share/postgresql/$GB_PGVER/extension/pg_cron--*.sql "$pg_extdir/"
 fi
+# t/190 runs Citus with gb_scale: Citus from ../shared/citus/ beside the
+# repository (test/citus.sh install), for the assert build too (whose copy
+# of the tree has no ../shared beside it, hence the tarball's path).
+if [ -z "${GB_CITUS_TARBALL:-}" ]; then
+	for t in "$GB_ROOT"/../shared/citus/citus-*-pg"$GB_PGVER"-*.tar.gz; do
+		[ -f "$t" ] && GB_CITUS_TARBALL=$(readlink -f "$t") && export GB_CITUS_TARBALL
+	done
+fi
+bash "$GB_ROOT/test/citus.sh" install || record "Citus for t/190 (test/citus.sh install)" 1
 cp -r "$GB_ROOT/test" "$work/test"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$work/test"
 pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..

@@ -27,6 +27,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 
 PG_MODULE_MAGIC;
@@ -43,6 +44,34 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
+
+/* The modules' relcache callbacks (gb_register_relcache_callback). */
+#define GB_MAX_RELCACHE_CALLBACKS 8
+static GbRelcacheCallback gb_relcache_callbacks[GB_MAX_RELCACHE_CALLBACKS];
+static int	gb_relcache_callback_count = 0;
+
+static void
+gb_relcache_callback(Datum arg, Oid relid)
+{
+	for (int i = 0; i < gb_relcache_callback_count; i++)
+		gb_relcache_callbacks[i] (relid);
+}
+
+/*
+ * Calls CALLBACK on every relcache invalidation of this backend
+ * (InvalidOid: all relations).  gb_scale takes one of the backend's relcache
+ * callback slots, whatever the number of its caches, leaving the others to
+ * Citus and the other libraries loaded with it.
+ */
+void
+gb_register_relcache_callback(GbRelcacheCallback callback)
+{
+	if (gb_relcache_callback_count >= GB_MAX_RELCACHE_CALLBACKS)
+		elog(ERROR, "out of gb_scale relcache callback slots");
+	if (gb_relcache_callback_count == 0)
+		CacheRegisterRelcacheCallback(gb_relcache_callback, (Datum) 0);
+	gb_relcache_callbacks[gb_relcache_callback_count++] = callback;
+}
 
 static void
 gb_shmem_request(void)

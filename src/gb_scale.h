@@ -49,6 +49,14 @@ extern char *gb_shard_id_env_error;
 
 extern bool gb_in_own_extension_script(void);
 
+/*
+ * Relcache invalidation callbacks of the modules, all behind one slot of the
+ * backend's fixed table (PostgreSQL 15 has 10 for every library together,
+ * and Citus alone takes 5).
+ */
+typedef void (*GbRelcacheCallback) (Oid relid);
+extern void gb_register_relcache_callback(GbRelcacheCallback callback);
+
 /* Shared memory of the ID generator (ids.c) */
 extern Size gb_ids_shmem_size(void);
 extern void gb_ids_shmem_init(void);

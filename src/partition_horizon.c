@@ -158,7 +158,7 @@ typedef struct GbMembersEntry
 static HTAB *gb_members_cache = NULL;
 
 static void
-gb_members_invalidate(Datum arg, Oid relid)
+gb_members_invalidate(Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	GbMembersEntry *e;
@@ -202,7 +202,7 @@ gb_horizon_members(Oid tree, bool *pending)
 		hctl.hcxt = CacheMemoryContext;
 		gb_members_cache = hash_create("gb_scale tree members", 64, &hctl,
 									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(gb_members_invalidate, (Datum) 0);
+		gb_register_relcache_callback(gb_members_invalidate);
 	}
 	e = hash_search(gb_members_cache, &tree, HASH_FIND, NULL);
 	if (e != NULL)

@@ -108,7 +108,7 @@ static TimestampTz gb_seen_statement = 0;
  * its memory is released by the next load.
  */
 static void
-gb_routing_relcache_callback(Datum arg, Oid relid)
+gb_routing_relcache_callback(Oid relid)
 {
 	if (!OidIsValid(relid) || relid == gb_shard_config_relid || !OidIsValid(gb_shard_config_relid))
 	{
@@ -120,7 +120,7 @@ gb_routing_relcache_callback(Datum arg, Oid relid)
 void
 gb_routing_init(void)
 {
-	CacheRegisterRelcacheCallback(gb_routing_relcache_callback, (Datum) 0);
+	gb_register_relcache_callback(gb_routing_relcache_callback);
 	gb_routing_map_init();
 }
 

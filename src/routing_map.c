@@ -407,7 +407,7 @@ gb_map_columns(Relation rel)
 }
 
 static void
-gb_map_relcache_callback(Datum arg, Oid relid)
+gb_map_relcache_callback(Oid relid)
 {
 	if (!OidIsValid(relid) || relid == gb_map_columns_relid)
 		gb_map_columns_relid = InvalidOid;
@@ -1041,7 +1041,7 @@ gb_routing_map_init(void)
 							10000000, 0, 100000000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
-	CacheRegisterRelcacheCallback(gb_map_relcache_callback, (Datum) 0);
+	gb_register_relcache_callback(gb_map_relcache_callback);
 	RegisterXactCallback(gb_map_xact_callback, NULL);
 	RegisterSubXactCallback(gb_map_subxact_callback, NULL);
 }

@@ -227,7 +227,7 @@ gb_limits_active(void)
  */
 
 static void
-gb_limits_relcache_callback(Datum arg, Oid relid)
+gb_limits_relcache_callback(Oid relid)
 {
 	if (!OidIsValid(relid) || !OidIsValid(gb_limits_relids[0]) ||
 		relid == gb_limits_relids[0] || relid == gb_limits_relids[1])
@@ -703,7 +703,7 @@ gb_limits_executor_finish(QueryDesc *queryDesc)
 void
 gb_tenant_limits_init(void)
 {
-	CacheRegisterRelcacheCallback(gb_limits_relcache_callback, (Datum) 0);
+	gb_register_relcache_callback(gb_limits_relcache_callback);
 
 	/* superuser-only: a tenant's session must not wait longer than allowed */
 	DefineCustomIntVariable("gb_scale.tenant_wait_timeout",

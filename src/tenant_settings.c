@@ -133,7 +133,7 @@ static List *gb_applied = NIL;
 static LocalTransactionId gb_applied_lxid = InvalidLocalTransactionId;
 
 static void
-gb_settings_relcache_callback(Datum arg, Oid relid)
+gb_settings_relcache_callback(Oid relid)
 {
 	bool		ours = !OidIsValid(relid) || !OidIsValid(gb_settings_relids[0]);
 
@@ -149,7 +149,7 @@ gb_settings_relcache_callback(Datum arg, Oid relid)
 void
 gb_tenant_settings_init(void)
 {
-	CacheRegisterRelcacheCallback(gb_settings_relcache_callback, (Datum) 0);
+	gb_register_relcache_callback(gb_settings_relcache_callback);
 }
 
 /*
