@@ -1062,6 +1062,64 @@ gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo)
  * gb_shard_sync.
  */
 
+/*
+ * Run one statement of a plan tier table's sync (tenant_limits.c,
+ * tenant_quotas.c) as the extension's tables' owner, as their API writes
+ * them; returns the rows processed.
+ */
+uint64
+gb_plan_sync_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	uint64		processed;
+
+	gb_settings_sql_begin(&save_userid, &save_sec, &nestlevel);
+	if (SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0) != expected)
+		elog(ERROR, "could not sync a plan tier table: %s", sql);
+	processed = SPI_processed;
+	gb_settings_sql_end(save_userid, save_sec, nestlevel);
+	CommandCounterIncrement();
+	return processed;
+}
+
+/*
+ * The source shard's rows of TABLE, sent as NCOLS text[] columns: each
+ * column's elements into values[c] and nulls[c]; returns the row count.
+ */
+int
+gb_plan_sync_columns(const Datum *cols, int ncols, Datum **values, bool **nulls, const char *table)
+{
+	int			n = 0;
+
+	for (int c = 0; c < ncols; c++)
+	{
+		int			count;
+
+		deconstruct_array(DatumGetArrayTypeP(cols[c]), TEXTOID, -1, false, TYPALIGN_INT,
+						  &values[c], &nulls[c], &count);
+		if (c > 0 && count != n)
+			elog(ERROR, "gb_scale.%s of the source shard came with columns of different lengths", table);
+		n = count;
+	}
+	return n;
+}
+
+/* A gb_plan_tier code sent by the source shard, checked as gb_plan_setting() checks it. */
+int16
+gb_plan_sync_tier(const char *value)
+{
+	int32		tier = pg_strtoint32(value);
+
+	if (tier < 0 || tier >= GB_PLAN_TIERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d is not a gb_plan_tier code", tier),
+				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
+	return (int16) tier;
+}
+
 /* The source's plan_setting rows as unnest() columns $1..$5. */
 #define GB_PLAN_SOURCE \
 	"ROWS FROM (pg_catalog.unnest($1::pg_catalog.int2[]), pg_catalog.unnest($2::pg_catalog.text[])," \
