@@ -15,8 +15,11 @@
  * and the source must have asked for it; otherwise a role could reach other
  * servers with the server's own credentials (.pgpass, peer or trust).
  *
- * The plan tiers' defaults (gb_scale.plan_setting) are copied too, checked
- * and written by tenant_settings.c.
+ * The plan tiers' defaults are copied too, checked and written by their
+ * modules: settings (gb_scale.plan_setting, tenant_settings.c), resource
+ * limits (gb_scale.plan_limit, tenant_limits.c) and row quotas
+ * (gb_scale.plan_quota, tenant_quotas.c; its tables travel by schema and
+ * name, resolved here).
  *
  * Before any write the user enums of both shards are compared: a label with
  * different codes, or a code with different labels, means that the same
@@ -50,6 +53,8 @@
  */
 #include "gb_scale.h"
 #include "routing.h"
+#include "tenant_limits.h"
+#include "tenant_quotas.h"
 #include "tenant_settings.h"
 
 #include "catalog/pg_type.h"
@@ -77,6 +82,24 @@
 /* gb_scale.plan_setting, the plan tiers' defaults; kinds are decided locally. */
 #define TIER_COLUMNS	"tier, name, value, updated_at"
 #define TIER_NCOLS		4
+
+/*
+ * gb_scale.plan_limit and gb_scale.plan_quota, the tiers' limits and quotas;
+ * rows with no limit or quota are what the API removes, and are not sent.
+ * A quota's table goes by schema and name.
+ */
+#define LIMIT_QUERY		"SELECT l.tier, l.max_xacts, l.max_statements_per_second, l.updated_at" \
+						" FROM gb_scale.plan_limit l" \
+						" WHERE l.max_xacts IS NOT NULL OR l.max_statements_per_second IS NOT NULL" \
+						" ORDER BY l.tier"
+#define LIMIT_NCOLS		4
+#define QUOTA_QUERY		"SELECT q.tier, n.nspname, c.relname, q.rows_per_day, q.rows_per_month, q.updated_at" \
+						" FROM gb_scale.plan_quota q" \
+						" JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) q.tbl::pg_catalog.oid" \
+						" JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace" \
+						" WHERE q.rows_per_day IS NOT NULL OR q.rows_per_month IS NOT NULL" \
+						" ORDER BY q.tier, n.nspname, c.relname"
+#define QUOTA_NCOLS		6
 
 /*
  * A 64-bit hash of a tenant_shard_map row, the same on both sides; NULL
@@ -112,6 +135,8 @@ typedef struct SyncSource
 	Datum		shard[SHARD_NCOLS];
 	Datum		enums[ENUM_NCOLS];
 	Datum		tiers[TIER_NCOLS];
+	Datum		limits[LIMIT_NCOLS];
+	Datum		quotas[QUOTA_NCOLS];
 	int64		rows;
 } SyncSource;
 
@@ -508,6 +533,8 @@ sync_read_source(SyncConn *sc, SyncSource *src)
 						src->enums, ENUM_NCOLS, "read gb_scale.enum_label");
 	sync_stream_columns(sc, src, "SELECT " TIER_COLUMNS " FROM gb_scale.plan_setting ORDER BY tier, name",
 						src->tiers, TIER_NCOLS, "read gb_scale.plan_setting");
+	sync_stream_columns(sc, src, LIMIT_QUERY, src->limits, LIMIT_NCOLS, "read gb_scale.plan_limit");
+	sync_stream_columns(sc, src, QUOTA_QUERY, src->quotas, QUOTA_NCOLS, "read gb_scale.plan_quota");
 }
 
 /* Run one local statement with the source's columns as parameters $1.. */
@@ -1011,6 +1038,7 @@ sync_apply(SyncConn *sc, SyncSource *src)
 {
 	SyncCounts	counts = {0};
 	bool		shards_differ;
+	Datum		quota_tables;
 	int			nestlevel = NewGUCNestLevel();
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
@@ -1020,6 +1048,9 @@ sync_apply(SyncConn *sc, SyncSource *src)
 		elog(ERROR, "SPI_connect failed");
 
 	sync_check_enums(src);
+	/* The tiers' limits and quotas are checked before anything is written. */
+	gb_plan_limits_check(src->limits);
+	quota_tables = gb_plan_quotas_check(src->quotas);
 
 	/*
 	 * Concurrent editors and syncs wait for this one (and it for them), so
@@ -1089,8 +1120,10 @@ sync_apply(SyncConn *sc, SyncSource *src)
 						 NULL, 0, SPI_OK_UTILITY);
 	}
 
-	/* The plan tiers' defaults, checked and written as tenant_settings.c does. */
+	/* The plan tiers' defaults, checked and written as their API does. */
 	gb_plan_settings_sync(src->tiers);
+	gb_plan_limits_sync(src->limits);
+	gb_plan_quotas_sync(src->quotas, quota_tables);
 
 	SPI_finish();
 	/* Every setting changed in this scope goes back, whoever changed it. */

@@ -57,6 +57,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -67,6 +68,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -952,4 +954,108 @@ gb_tenant_limits_usage(PG_FUNCTION_ARGS)
 		if (!entry->shown)
 			gb_usage_put(rsinfo, &entry->key, entry->running, NULL);
 	return (Datum) 0;
+}
+
+/*
+ * gb_shard_sync: make gb_scale.plan_limit equal to the source shard's rows,
+ * sent as text[] columns (tier, max_xacts, max_statements_per_second,
+ * updated_at; rows with both limits NULL are not sent: gb_plan_limit()
+ * removes such a row).  gb_plan_limits_check() checks every row as
+ * gb_plan_limit() checks it, before the sync writes anything;
+ * gb_plan_limits_sync() then writes only the rows that differ, as the
+ * tables' owner.
+ */
+
+typedef struct GbLimitSyncContext
+{
+	const char *tier;
+} GbLimitSyncContext;
+
+static void
+gb_limit_sync_errcontext(void *arg)
+{
+	errcontext("limits of plan tier %s on the source shard", ((GbLimitSyncContext *) arg)->tier);
+}
+
+/* A limit sent by the source: NULL or at least 1, as gb_limit_arg() wants. */
+static void
+gb_limit_sync_value(const char *value, const char *name)
+{
+	int32		limit = pg_strtoint32(value);
+
+	if (limit < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at least 1, not %d", name, limit),
+				 errhint("NULL means no limit of its own.")));
+}
+
+#define GB_PLAN_LIMIT_SOURCE \
+	"ROWS FROM (pg_catalog.unnest($1::pg_catalog.int2[]), pg_catalog.unnest($2::pg_catalog.int4[])," \
+	" pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.timestamptz[]))" \
+	" AS s(tier, max_xacts, max_statements_per_second, updated_at)"
+
+void
+gb_plan_limits_check(const Datum *cols)
+{
+	Datum	   *values[4];
+	bool	   *nulls[4];
+	int			n = gb_plan_sync_columns(cols, 4, values, nulls, GB_PLAN_LIMIT_TABLE);
+	ErrorContextCallback errcallback;
+	GbLimitSyncContext ctx;
+
+	errcallback.callback = gb_limit_sync_errcontext;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		/* NOT NULL on the source; both limits NULL are filtered there */
+		if (nulls[0][i] || (nulls[1][i] && nulls[2][i]))
+			elog(ERROR, "gb_scale.plan_limit of the source shard sent a row without a tier or a limit");
+		ctx.tier = TextDatumGetCString(values[0][i]);
+		(void) gb_plan_sync_tier(ctx.tier);
+		if (!nulls[1][i])
+			gb_limit_sync_value(TextDatumGetCString(values[1][i]), "max_xacts");
+		if (!nulls[2][i])
+			gb_limit_sync_value(TextDatumGetCString(values[2][i]), "max_statements_per_second");
+	}
+	error_context_stack = errcallback.previous;
+}
+
+void
+gb_plan_limits_sync(const Datum *cols)
+{
+	Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[4] = {cols[0], cols[1], cols[2], cols[3]};
+	uint64		removed;
+	uint64		changed;
+	uint64		added;
+
+	/* gb_plan_limit() calls wait for the sync, and it for them */
+	(void) gb_plan_sync_exec("LOCK TABLE gb_scale.plan_limit IN SHARE ROW EXCLUSIVE MODE",
+							 0, NULL, NULL, SPI_OK_UTILITY);
+	removed = gb_plan_sync_exec("DELETE FROM gb_scale.plan_limit p"
+								" WHERE NOT EXISTS (SELECT FROM " GB_PLAN_LIMIT_SOURCE
+								" WHERE s.tier OPERATOR(pg_catalog.=) p.tier)",
+								4, types, args, SPI_OK_DELETE);
+	changed = gb_plan_sync_exec("UPDATE gb_scale.plan_limit p"
+								" SET max_xacts = s.max_xacts,"
+								" max_statements_per_second = s.max_statements_per_second, updated_at = s.updated_at"
+								" FROM " GB_PLAN_LIMIT_SOURCE
+								" WHERE s.tier OPERATOR(pg_catalog.=) p.tier"
+								" AND (p.max_xacts, p.max_statements_per_second)"
+								" IS DISTINCT FROM (s.max_xacts, s.max_statements_per_second)",
+								4, types, args, SPI_OK_UPDATE);
+	added = gb_plan_sync_exec("INSERT INTO gb_scale.plan_limit (tier, max_xacts, max_statements_per_second, updated_at)"
+							  " SELECT s.tier, s.max_xacts, s.max_statements_per_second, s.updated_at"
+							  " FROM " GB_PLAN_LIMIT_SOURCE
+							  " WHERE NOT EXISTS (SELECT FROM gb_scale.plan_limit p"
+							  " WHERE s.tier OPERATOR(pg_catalog.=) p.tier)",
+							  4, types, args, SPI_OK_INSERT);
+	if (removed + changed + added > 0)
+		ereport(NOTICE,
+				(errmsg("plan tier limits synced: " UINT64_FORMAT " added, " UINT64_FORMAT " changed, "
+						UINT64_FORMAT " removed", added, changed, removed)));
 }

@@ -17,5 +17,7 @@ extern void gb_tenant_limits_init(void);
 extern void gb_tenant_limits_shmem_request(void);
 extern void gb_tenant_limits_shmem_init(void);
 extern void gb_tenant_limits_enter(bool has_tenant, int64 tenant);
+extern void gb_plan_limits_check(const Datum *cols);
+extern void gb_plan_limits_sync(const Datum *cols);
 
 #endif							/* GB_TENANT_LIMITS_H */

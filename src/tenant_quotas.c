@@ -71,6 +71,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -79,6 +80,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -87,6 +89,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -1091,9 +1094,10 @@ gb_quota_prepare_table(Oid relid)
 				 errhint("Set the quota on the root of its partitioned table: it covers the whole tree.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* not read-only: see a trigger this statement created (another call, a sync) */
 	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1"
 							  " AND t.tgname OPERATOR(pg_catalog.=) 'gb_quota_count'",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger");
 	exists = SPI_processed > 0;
 	SPI_finish();
@@ -1177,4 +1181,151 @@ gb_plan_quota(PG_FUNCTION_ARGS)
 				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
 	gb_store_quota(fcinfo, GB_PLAN_QUOTA_TABLE, "tier", INT2OID, Int16GetDatum((int16) tier));
 	PG_RETURN_VOID();
+}
+
+/*
+ * gb_shard_sync: make gb_scale.plan_quota equal to the source shard's rows,
+ * sent as text[] columns (tier, schema, table, rows_per_day, rows_per_month,
+ * updated_at; rows with both quotas NULL are not sent: gb_plan_quota()
+ * removes such a row).  A regclass means nothing in another database, so
+ * the source sends each table's schema and name and they are resolved here;
+ * a table this shard lacks fails the sync, naming it, rather than dropping
+ * the quota.  gb_plan_quotas_check() checks every row as gb_plan_quota()
+ * checks it and, like it, puts the counting trigger on the table as the
+ * caller, before the sync writes anything else; gb_plan_quotas_sync() then
+ * writes only the rows that differ, as the tables' owner.
+ */
+
+typedef struct GbQuotaSyncContext
+{
+	const char *tier;
+	const char *table;
+} GbQuotaSyncContext;
+
+static void
+gb_quota_sync_errcontext(void *arg)
+{
+	GbQuotaSyncContext *ctx = (GbQuotaSyncContext *) arg;
+
+	errcontext("quota of plan tier %s on table %s on the source shard", ctx->tier, ctx->table);
+}
+
+/* A quota sent by the source: NULL or at least 1, as gb_quota_arg() wants. */
+static void
+gb_quota_sync_value(const char *value, const char *name)
+{
+	int64		quota = pg_strtoint64(value);
+
+	if (quota < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at least 1, not " INT64_FORMAT, name, quota),
+				 errhint("NULL means no limit for that period.")));
+}
+
+/* The local table the source names SCHEMA.NAME, locked against a concurrent drop. */
+static Oid
+gb_quota_sync_table(const char *schema, const char *name, const char *qualified)
+{
+	Oid			relid = RangeVarGetRelid(makeRangeVar(pstrdup(schema), pstrdup(name), -1),
+										 AccessShareLock, true);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s of a plan tier quota on the source shard does not exist on this shard", qualified),
+				 errhint("Create the table here under the same schema and name, or remove the quota on the source shard (gb_plan_quota with both quotas NULL), then sync again. Nothing was synced.")));
+	if (isAnyTempNamespace(get_rel_namespace(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table %s of a plan tier quota on the source shard is a temporary table", qualified),
+				 errhint("Remove the quota on the source shard, then sync again. Nothing was synced.")));
+	return relid;
+}
+
+#define GB_PLAN_QUOTA_SOURCE \
+	"ROWS FROM (pg_catalog.unnest($1::pg_catalog.int2[]), pg_catalog.unnest($2::pg_catalog.oid[])," \
+	" pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[])," \
+	" pg_catalog.unnest($5::pg_catalog.timestamptz[]))" \
+	" AS s(tier, tbl, rows_per_day, rows_per_month, updated_at)"
+
+/* The local tables of the source's rows, as an oid[] for gb_plan_quotas_sync(). */
+Datum
+gb_plan_quotas_check(const Datum *cols)
+{
+	Datum	   *values[6];
+	bool	   *nulls[6];
+	int			n = gb_plan_sync_columns(cols, 6, values, nulls, GB_PLAN_QUOTA_TABLE);
+	Datum	   *relids = palloc(Max(n, 1) * sizeof(Datum));
+	ErrorContextCallback errcallback;
+	GbQuotaSyncContext ctx;
+
+	errcallback.callback = gb_quota_sync_errcontext;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		/* NOT NULL on the source; both quotas NULL are filtered there */
+		if (nulls[0][i] || nulls[1][i] || nulls[2][i] || (nulls[3][i] && nulls[4][i]))
+			elog(ERROR, "gb_scale.plan_quota of the source shard sent a row without a tier, a table or a quota");
+		ctx.tier = TextDatumGetCString(values[0][i]);
+		ctx.table = quote_qualified_identifier(TextDatumGetCString(values[1][i]),
+											   TextDatumGetCString(values[2][i]));
+		(void) gb_plan_sync_tier(ctx.tier);
+		if (!nulls[3][i])
+			gb_quota_sync_value(TextDatumGetCString(values[3][i]), "rows_per_day");
+		if (!nulls[4][i])
+			gb_quota_sync_value(TextDatumGetCString(values[4][i]), "rows_per_month");
+		relids[i] = ObjectIdGetDatum(gb_quota_sync_table(TextDatumGetCString(values[1][i]),
+														 TextDatumGetCString(values[2][i]), ctx.table));
+		gb_quota_prepare_table(DatumGetObjectId(relids[i]));
+	}
+	error_context_stack = errcallback.previous;
+	return PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+void
+gb_plan_quotas_sync(const Datum *cols, Datum relids)
+{
+	Oid			types[5] = {TEXTARRAYOID, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[5];
+	uint64		removed;
+	uint64		changed;
+	uint64		added;
+
+	args[0] = cols[0];
+	args[1] = relids;
+	args[2] = cols[3];
+	args[3] = cols[4];
+	args[4] = cols[5];
+	/* gb_plan_quota() calls wait for the sync, and it for them */
+	(void) gb_plan_sync_exec("LOCK TABLE gb_scale.plan_quota IN SHARE ROW EXCLUSIVE MODE",
+							 0, NULL, NULL, SPI_OK_UTILITY);
+	removed = gb_plan_sync_exec("DELETE FROM gb_scale.plan_quota p"
+								" WHERE NOT EXISTS (SELECT FROM " GB_PLAN_QUOTA_SOURCE
+								" WHERE s.tier OPERATOR(pg_catalog.=) p.tier"
+								" AND s.tbl OPERATOR(pg_catalog.=) p.tbl::pg_catalog.oid)",
+								5, types, args, SPI_OK_DELETE);
+	changed = gb_plan_sync_exec("UPDATE gb_scale.plan_quota p"
+								" SET rows_per_day = s.rows_per_day, rows_per_month = s.rows_per_month,"
+								" updated_at = s.updated_at"
+								" FROM " GB_PLAN_QUOTA_SOURCE
+								" WHERE s.tier OPERATOR(pg_catalog.=) p.tier"
+								" AND s.tbl OPERATOR(pg_catalog.=) p.tbl::pg_catalog.oid"
+								" AND (p.rows_per_day, p.rows_per_month)"
+								" IS DISTINCT FROM (s.rows_per_day, s.rows_per_month)",
+								5, types, args, SPI_OK_UPDATE);
+	added = gb_plan_sync_exec("INSERT INTO gb_scale.plan_quota (tier, tbl, rows_per_day, rows_per_month, updated_at)"
+							  " SELECT s.tier, s.tbl::pg_catalog.regclass, s.rows_per_day, s.rows_per_month, s.updated_at"
+							  " FROM " GB_PLAN_QUOTA_SOURCE
+							  " WHERE NOT EXISTS (SELECT FROM gb_scale.plan_quota p"
+							  " WHERE s.tier OPERATOR(pg_catalog.=) p.tier"
+							  " AND s.tbl OPERATOR(pg_catalog.=) p.tbl::pg_catalog.oid)",
+							  5, types, args, SPI_OK_INSERT);
+	if (removed + changed + added > 0)
+		ereport(NOTICE,
+				(errmsg("plan tier quotas synced: " UINT64_FORMAT " added, " UINT64_FORMAT " changed, "
+						UINT64_FORMAT " removed", added, changed, removed)));
 }

@@ -16,5 +16,7 @@ extern bool gb_quotas_enabled;
 extern void gb_tenant_quotas_init(void);
 extern void gb_tenant_quotas_shmem_request(void);
 extern void gb_tenant_quotas_shmem_init(void);
+extern Datum gb_plan_quotas_check(const Datum *cols);
+extern void gb_plan_quotas_sync(const Datum *cols, Datum relids);
 
 #endif							/* GB_TENANT_QUOTAS_H */

@@ -910,9 +910,35 @@ gb_tenant_settings(PG_FUNCTION_ARGS)
 }
 
 /*
- * Export and purge (tenant.c): a tenant's plan and values are
- * gb_scale_admin's to read and remove.
+ * Export and purge (tenant.c): a tenant's plan, values, limits and quotas
+ * are gb_scale_admin's to read and remove.
  */
+
+/* The tables holding a tenant's own rows, in the order export and purge use. */
+static const char *const gb_tenant_own_tables[] = {
+	GB_TENANT_PLAN_TABLE, GB_TENANT_SETTING_TABLE, "tenant_limit", "tenant_quota"
+};
+
+/*
+ * Their rows as jsonb, in a stable order.  A quota's table goes out as its
+ * schema-qualified name, quoted as needed: an OID means nothing on another
+ * shard, and regclass output would depend on the reader's search_path.
+ */
+static const char *const gb_tenant_own_exports[] = {
+	"SELECT pg_catalog.to_jsonb(r) FROM gb_scale.tenant_plan r WHERE r.tenant_id OPERATOR(pg_catalog.=) $1",
+	"SELECT pg_catalog.to_jsonb(r) FROM gb_scale.tenant_setting r WHERE r.tenant_id OPERATOR(pg_catalog.=) $1"
+	" ORDER BY r.name COLLATE pg_catalog.\"C\"",
+	"SELECT pg_catalog.to_jsonb(r) FROM gb_scale.tenant_limit r WHERE r.tenant_id OPERATOR(pg_catalog.=) $1",
+	"SELECT pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tbl', t.name)"
+	" FROM gb_scale.tenant_quota r,"
+	" LATERAL (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name"
+	" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+	" WHERE c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid) t"
+	" WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 ORDER BY t.name COLLATE pg_catalog.\"C\""
+};
+
+StaticAssertDecl(lengthof(gb_tenant_own_tables) == lengthof(gb_tenant_own_exports),
+				 "one export query per table");
 
 /* Run SQL about TENANT on the extension's tables as their owner. */
 static void
@@ -931,8 +957,9 @@ gb_settings_sql_end(Oid save_userid, int save_sec, int nestlevel)
 }
 
 /*
- * Whether TENANT has a plan or values; an error when it has and the caller
- * may not WHAT them (export, purge).  Called before anything is done.
+ * Whether TENANT has a plan, values, limits or quotas; an error when it has
+ * and the caller may not WHAT them (export, purge).  Called before anything
+ * is done.
  */
 bool
 gb_tenant_settings_held(int64 tenant, const char *what)
@@ -947,25 +974,29 @@ gb_tenant_settings_held(int64 tenant, const char *what)
 	gb_settings_sql_begin(&save_userid, &save_sec, &nestlevel);
 	if (SPI_execute_with_args("SELECT FROM gb_scale.tenant_plan p WHERE p.tenant_id OPERATOR(pg_catalog.=) $1"
 							  " UNION ALL SELECT FROM gb_scale.tenant_setting s"
-							  " WHERE s.tenant_id OPERATOR(pg_catalog.=) $1",
+							  " WHERE s.tenant_id OPERATOR(pg_catalog.=) $1"
+							  " UNION ALL SELECT FROM gb_scale.tenant_limit l"
+							  " WHERE l.tenant_id OPERATOR(pg_catalog.=) $1"
+							  " UNION ALL SELECT FROM gb_scale.tenant_quota q"
+							  " WHERE q.tenant_id OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the plan and settings of tenant " INT64_FORMAT, tenant);
+		elog(ERROR, "could not read the plan, settings, limits and quotas of tenant " INT64_FORMAT, tenant);
 	held = SPI_processed > 0;
 	gb_settings_sql_end(save_userid, save_sec, nestlevel);
 	if (held && !gb_is_admin(save_userid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s the plan and settings of tenant " INT64_FORMAT, what, tenant),
-				 errdetail("Tenant plans and settings belong to %s.", GB_ADMIN_ROLE),
+				 errmsg("permission denied to %s the plan, settings, limits and quotas of tenant " INT64_FORMAT,
+						what, tenant),
+				 errdetail("Tenant plans, settings, limits and quotas belong to %s.", GB_ADMIN_ROLE),
 				 errhint("Run it as a member of %s. Nothing was done.", GB_ADMIN_ROLE)));
 	return held;
 }
 
-/* One row per plan and value of TENANT: (table, jsonb of the row). */
+/* One row per plan, value, limit and quota of TENANT: (table, jsonb of the row). */
 void
 gb_tenant_settings_export(int64 tenant, ReturnSetInfo *rsinfo)
 {
-	static const char *const tables[2] = {GB_TENANT_PLAN_TABLE, GB_TENANT_SETTING_TABLE};
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(tenant)};
 	Oid			save_userid;
@@ -973,15 +1004,12 @@ gb_tenant_settings_export(int64 tenant, ReturnSetInfo *rsinfo)
 	int			nestlevel;
 
 	gb_settings_sql_begin(&save_userid, &save_sec, &nestlevel);
-	for (int t = 0; t < (int) lengthof(tables); t++)
+	for (int t = 0; t < (int) lengthof(gb_tenant_own_tables); t++)
 	{
-		Oid			relid = gb_directory_relid(tables[t]);
+		Oid			relid = gb_directory_relid(gb_tenant_own_tables[t]);
 
-		if (SPI_execute_with_args(psprintf("SELECT pg_catalog.to_jsonb(r) FROM gb_scale.%s r"
-										   " WHERE r.tenant_id OPERATOR(pg_catalog.=) $1%s", tables[t],
-										   t == 0 ? "" : " ORDER BY r.name COLLATE pg_catalog.\"C\""),
-								  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read gb_scale.%s", tables[t]);
+		if (SPI_execute_with_args(gb_tenant_own_exports[t], 1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read gb_scale.%s", gb_tenant_own_tables[t]);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			Datum		values[2];
@@ -995,11 +1023,15 @@ gb_tenant_settings_export(int64 tenant, ReturnSetInfo *rsinfo)
 	gb_settings_sql_end(save_userid, save_sec, nestlevel);
 }
 
-/* Remove TENANT's plan and values: one row per table that had any. */
+/*
+ * Remove TENANT's plan, values, limits and quotas: one row per table that
+ * had any.  The quota counters in shared memory stay (tenant_quotas.c):
+ * they count rows inserted in a period, which deleting rows never gives
+ * back, and are no longer updated once no quota is in force.
+ */
 void
 gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo)
 {
-	static const char *const tables[2] = {GB_TENANT_PLAN_TABLE, GB_TENANT_SETTING_TABLE};
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(tenant)};
 	Oid			save_userid;
@@ -1007,18 +1039,18 @@ gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo)
 	int			nestlevel;
 
 	gb_settings_sql_begin(&save_userid, &save_sec, &nestlevel);
-	for (int t = 0; t < (int) lengthof(tables); t++)
+	for (int t = 0; t < (int) lengthof(gb_tenant_own_tables); t++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
 		if (SPI_execute_with_args(psprintf("DELETE FROM gb_scale.%s r WHERE r.tenant_id OPERATOR(pg_catalog.=) $1",
-										   tables[t]),
+										   gb_tenant_own_tables[t]),
 								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete from gb_scale.%s", tables[t]);
+			elog(ERROR, "could not delete from gb_scale.%s", gb_tenant_own_tables[t]);
 		if (SPI_processed == 0)
 			continue;
-		values[0] = ObjectIdGetDatum(gb_directory_relid(tables[t]));
+		values[0] = ObjectIdGetDatum(gb_directory_relid(gb_tenant_own_tables[t]));
 		values[1] = Int64GetDatum((int64) SPI_processed);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -1029,6 +1061,64 @@ gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo)
 /*
  * gb_shard_sync.
  */
+
+/*
+ * Run one statement of a plan tier table's sync (tenant_limits.c,
+ * tenant_quotas.c) as the extension's tables' owner, as their API writes
+ * them; returns the rows processed.
+ */
+uint64
+gb_plan_sync_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	uint64		processed;
+
+	gb_settings_sql_begin(&save_userid, &save_sec, &nestlevel);
+	if (SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0) != expected)
+		elog(ERROR, "could not sync a plan tier table: %s", sql);
+	processed = SPI_processed;
+	gb_settings_sql_end(save_userid, save_sec, nestlevel);
+	CommandCounterIncrement();
+	return processed;
+}
+
+/*
+ * The source shard's rows of TABLE, sent as NCOLS text[] columns: each
+ * column's elements into values[c] and nulls[c]; returns the row count.
+ */
+int
+gb_plan_sync_columns(const Datum *cols, int ncols, Datum **values, bool **nulls, const char *table)
+{
+	int			n = 0;
+
+	for (int c = 0; c < ncols; c++)
+	{
+		int			count;
+
+		deconstruct_array(DatumGetArrayTypeP(cols[c]), TEXTOID, -1, false, TYPALIGN_INT,
+						  &values[c], &nulls[c], &count);
+		if (c > 0 && count != n)
+			elog(ERROR, "gb_scale.%s of the source shard came with columns of different lengths", table);
+		n = count;
+	}
+	return n;
+}
+
+/* A gb_plan_tier code sent by the source shard, checked as gb_plan_setting() checks it. */
+int16
+gb_plan_sync_tier(const char *value)
+{
+	int32		tier = pg_strtoint32(value);
+
+	if (tier < 0 || tier >= GB_PLAN_TIERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d is not a gb_plan_tier code", tier),
+				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
+	return (int16) tier;
+}
 
 /* The source's plan_setting rows as unnest() columns $1..$5. */
 #define GB_PLAN_SOURCE \

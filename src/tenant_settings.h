@@ -25,6 +25,10 @@ extern bool gb_tenant_settings_held(int64 tenant, const char *what);
 extern void gb_tenant_settings_export(int64 tenant, ReturnSetInfo *rsinfo);
 extern void gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo);
 extern void gb_plan_settings_sync(const Datum *tiers);
+extern uint64 gb_plan_sync_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected);
+extern int16 gb_plan_sync_tier(const char *value);
+extern int	gb_plan_sync_columns(const Datum *cols, int ncols, Datum **values, bool **nulls,
+								 const char *table);
 
 /* tenant.c */
 extern bool gb_transaction_tenant(int64 *tenant);

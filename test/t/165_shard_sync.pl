@@ -4,7 +4,8 @@
 #    source uses; a wrong password, a connection the source lets in without
 #    its password, or no password at all are refused (08001, 2F003);
 #  - the caller's own privileges apply here (42501 without table rights), the
-#    source's for the source role there (its error and SQLSTATE relayed);
+#    source's for the source role there (its error and SQLSTATE relayed, also
+#    for a role that may read the directory but not the tiers' limits);
 #  - statement_timeout ends a sync whose source does not answer (its
 #    postmaster stopped) or whose source query waits for a lock, and the
 #    connection to the source is closed at once, not at the end of the session;
@@ -37,7 +38,7 @@ $source->append_conf('postgresql.conf', $conf . "gb_scale.shard_id = 2\n");
 my $hba = $source->data_dir . '/pg_hba.conf';
 my $hba_rest = slurp_file($hba);
 open(my $fh, '>', $hba) or die "could not write $hba: $!";
-print $fh "local all sync_reader,sync_blind scram-sha-256\n", $hba_rest;
+print $fh "local all sync_reader,sync_blind,sync_partial scram-sha-256\n", $hba_rest;
 close $fh;
 $source->start;
 
@@ -45,7 +46,11 @@ $source->safe_psql('postgres', q{
 CREATE EXTENSION gb_scale;
 CREATE ROLE sync_reader LOGIN PASSWORD 'reader-secret';
 CREATE ROLE sync_blind LOGIN PASSWORD 'blind-secret';
-GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map, gb_scale.plan_setting TO sync_reader;
+CREATE ROLE sync_partial LOGIN PASSWORD 'partial-secret';
+GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map, gb_scale.plan_setting,
+                gb_scale.plan_limit, gb_scale.plan_quota TO sync_reader;
+-- what the source role needed before the tiers' limits and quotas were synced
+GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map, gb_scale.plan_setting TO sync_partial;
 INSERT INTO gb_scale.shard_config
        (shard_id, region_code, datacenter, connection_string, is_primary, min_tenant_id, max_tenant_id, created_at)
 VALUES (1, 'BRA', 'sao-paulo-1', 'host=shard1', true, 0, 999, '2025-01-01 00:00:00+00'),
@@ -97,6 +102,12 @@ $e = sql_error($here, 'postgres',
 is($e->{state}, '42501', 'a source role that may not read the tables: the source\'s 42501');
 like($e->{message}, qr/could not read gb_scale\.shard_config on the source shard: permission denied/,
 	'... named as the source\'s error');
+
+$e = sql_error($here, 'postgres',
+	"SELECT gb_shard_sync('$base user=sync_partial password=partial-secret')", user => 'ops');
+is($e->{state}, '42501', 'a source role that may not read the tiers\' limits: the source\'s 42501');
+like($e->{message}, qr/could not read gb_scale\.plan_limit on the source shard: permission denied/,
+	'... naming gb_scale.plan_limit');
 
 # statement_timeout ends a sync whose source does not answer at all.
 my ($pm_pid) = slurp_file($source->data_dir . '/postmaster.pid') =~ /^(\d+)/;

@@ -39,7 +39,8 @@ $source->start;
 $source->safe_psql('postgres', q{
 CREATE EXTENSION gb_scale;
 CREATE ROLE sync_reader LOGIN PASSWORD 'Rd9xQpass';
-GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map, gb_scale.plan_setting TO sync_reader;
+GRANT SELECT ON gb_scale.shard_config, gb_scale.tenant_shard_map, gb_scale.plan_setting,
+                gb_scale.plan_limit, gb_scale.plan_quota TO sync_reader;
 INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string, min_tenant_id, max_tenant_id)
 VALUES (1, 'BRA', 'sao-paulo-1', 'host=shard1', 0, 999);
 });
