@@ -31,6 +31,7 @@ record() { # record NAME STATUS
 
 gb_tmpdir work
 logs=()
+skipped=()
 
 # Contrib modules the tests load: postgres_fdw (the cross-shard test,
 # sql/shard_fdw.sql), pg_stat_statements and auto_explain (the hooks test,
@@ -138,7 +139,18 @@ if [ -z "${GB_CITUS_TARBALL:-}" ]; then
 		[ -f "$t" ] && GB_CITUS_TARBALL=$(readlink -f "$t") && export GB_CITUS_TARBALL
 	done
 fi
-bash "$GB_ROOT/test/citus.sh" install || record "Citus for t/190 (test/citus.sh install)" 1
+# The assert build is PostgreSQL 15.18 (the newest source Debian's mirror
+# keeps), and that Citus was built for 15.20, whose symbols it needs: there
+# the Citus tests are skipped with the reason, which the summary prints.
+citus_status=0
+citus_why=$(bash "$GB_ROOT/test/citus.sh" install 2>&1 >/dev/null) || citus_status=$?
+if [ "$citus_status" -eq 3 ] && [ -n "${GB_SUITE_LABEL:-}" ]; then
+	export GB_CITUS_UNAVAILABLE="${citus_why##*Citus unavailable: }"
+	skipped+=("Citus tests on the $GB_SUITE_LABEL: $GB_CITUS_UNAVAILABLE")
+elif [ "$citus_status" -ne 0 ]; then
+	printf '%s\n' "$citus_why" >&2
+	record "Citus for the Citus tests (test/citus.sh install)" 1
+fi
 cp -r "$GB_ROOT/test" "$work/test"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$work/test"
 pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
@@ -179,6 +191,7 @@ if [ -z "$suite_label" ] && [ "${GB_SKIP_DEBUG_BUILD:-0}" != 1 ]; then
 		passed=$((passed + ${debug_passed:-0}))
 		failed=$((failed + ${debug_failed:-0}))
 		while read -r line; do failures+=("[assert build] $line"); done < <(sed -n 's/^FAILED: //p' "$work/debug.out")
+		while read -r line; do skipped+=("$line"); done < <(sed -n 's/^SKIPPED: //p' "$work/debug.out")
 		[ -z "${debug_passed:-}" ] && record "[assert build] suite did not run" 1
 	else
 		record "assert-enabled PostgreSQL build" 1
@@ -186,6 +199,7 @@ if [ -z "$suite_label" ] && [ "${GB_SKIP_DEBUG_BUILD:-0}" != 1 ]; then
 fi
 
 echo
+for f in "${skipped[@]}"; do echo "SKIPPED: $f"; done
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

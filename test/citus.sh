@@ -68,11 +68,29 @@ as_pg() {
 
 # citus_missing: why Citus is not usable with PG_CONFIG (empty when it is).
 citus_missing() {
-	local lib share
+	local lib share missing
 	lib=$("$PG_CONFIG" --pkglibdir)
 	share=$("$PG_CONFIG" --sharedir)/extension
 	[ -f "$lib/citus.so" ] || { echo "no citus.so in $lib"; return; }
 	[ -f "$share/citus.control" ] || { echo "no citus.control in $share"; return; }
+	missing=$(citus_unresolved "$lib/citus.so")
+	[ -z "$missing" ] || echo "citus.so needs server symbols this build lacks ($missing): it was built for another minor release"
+}
+
+# A citus.so built for another minor release can need functions this server
+# lacks (Debian's 15.20 exports have_createdb_privilege, 15.18 does not) and
+# would not load: its undefined symbols against those of the server and of
+# the libraries both need.
+citus_unresolved() {
+	local so=$1
+	command -v nm >/dev/null || return 0
+	comm -23 \
+		<(nm -D --undefined-only "$so" | awk '$1 == "U" { sub(/@.*/, "", $2); print $2 }' | sort -u) \
+		<({
+			nm -D --defined-only "$BINDIR/postgres"
+			ldd "$so" "$BINDIR/postgres" | grep -o '/[^ ]*' | sort -u | xargs -r nm -D --defined-only
+		} 2>/dev/null | awk 'NF == 3 { sub(/@.*/, "", $3); print $3 }' | sort -u) |
+		head -n 3 | paste -sd ' '
 }
 
 # The tarball to install from: GB_CITUS_TARBALL, else the one in
