@@ -93,6 +93,7 @@ SET client_min_messages = warning;
 SELECT count(*) FROM gb_tenant_purge(1);
 SELECT count(*) FROM gb_tenant_purge(2);
 DROP SCHEMA "te Schema" CASCADE;
+DROP TABLE import;
 RESET client_min_messages;
 DROP ROLE regress_te_app;
 DROP ROLE regress_te_admin;
