@@ -1166,20 +1166,9 @@ gb_tenant_quota(PG_FUNCTION_ARGS)
 Datum
 gb_plan_quota(PG_FUNCTION_ARGS)
 {
-	int32		tier;
+	int16		tier = gb_tier_arg(fcinfo, 0);
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tier must not be NULL"),
-				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
-	tier = PG_GETARG_INT32(0);
-	if (tier < 0 || tier >= GB_PLAN_TIERS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%d is not a gb_plan_tier code", tier),
-				 errhint("A tier is a gb_plan_tier code: 0 free, 1 starter, 2 pro, 3 enterprise.")));
-	gb_store_quota(fcinfo, GB_PLAN_QUOTA_TABLE, "tier", INT2OID, Int16GetDatum((int16) tier));
+	gb_store_quota(fcinfo, GB_PLAN_QUOTA_TABLE, "tier", INT2OID, Int16GetDatum(tier));
 	PG_RETURN_VOID();
 }
 

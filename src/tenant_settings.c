@@ -725,7 +725,7 @@ gb_required_tenant_arg(FunctionCallInfo fcinfo, int argno)
 }
 
 /* A gb_plan_tier code from an integer argument. */
-static int16
+int16
 gb_tier_arg(FunctionCallInfo fcinfo, int argno)
 {
 	int32		tier;

@@ -11,6 +11,7 @@
 
 #include "gb_scale.h"
 
+#include "fmgr.h"
 #include "nodes/execnodes.h"
 
 /* gb_plan_tier codes: 0 free, 1 starter, 2 pro, 3 enterprise. */
@@ -27,6 +28,7 @@ extern void gb_tenant_settings_purge(int64 tenant, ReturnSetInfo *rsinfo);
 extern void gb_plan_settings_sync(const Datum *tiers);
 extern uint64 gb_plan_sync_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected);
 extern int16 gb_plan_sync_tier(const char *value);
+extern int16 gb_tier_arg(FunctionCallInfo fcinfo, int argno);
 extern int	gb_plan_sync_columns(const Datum *cols, int ncols, Datum **values, bool **nulls,
 								 const char *table);
 
