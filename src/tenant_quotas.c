@@ -10,10 +10,15 @@
  * no limit for that period.  Only tenants with a quota in force are counted.
  *
  * Counting: gb_plan_quota()/gb_tenant_quota() put an AFTER INSERT ... FOR
- * EACH STATEMENT trigger with a transition table (gb_quota_count) on the
- * table.  It fires for INSERT and COPY, and on a partitioned table for rows
- * routed anywhere in its tree; rows inserted into a partition by naming it
- * are not counted (a quota is set on the root; a partition is refused).
+ * EACH STATEMENT trigger with a transition table (gb_quota_count) on a
+ * table; it fires for INSERT and COPY.  On a partitioned table they put an
+ * AFTER INSERT ... FOR EACH ROW trigger (gb_quota_count_tree) instead, which
+ * PostgreSQL clones to every partition, those created or attached later
+ * included: it counts each row any partition receives, routed through the
+ * root or inserted into the partition by name (a statement trigger would
+ * fire only for the table the statement names).  A quota is set on the
+ * root; a partition is refused.  Rows a table already holds when it is
+ * attached are not counted: a quota counts inserts.
  * The rows count for the tenant of the table's registered tenant column
  * (gb_scale.tenant_isolation, else gb_scale.partition_config), else for the
  * transaction's tenant (gb_set_tenant); rows of no tenant are not counted.
@@ -72,6 +77,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "commands/trigger.h"
@@ -86,6 +92,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -183,7 +190,8 @@ static void gb_quotas_shmem_exit(int code, Datum arg);
 typedef struct GbStatementRows
 {
 	int64		tenant;			/* hash key */
-	int64		rows;
+	int64		rows;			/* to reserve */
+	int64		earlier;		/* reserved by the statement before */
 	GbQuota		quota;
 	bool		limited;
 } GbStatementRows;
@@ -658,11 +666,12 @@ gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
 }
 
 /*
- * The tenant column RELID has registered (isolation first, then the
- * partition manager), or InvalidAttrNumber.
+ * The tenant column REGISTERED has registered (isolation first, then the
+ * partition manager), as a column of TARGET (the table itself or one of its
+ * partitions, whose column numbers may differ), or InvalidAttrNumber.
  */
 static AttrNumber
-gb_quota_tenant_attnum(Relation target)
+gb_quota_tenant_attnum(Oid registered, Relation target)
 {
 	static const char *const tables[2] = {GB_TENANT_ISOLATION_TABLE, "partition_config"};
 	static const char *const keys[2] = {"tbl", "parent"};
@@ -679,7 +688,7 @@ gb_quota_tenant_attnum(Relation target)
 		HeapTuple	tuple;
 		AttrNumber	attnum = InvalidAttrNumber;
 
-		ScanKeyInit(&key, att_key, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+		ScanKeyInit(&key, att_key, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(registered));
 		scan = systable_beginscan(rel, InvalidOid, false, snapshot, 1, &key);
 		if (HeapTupleIsValid(tuple = systable_getnext(scan)))
 		{
@@ -720,13 +729,28 @@ gb_tenant_datum(Datum value, Oid typid)
 	}
 }
 
+/* The type of REL's tenant column ATTNUM: an integer type. */
+static Oid
+gb_quota_tenant_type(Relation rel, AttrNumber attnum)
+{
+	Oid			typid = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+
+	if (typid != INT8OID && typid != INT4OID && typid != INT2OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("tenant column of table %s is not of type bigint, integer or smallint",
+						RelationGetRelationName(rel)),
+				 errhint("Register a tenant column holding tenant ids.")));
+	return typid;
+}
+
 /* The statement's rows, per tenant. */
 static HTAB *
 gb_statement_tenants(Relation rel, Tuplestorestate *rows)
 {
 	HASHCTL		ctl;
 	HTAB	   *tenants;
-	AttrNumber	attnum = gb_quota_tenant_attnum(rel);
+	AttrNumber	attnum = gb_quota_tenant_attnum(RelationGetRelid(rel), rel);
 	GbStatementRows *entry;
 	int64		tenant;
 
@@ -744,16 +768,10 @@ gb_statement_tenants(Relation rel, Tuplestorestate *rows)
 	}
 	else
 	{
-		Oid			typid = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		Oid			typid = gb_quota_tenant_type(rel, attnum);
 		TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 		bool		found;
 
-		if (typid != INT8OID && typid != INT4OID && typid != INT2OID)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("tenant column of table %s is not of type bigint, integer or smallint",
-							RelationGetRelationName(rel)),
-					 errhint("Register a tenant column holding tenant ids.")));
 		tuplestore_rescan(rows);
 		while (tuplestore_gettupleslot(rows, true, false, slot))
 		{
@@ -850,61 +868,29 @@ typedef struct GbQuotaRefusal
 } GbQuotaRefusal;
 
 /*
- * AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT on a table
- * with quotas (INSERT and COPY): checks and reserves the statement's rows.
+ * Check and reserve the rows of the NENTRIES limited tenants in ENTRIES for
+ * the quotas of table QUOTA_RELID, all or none: over a quota (or with no
+ * counter free) it raises 53400 and reserves nothing.
  */
-Datum
-gb_quota_count(PG_FUNCTION_ARGS)
+static void
+gb_quota_reserve(Oid quota_relid, GbStatementRows **entries, int nentries,
+				 int32 day, int32 month)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	HTAB	   *tenants;
-	HASH_SEQ_STATUS seq;
-	GbStatementRows *entry;
-	int			nlimited = 0;
-	int32		day;
-	int32		month;
 	GbQuotaRefusal refusal = {0};
 	bool		refused = false;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s.quota_count() must be called as an AFTER INSERT statement trigger with a new table",
-						GB_INTERNAL_SCHEMA),
-				 errhint("Set quotas with gb_tenant_quota() or gb_plan_quota(), which create the trigger.")));
-	/* without the preload there are no counters: stored, not enforced */
-	if (gb_quotas == NULL || tuplestore_tuple_count(trigdata->tg_newtable) == 0)
-		return PointerGetDatum(NULL);
-	rel = trigdata->tg_relation;
-	tenants = gb_statement_tenants(rel, trigdata->tg_newtable);
-	hash_seq_init(&seq, tenants);
-	while ((entry = hash_seq_search(&seq)) != NULL)
-	{
-		entry->limited = gb_quota_of(entry->tenant, RelationGetRelid(rel), &entry->quota);
-		if (entry->limited)
-			nlimited++;
-	}
-	if (nlimited == 0)
-		return PointerGetDatum(NULL);
-	gb_quota_periods(gb_quota_now(true), &day, &month);
-	gb_held_reserve(nlimited);
-
+	gb_held_reserve(nentries);
 	LWLockAcquire(gb_quotas->lock, LW_EXCLUSIVE);
 	/* first pass: find or make every counter and check; second: reserve */
 	for (int pass = 0; pass < 2 && !refused; pass++)
 	{
-		hash_seq_init(&seq, tenants);
-		while ((entry = hash_seq_search(&seq)) != NULL)
+		for (int i = 0; i < nentries && !refused; i++)
 		{
-			GbQuotaKey	key = {.dbid = MyDatabaseId,.relid = RelationGetRelid(rel),.tenant = entry->tenant};
+			GbStatementRows *entry = entries[i];
+			GbQuotaKey	key = {.dbid = MyDatabaseId,.relid = quota_relid,.tenant = entry->tenant};
 			GbQuotaCounter *c;
 			bool		found;
 
-			if (!entry->limited)
-				continue;
 			c = hash_search(gb_quota_counters, &key, pass == 0 ? HASH_ENTER_NULL : HASH_FIND, &found);
 			if (c == NULL && pass == 0 && gb_quotas_evict_past(month) > 0)
 				c = hash_search(gb_quota_counters, &key, HASH_ENTER_NULL, &found);
@@ -913,7 +899,6 @@ gb_quota_count(PG_FUNCTION_ARGS)
 				refusal.full = true;
 				refusal.tenant = entry->tenant;
 				refused = true;
-				hash_seq_term(&seq);
 				break;
 			}
 			if (pass == 0 && !found)
@@ -937,22 +922,18 @@ gb_quota_count(PG_FUNCTION_ARGS)
 				int64		day_used = c->day_rows + c->day_reserved;
 				int64		month_used = c->month_rows + c->month_reserved;
 
+				/* the statement's earlier rows are reported as its own */
 				if (entry->quota.per_day > 0 && day_used + entry->rows > entry->quota.per_day)
 				{
 					refusal = (GbQuotaRefusal) {false, entry->tenant, false, entry->quota.per_day,
-					day_used, entry->rows, c->day, c->month};
+					day_used - entry->earlier, entry->earlier + entry->rows, c->day, c->month};
 					refused = true;
 				}
 				else if (entry->quota.per_month > 0 && month_used + entry->rows > entry->quota.per_month)
 				{
 					refusal = (GbQuotaRefusal) {false, entry->tenant, true, entry->quota.per_month,
-					month_used, entry->rows, c->day, c->month};
+					month_used - entry->earlier, entry->earlier + entry->rows, c->day, c->month};
 					refused = true;
-				}
-				if (refused)
-				{
-					hash_seq_term(&seq);
-					break;
 				}
 			}
 			if (pass == 1)
@@ -969,7 +950,7 @@ gb_quota_count(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("no row quota counter is free for tenant " INT64_FORMAT " on table %s",
-						refusal.tenant, gb_qualified_name(RelationGetRelid(rel))),
+						refusal.tenant, gb_qualified_name(quota_relid)),
 				 errdetail("All %d counters of gb_scale.quota_entries are taken.", gb_quota_entries),
 				 errhint("Raise gb_scale.quota_entries and restart the server.")));
 	if (refused)
@@ -977,7 +958,7 @@ gb_quota_count(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("tenant " INT64_FORMAT " is over its quota of rows per %s in table %s",
 						refusal.tenant, refusal.monthly ? "month" : "day",
-						gb_qualified_name(RelationGetRelid(rel))),
+						gb_qualified_name(quota_relid)),
 				 errdetail("The quota is " INT64_FORMAT " rows per %s; " INT64_FORMAT
 						   " are inserted or being inserted in the %s starting %s (%s), and this statement adds "
 						   INT64_FORMAT ".",
@@ -987,6 +968,218 @@ gb_quota_count(PG_FUNCTION_ARGS)
 						   gb_quota_time_zone, refusal.rows),
 				 errhint("Insert fewer rows, wait for the next %s, or raise the quota with gb_tenant_quota() or gb_plan_quota().",
 						 refusal.monthly ? "month" : "day")));
+}
+
+/*
+ * A partitioned table's tree: the row trigger gb_quota_count_tree, which
+ * PostgreSQL clones to every partition (present, created later by any route,
+ * or attached), fires for each row a partition receives, whether it was
+ * routed through the root or inserted into the partition by name.  What a
+ * row needs (the table of the quota, the tenant column, the tenants'
+ * quotas, the period) is looked up once per statement and partition: the
+ * statement's identity is its transaction and command id.
+ */
+typedef struct GbRowPartition
+{
+	Oid			tgoid;			/* hash key: the clone on this partition */
+	Oid			quota_relid;
+	AttrNumber	attnum;
+	Oid			typid;
+} GbRowPartition;
+
+typedef struct GbRowTenantKey
+{
+	Oid			quota_relid;
+	int64		tenant;
+} GbRowTenantKey;
+
+typedef struct GbRowTenant
+{
+	GbRowTenantKey key;			/* hash key: first */
+	GbStatementRows rows;
+} GbRowTenant;
+
+static MemoryContext gb_row_cxt = NULL;
+static HTAB *gb_row_partitions = NULL;
+static HTAB *gb_row_tenants = NULL;
+static LocalTransactionId gb_row_lxid = InvalidLocalTransactionId;
+static CommandId gb_row_cid = InvalidCommandId;
+static int32 gb_row_day;
+static int32 gb_row_month;
+
+/* The table of the trigger TGOID's origin: the clones' parents up to the root's. */
+static Oid
+gb_trigger_origin_relid(Oid tgoid)
+{
+	Relation	triggers = table_open(TriggerRelationId, AccessShareLock);
+	Oid			relid = InvalidOid;
+
+	/* a partition tree is never deeper than this; a loop would be a damaged catalog */
+	for (int depth = 0; OidIsValid(tgoid) && depth < 1000; depth++)
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		CHECK_FOR_INTERRUPTS();
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(triggers, TriggerOidIndexId, true, NULL, 1, &key);
+		tuple = systable_getnext(scan);
+		tgoid = InvalidOid;
+		if (HeapTupleIsValid(tuple))
+		{
+			relid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgrelid;
+			tgoid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgparentid;
+		}
+		systable_endscan(scan);
+	}
+	table_close(triggers, AccessShareLock);
+	return relid;
+}
+
+/* The per-statement lookups, emptied when a new statement comes. */
+static void
+gb_row_statement_start(void)
+{
+	HASHCTL		ctl;
+
+	if (gb_row_cxt != NULL && gb_row_lxid == MyProc->lxid && gb_row_cid == GetCurrentCommandId(false))
+		return;
+	if (gb_row_cxt == NULL)
+		gb_row_cxt = AllocSetContextCreate(TopMemoryContext, "gb_scale quota rows", ALLOCSET_SMALL_SIZES);
+	/* invalidated before the reset: an error in between leaves no stale table */
+	gb_row_lxid = InvalidLocalTransactionId;
+	gb_row_partitions = gb_row_tenants = NULL;
+	MemoryContextReset(gb_row_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = gb_row_cxt;
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(GbRowPartition);
+	gb_row_partitions = hash_create("gb_scale quota partitions", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(GbRowTenantKey);
+	ctl.entrysize = sizeof(GbRowTenant);
+	gb_row_tenants = hash_create("gb_scale quota row tenants", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	gb_quota_periods(gb_quota_now(true), &gb_row_day, &gb_row_month);
+	gb_row_lxid = MyProc->lxid;
+	gb_row_cid = GetCurrentCommandId(false);
+}
+
+/* One row received by a partition (or the root) of a tree with quotas. */
+static void
+gb_quota_count_row(TriggerData *trigdata)
+{
+	Relation	rel = trigdata->tg_relation;
+	Oid			tgoid = trigdata->tg_trigger->tgoid;
+	GbRowPartition *part;
+	GbRowTenant *tenant;
+	GbRowTenantKey key;
+	GbStatementRows *entry;
+	bool		found;
+
+	gb_row_statement_start();
+	part = hash_search(gb_row_partitions, &tgoid, HASH_FIND, NULL);
+	if (part == NULL)
+	{
+		Oid			quota_relid = gb_trigger_origin_relid(tgoid);
+		AttrNumber	attnum = OidIsValid(quota_relid) ?
+			gb_quota_tenant_attnum(quota_relid, rel) : InvalidAttrNumber;
+
+		part = hash_search(gb_row_partitions, &tgoid, HASH_ENTER, NULL);
+		part->quota_relid = quota_relid;
+		part->attnum = attnum;
+		part->typid = attnum == InvalidAttrNumber ? InvalidOid :
+			gb_quota_tenant_type(rel, attnum);
+	}
+	if (!OidIsValid(part->quota_relid))
+		return;
+	memset(&key, 0, sizeof(key));
+	key.quota_relid = part->quota_relid;
+	if (part->attnum == InvalidAttrNumber)
+	{
+		if (!gb_transaction_tenant(&key.tenant))
+			return;
+	}
+	else
+	{
+		bool		isnull;
+		Datum		value = slot_getattr(trigdata->tg_trigslot, part->attnum, &isnull);
+
+		if (isnull)
+			return;
+		key.tenant = gb_tenant_datum(value, part->typid);
+	}
+	tenant = hash_search(gb_row_tenants, &key, HASH_ENTER, &found);
+	entry = &tenant->rows;
+	if (!found)
+	{
+		entry->tenant = key.tenant;
+		entry->earlier = 0;
+		entry->limited = false;
+		/* entered before the lookup: an error leaves it unlimited, but the statement fails */
+		entry->limited = gb_quota_of(key.tenant, key.quota_relid, &entry->quota);
+	}
+	if (!entry->limited)
+		return;
+	entry->rows = 1;
+	gb_quota_reserve(key.quota_relid, &entry, 1, gb_row_day, gb_row_month);
+	entry->earlier++;
+}
+
+/*
+ * The trigger on a table with quotas, put there by gb_plan_quota() and
+ * gb_tenant_quota(): AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH
+ * STATEMENT on a table (INSERT and COPY: checks and reserves the statement's
+ * rows), AFTER INSERT ... FOR EACH ROW on a partitioned table (each row of
+ * its tree).
+ */
+Datum
+gb_quota_count(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	HTAB	   *tenants;
+	HASH_SEQ_STATUS seq;
+	GbStatementRows *entry;
+	GbStatementRows **limited;
+	int			nlimited = 0;
+	int32		day;
+	int32		month;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		(TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) && trigdata->tg_newtable == NULL) ||
+		(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) &&
+		 (trigdata->tg_newtable != NULL || !trigdata->tg_relation->rd_rel->relispartition)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s.quota_count() must be called as an AFTER INSERT statement trigger with a new table, or as a row trigger of a partitioned table",
+						GB_INTERNAL_SCHEMA),
+				 errhint("Set quotas with gb_tenant_quota() or gb_plan_quota(), which create the trigger.")));
+	/* without the preload there are no counters: stored, not enforced */
+	if (gb_quotas == NULL)
+		return PointerGetDatum(NULL);
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		gb_quota_count_row(trigdata);
+		return PointerGetDatum(NULL);
+	}
+	if (tuplestore_tuple_count(trigdata->tg_newtable) == 0)
+		return PointerGetDatum(NULL);
+	rel = trigdata->tg_relation;
+	tenants = gb_statement_tenants(rel, trigdata->tg_newtable);
+	limited = palloc(Max(hash_get_num_entries(tenants), 1) * sizeof(GbStatementRows *));
+	hash_seq_init(&seq, tenants);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		entry->earlier = 0;
+		entry->limited = gb_quota_of(entry->tenant, RelationGetRelid(rel), &entry->quota);
+		if (entry->limited)
+			limited[nlimited++] = entry;
+	}
+	if (nlimited == 0)
+		return PointerGetDatum(NULL);
+	gb_quota_periods(gb_quota_now(true), &day, &month);
+	gb_quota_reserve(RelationGetRelid(rel), limited, nlimited, day, month);
 	return PointerGetDatum(NULL);
 }
 
@@ -1056,8 +1249,10 @@ gb_quota_arg(FunctionCallInfo fcinfo, int argno, const char *name, char *null)
 }
 
 /*
- * Put the counting trigger on RELID.  A partition is refused: inserts
- * through its root would not reach a quota set on it.
+ * Put the counting trigger on RELID: a statement trigger on a table, a row
+ * trigger on a partitioned table (PostgreSQL clones it to every partition,
+ * present and future).  A partition is refused: a quota on it would not see
+ * the rows routed to it from its root.
  */
 static void
 gb_quota_prepare_table(Oid relid)
@@ -1069,6 +1264,7 @@ gb_quota_prepare_table(Oid relid)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	bool		exists;
+	const char *trigger;
 
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
@@ -1089,15 +1285,21 @@ gb_quota_prepare_table(Oid relid)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("table %s is a partition", gb_qualified_name(relid)),
 				 errhint("Set the quota on the root of its partitioned table: it covers the whole tree.")));
+	/* named apart: a table with its own quota can still become a partition */
+	trigger = relkind == RELKIND_PARTITIONED_TABLE ? "gb_quota_count_tree" : "gb_quota_count";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1"
-							  " AND t.tgname OPERATOR(pg_catalog.=) 'gb_quota_count'",
+	if (SPI_execute_with_args(psprintf("SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1"
+									   " AND t.tgname OPERATOR(pg_catalog.=) '%s'", trigger),
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger");
 	exists = SPI_processed > 0;
 	SPI_finish();
-	if (!exists)
+	if (!exists && relkind == RELKIND_PARTITIONED_TABLE)
+		gb_exec_sql(psprintf("CREATE TRIGGER gb_quota_count_tree AFTER INSERT ON %s"
+							 " FOR EACH ROW EXECUTE FUNCTION %s.quota_count()",
+							 gb_qualified_name(relid), GB_INTERNAL_SCHEMA));
+	else if (!exists)
 		gb_exec_sql(psprintf("CREATE TRIGGER gb_quota_count AFTER INSERT ON %s"
 							 " REFERENCING NEW TABLE AS gb_quota_rows"
 							 " FOR EACH STATEMENT EXECUTE FUNCTION %s.quota_count()",
