@@ -199,7 +199,7 @@ SELECT gb_set_tenant(541);
 INSERT INTO quota_msgs_3 VALUES ('l', 3, 541);
 COMMIT;
 SELECT tenant_id, tbl, rows_today FROM gb_tenant_quotas
- WHERE tbl IN ('quota_msgs'::regclass, 'quota_msgs_3'::regclass) ORDER BY 1, 2::text;
+ WHERE tbl IN ('quota_msgs'::regclass, 'quota_msgs_3'::regclass) ORDER BY 1, tbl::text;
 DROP TABLE quota_msgs;
 
 -- partitions made by gb_scale's maintenance are covered
@@ -222,6 +222,20 @@ ROLLBACK;
 SELECT day, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_log'::regclass;
 DROP TABLE quota_log;
 SET gb_scale.test_now = '2026-04-01 00:00+00';
+
+-- a tenant column registered after the quota was first used: rows count
+-- for their tenants from the next statement on
+CREATE TABLE quota_late (tenant_id bigint NOT NULL, body text);
+SELECT gb_tenant_quota(561, 'quota_late', 2, NULL);
+BEGIN;
+SELECT gb_set_tenant(561);
+INSERT INTO quota_late VALUES (562, 'a');
+COMMIT;
+SELECT gb_tenant_isolation_enable('quota_late', tenant_column => 'tenant_id');
+INSERT INTO quota_late VALUES (561, 'b'), (561, 'c'), (561, 'd');
+INSERT INTO quota_late VALUES (561, 'b');
+SELECT tenant_id, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_late'::regclass;
+DROP TABLE quota_late;
 
 -- refused arguments
 SELECT gb_tenant_quota(501, 'quota_notes', 0, NULL);

@@ -100,6 +100,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -185,6 +186,7 @@ typedef struct GbQuota
 
 static void gb_quotas_load(void);
 static void gb_quotas_shmem_exit(int code, Datum arg);
+static void gb_quota_relcache_callback(Datum arg, Oid relid);
 
 /* One tenant's rows in the statement. */
 typedef struct GbStatementRows
@@ -511,6 +513,7 @@ gb_tenant_quotas_init(void)
 							NULL, NULL, NULL);
 	RegisterXactCallback(gb_quotas_xact_callback, NULL);
 	RegisterSubXactCallback(gb_quotas_subxact_callback, NULL);
+	CacheRegisterRelcacheCallback(gb_quota_relcache_callback, (Datum) 0);
 
 	if (process_shared_preload_libraries_in_progress)
 	{
@@ -545,13 +548,27 @@ gb_tenant_quotas_init(void)
 static void
 gb_quota_periods(TimestampTz t, int32 *day, int32 *month)
 {
-	Timestamp	local = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone,
-															  CStringGetTextDatum(gb_quota_time_zone),
-															  TimestampTzGetDatum(t)));
+	/* the zone of the setting's last value: looked up once per change */
+	static char zone_name[TZ_STRLEN_MAX + 1] = "";
+	static pg_tz *zone = NULL;
 	struct pg_tm tm;
 	fsec_t		fsec;
+	int			tz;
 
-	if (timestamp2tm(local, NULL, &tm, &fsec, NULL, NULL) != 0)
+	if (zone == NULL || strcmp(zone_name, gb_quota_time_zone) != 0)
+	{
+		pg_tz	   *found = pg_tzset(gb_quota_time_zone);
+
+		/* the setting's check made sure of it */
+		if (found == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("time zone \"%s\" is not known", gb_quota_time_zone),
+					 errhint("Set gb_scale.quota_time_zone to a time zone name.")));
+		zone = found;
+		strlcpy(zone_name, gb_quota_time_zone, sizeof(zone_name));
+	}
+	if (timestamp2tm(t, &tz, &tm, &fsec, NULL, zone) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range for the row quotas")));
@@ -651,9 +668,103 @@ gb_scan_quota(bool by_tenant, int64 key, Oid relid, GbQuota *quota)
 	return found;
 }
 
-/* TENANT's quota on RELID; false when none is in force. */
+/*
+ * The lookups of the insert path, cached per backend: a tenant's quota on a
+ * table (from tenant_quota, tenant_plan and plan_quota) and a table's
+ * registered tenant column.  Triggers on those tables and on
+ * tenant_isolation and partition_config send a relcache invalidation
+ * (tenant_settings_changed), processed like a catalog change: in the
+ * changing transaction at its next command, elsewhere after the commit, in
+ * the backend that rolled back at once.  An invalidation of a cached table
+ * itself (a renamed or dropped column) counts too.  Pending invalidations
+ * are accepted once per statement; the callback only marks the cache stale,
+ * and the next lookup starts over (also past GB_QUOTA_CACHE_ENTRIES).
+ */
+#define GB_QUOTA_CACHE_ENTRIES	10000
+
+typedef struct GbQuotaCacheKey
+{
+	Oid			relid;
+	int64		tenant;
+} GbQuotaCacheKey;
+
+typedef struct GbQuotaCacheEntry
+{
+	GbQuotaCacheKey key;		/* hash key: first */
+	GbQuota		quota;
+	bool		limited;
+} GbQuotaCacheEntry;
+
+typedef struct GbColumnCacheEntry
+{
+	Oid			target;			/* hash key */
+	Oid			registered;
+	AttrNumber	attnum;
+} GbColumnCacheEntry;
+
+static MemoryContext gb_quota_cache_cxt = NULL;
+static HTAB *gb_quota_cache = NULL;
+static HTAB *gb_column_cache = NULL;
+static bool gb_quota_cache_valid = false;
+static Oid	gb_quota_cache_relids[5];
+static LocalTransactionId gb_quota_seen_lxid = InvalidLocalTransactionId;
+static TimestampTz gb_quota_seen_statement = 0;
+
+static void
+gb_quota_relcache_callback(Datum arg, Oid relid)
+{
+	bool		stale = !OidIsValid(relid);
+
+	if (!gb_quota_cache_valid)
+		return;
+	for (int i = 0; i < (int) lengthof(gb_quota_cache_relids); i++)
+		stale |= relid == gb_quota_cache_relids[i];
+	if (!stale && gb_column_cache != NULL)
+		stale = hash_search(gb_column_cache, &relid, HASH_FIND, NULL) != NULL;
+	if (stale)
+		gb_quota_cache_valid = false;
+}
+
+/* Accept other sessions' changes once per statement; start over when stale. */
+static void
+gb_quota_cache_ready(void)
+{
+	HASHCTL		ctl;
+
+	if (MyProc->lxid != gb_quota_seen_lxid ||
+		GetCurrentStatementStartTimestamp() != gb_quota_seen_statement)
+	{
+		AcceptInvalidationMessages();
+		gb_quota_seen_lxid = MyProc->lxid;
+		gb_quota_seen_statement = GetCurrentStatementStartTimestamp();
+	}
+	if (gb_quota_cache_valid &&
+		hash_get_num_entries(gb_quota_cache) + hash_get_num_entries(gb_column_cache) < GB_QUOTA_CACHE_ENTRIES)
+		return;
+	if (gb_quota_cache_cxt == NULL)
+		gb_quota_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "gb_scale quota lookups",
+												   ALLOCSET_SMALL_SIZES);
+	gb_quota_cache = gb_column_cache = NULL;
+	MemoryContextReset(gb_quota_cache_cxt);
+	gb_quota_cache_relids[0] = gb_directory_relid(GB_TENANT_QUOTA_TABLE);
+	gb_quota_cache_relids[1] = gb_directory_relid(GB_PLAN_QUOTA_TABLE);
+	gb_quota_cache_relids[2] = gb_directory_relid("tenant_plan");
+	gb_quota_cache_relids[3] = gb_directory_relid(GB_TENANT_ISOLATION_TABLE);
+	gb_quota_cache_relids[4] = gb_directory_relid("partition_config");
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = gb_quota_cache_cxt;
+	ctl.keysize = sizeof(GbQuotaCacheKey);
+	ctl.entrysize = sizeof(GbQuotaCacheEntry);
+	gb_quota_cache = hash_create("gb_scale quota lookups", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(GbColumnCacheEntry);
+	gb_column_cache = hash_create("gb_scale quota tenant columns", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	gb_quota_cache_valid = true;
+}
+
+/* TENANT's quota on RELID, from the tables; false when none is in force. */
 static bool
-gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
+gb_quota_load(int64 tenant, Oid relid, GbQuota *quota)
 {
 	if (!gb_scan_quota(true, tenant, relid, quota))
 	{
@@ -665,13 +776,43 @@ gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
 	return quota->per_day > 0 || quota->per_month > 0;
 }
 
+/* TENANT's quota on RELID; false when none is in force. */
+static bool
+gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
+{
+	GbQuotaCacheKey key;
+	GbQuotaCacheEntry *entry;
+	bool		limited;
+
+	gb_quota_cache_ready();
+	memset(&key, 0, sizeof(key));
+	key.relid = relid;
+	key.tenant = tenant;
+	entry = hash_search(gb_quota_cache, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		*quota = entry->quota;
+		return entry->limited;
+	}
+	memset(quota, 0, sizeof(*quota));
+	limited = gb_quota_load(tenant, relid, quota);
+	/* an invalidation during the load: used once, not kept */
+	if (gb_quota_cache_valid)
+	{
+		entry = hash_search(gb_quota_cache, &key, HASH_ENTER, NULL);
+		entry->quota = *quota;
+		entry->limited = limited;
+	}
+	return limited;
+}
+
 /*
  * The tenant column REGISTERED has registered (isolation first, then the
  * partition manager), as a column of TARGET (the table itself or one of its
  * partitions, whose column numbers may differ), or InvalidAttrNumber.
  */
 static AttrNumber
-gb_quota_tenant_attnum(Oid registered, Relation target)
+gb_quota_tenant_attnum_load(Oid registered, Relation target)
 {
 	static const char *const tables[2] = {GB_TENANT_ISOLATION_TABLE, "partition_config"};
 	static const char *const keys[2] = {"tbl", "parent"};
@@ -715,6 +856,28 @@ gb_quota_tenant_attnum(Oid registered, Relation target)
 	return InvalidAttrNumber;
 }
 
+/* gb_quota_tenant_attnum_load(), cached. */
+static AttrNumber
+gb_quota_tenant_attnum(Oid registered, Relation target)
+{
+	Oid			relid = RelationGetRelid(target);
+	GbColumnCacheEntry *entry;
+	AttrNumber	attnum;
+
+	gb_quota_cache_ready();
+	entry = hash_search(gb_column_cache, &relid, HASH_FIND, NULL);
+	if (entry != NULL && entry->registered == registered)
+		return entry->attnum;
+	attnum = gb_quota_tenant_attnum_load(registered, target);
+	if (gb_quota_cache_valid)
+	{
+		entry = hash_search(gb_column_cache, &relid, HASH_ENTER, NULL);
+		entry->registered = registered;
+		entry->attnum = attnum;
+	}
+	return attnum;
+}
+
 static int64
 gb_tenant_datum(Datum value, Oid typid)
 {
@@ -744,51 +907,38 @@ gb_quota_tenant_type(Relation rel, AttrNumber attnum)
 	return typid;
 }
 
-/* The statement's rows, per tenant. */
+/* The statement's rows, per tenant of REL's tenant column ATTNUM. */
 static HTAB *
-gb_statement_tenants(Relation rel, Tuplestorestate *rows)
+gb_statement_tenants(Relation rel, AttrNumber attnum, Tuplestorestate *rows)
 {
 	HASHCTL		ctl;
 	HTAB	   *tenants;
-	AttrNumber	attnum = gb_quota_tenant_attnum(RelationGetRelid(rel), rel);
 	GbStatementRows *entry;
-	int64		tenant;
+	Oid			typid = gb_quota_tenant_type(rel, attnum);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(GbStatementRows);
 	ctl.hcxt = CurrentMemoryContext;
 	tenants = hash_create("gb_scale quota statement", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (attnum == InvalidAttrNumber)
+	tuplestore_rescan(rows);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
 	{
-		if (gb_transaction_tenant(&tenant))
-		{
-			entry = hash_search(tenants, &tenant, HASH_ENTER, NULL);
-			entry->rows = tuplestore_tuple_count(rows);
-		}
-	}
-	else
-	{
-		Oid			typid = gb_quota_tenant_type(rel, attnum);
-		TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+		bool		isnull;
+		Datum		value = slot_getattr(slot, attnum, &isnull);
+		int64		tenant;
 		bool		found;
 
-		tuplestore_rescan(rows);
-		while (tuplestore_gettupleslot(rows, true, false, slot))
-		{
-			bool		isnull;
-			Datum		value = slot_getattr(slot, attnum, &isnull);
-
-			CHECK_FOR_INTERRUPTS();
-			if (isnull)
-				continue;
-			tenant = gb_tenant_datum(value, typid);
-			entry = hash_search(tenants, &tenant, HASH_ENTER, &found);
-			if (!found)
-				entry->rows = 0;
-			entry->rows++;
-		}
-		ExecDropSingleTupleTableSlot(slot);
+		CHECK_FOR_INTERRUPTS();
+		if (isnull)
+			continue;
+		tenant = gb_tenant_datum(value, typid);
+		entry = hash_search(tenants, &tenant, HASH_ENTER, &found);
+		if (!found)
+			entry->rows = 0;
+		entry->rows++;
 	}
+	ExecDropSingleTupleTableSlot(slot);
 	return tenants;
 }
 
@@ -1140,7 +1290,9 @@ gb_quota_count(PG_FUNCTION_ARGS)
 	HTAB	   *tenants;
 	HASH_SEQ_STATUS seq;
 	GbStatementRows *entry;
+	GbStatementRows one;
 	GbStatementRows **limited;
+	AttrNumber	attnum;
 	int			nlimited = 0;
 	int32		day;
 	int32		month;
@@ -1166,18 +1318,36 @@ gb_quota_count(PG_FUNCTION_ARGS)
 	if (tuplestore_tuple_count(trigdata->tg_newtable) == 0)
 		return PointerGetDatum(NULL);
 	rel = trigdata->tg_relation;
-	tenants = gb_statement_tenants(rel, trigdata->tg_newtable);
-	limited = palloc(Max(hash_get_num_entries(tenants), 1) * sizeof(GbStatementRows *));
-	hash_seq_init(&seq, tenants);
-	while ((entry = hash_seq_search(&seq)) != NULL)
+	attnum = gb_quota_tenant_attnum(RelationGetRelid(rel), rel);
+	if (attnum == InvalidAttrNumber)
 	{
-		entry->earlier = 0;
-		entry->limited = gb_quota_of(entry->tenant, RelationGetRelid(rel), &entry->quota);
-		if (entry->limited)
-			limited[nlimited++] = entry;
+		/* the transaction's tenant: the common case, with no hash table */
+		if (!gb_transaction_tenant(&one.tenant))
+			return PointerGetDatum(NULL);
+		one.rows = tuplestore_tuple_count(trigdata->tg_newtable);
+		one.earlier = 0;
+		one.limited = gb_quota_of(one.tenant, RelationGetRelid(rel), &one.quota);
+		if (!one.limited)
+			return PointerGetDatum(NULL);
+		entry = &one;
+		limited = &entry;
+		nlimited = 1;
 	}
-	if (nlimited == 0)
-		return PointerGetDatum(NULL);
+	else
+	{
+		tenants = gb_statement_tenants(rel, attnum, trigdata->tg_newtable);
+		limited = palloc(Max(hash_get_num_entries(tenants), 1) * sizeof(GbStatementRows *));
+		hash_seq_init(&seq, tenants);
+		while ((entry = hash_seq_search(&seq)) != NULL)
+		{
+			entry->earlier = 0;
+			entry->limited = gb_quota_of(entry->tenant, RelationGetRelid(rel), &entry->quota);
+			if (entry->limited)
+				limited[nlimited++] = entry;
+		}
+		if (nlimited == 0)
+			return PointerGetDatum(NULL);
+	}
 	gb_quota_periods(gb_quota_now(true), &day, &month);
 	gb_quota_reserve(RelationGetRelid(rel), limited, nlimited, day, month);
 	return PointerGetDatum(NULL);
