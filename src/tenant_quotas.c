@@ -1287,8 +1287,6 @@ gb_quota_count(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
-	HTAB	   *tenants;
-	HASH_SEQ_STATUS seq;
 	GbStatementRows *entry;
 	GbStatementRows one;
 	GbStatementRows **limited;
@@ -1335,7 +1333,9 @@ gb_quota_count(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		tenants = gb_statement_tenants(rel, attnum, trigdata->tg_newtable);
+		HTAB	   *tenants = gb_statement_tenants(rel, attnum, trigdata->tg_newtable);
+		HASH_SEQ_STATUS seq;
+
 		limited = palloc(Max(hash_get_num_entries(tenants), 1) * sizeof(GbStatementRows *));
 		hash_seq_init(&seq, tenants);
 		while ((entry = hash_seq_search(&seq)) != NULL)
