@@ -670,8 +670,9 @@ gb_scan_quota(bool by_tenant, int64 key, Oid relid, GbQuota *quota)
 
 /*
  * The lookups of the insert path, cached per backend: a tenant's quota on a
- * table (from tenant_quota, tenant_plan and plan_quota) and a table's
- * registered tenant column.  Triggers on those tables and on
+ * table (from tenant_quota, tenant_plan and plan_quota), a table's
+ * registered tenant column, and what the clone of a partitioned table's row
+ * trigger on a partition counts for.  Triggers on those tables and on
  * tenant_isolation and partition_config send a relcache invalidation
  * (tenant_settings_changed), processed like a catalog change: in the
  * changing transaction at its next command, elsewhere after the commit, in
@@ -695,6 +696,15 @@ typedef struct GbQuotaCacheEntry
 	bool		limited;
 } GbQuotaCacheEntry;
 
+/* What a partitioned table's row trigger, on one partition, counts. */
+typedef struct GbRowPartition
+{
+	Oid			tgoid;			/* hash key: the clone on this partition */
+	Oid			quota_relid;
+	AttrNumber	attnum;
+	Oid			typid;
+} GbRowPartition;
+
 typedef struct GbColumnCacheEntry
 {
 	Oid			target;			/* hash key */
@@ -705,6 +715,7 @@ typedef struct GbColumnCacheEntry
 static MemoryContext gb_quota_cache_cxt = NULL;
 static HTAB *gb_quota_cache = NULL;
 static HTAB *gb_column_cache = NULL;
+static HTAB *gb_row_partitions = NULL;	/* clone's trigger OID -> GbRowPartition */
 static bool gb_quota_cache_valid = false;
 static Oid	gb_quota_cache_relids[5];
 static LocalTransactionId gb_quota_seen_lxid = InvalidLocalTransactionId;
@@ -739,12 +750,13 @@ gb_quota_cache_ready(void)
 		gb_quota_seen_statement = GetCurrentStatementStartTimestamp();
 	}
 	if (gb_quota_cache_valid &&
-		hash_get_num_entries(gb_quota_cache) + hash_get_num_entries(gb_column_cache) < GB_QUOTA_CACHE_ENTRIES)
+		hash_get_num_entries(gb_quota_cache) + hash_get_num_entries(gb_column_cache) +
+		hash_get_num_entries(gb_row_partitions) < GB_QUOTA_CACHE_ENTRIES)
 		return;
 	if (gb_quota_cache_cxt == NULL)
 		gb_quota_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "gb_scale quota lookups",
 												   ALLOCSET_SMALL_SIZES);
-	gb_quota_cache = gb_column_cache = NULL;
+	gb_quota_cache = gb_column_cache = gb_row_partitions = NULL;
 	MemoryContextReset(gb_quota_cache_cxt);
 	gb_quota_cache_relids[0] = gb_directory_relid(GB_TENANT_QUOTA_TABLE);
 	gb_quota_cache_relids[1] = gb_directory_relid(GB_PLAN_QUOTA_TABLE);
@@ -759,6 +771,9 @@ gb_quota_cache_ready(void)
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(GbColumnCacheEntry);
 	gb_column_cache = hash_create("gb_scale quota tenant columns", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(GbRowPartition);
+	gb_row_partitions = hash_create("gb_scale quota partitions", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	gb_quota_cache_valid = true;
 }
 
@@ -1125,18 +1140,12 @@ gb_quota_reserve(Oid quota_relid, GbStatementRows **entries, int nentries,
  * PostgreSQL clones to every partition (present, created later by any route,
  * or attached), fires for each row a partition receives, whether it was
  * routed through the root or inserted into the partition by name.  What a
- * row needs (the table of the quota, the tenant column, the tenants'
- * quotas, the period) is looked up once per statement and partition: the
- * statement's identity is its transaction and command id.
+ * row needs is looked up once: per clone (the table of the quota, the
+ * tenant column: in the backend's cache of quota lookups), per statement
+ * (the period), and per statement and tenant (its quota, and the rows the
+ * statement reserved before, for the refusal's message).  A statement's
+ * identity is its transaction and command id.
  */
-typedef struct GbRowPartition
-{
-	Oid			tgoid;			/* hash key: the clone on this partition */
-	Oid			quota_relid;
-	AttrNumber	attnum;
-	Oid			typid;
-} GbRowPartition;
-
 typedef struct GbRowTenantKey
 {
 	Oid			quota_relid;
@@ -1146,11 +1155,15 @@ typedef struct GbRowTenantKey
 typedef struct GbRowTenant
 {
 	GbRowTenantKey key;			/* hash key: first */
+	LocalTransactionId lxid;	/* the statement of the rows below */
+	CommandId	cid;
 	GbStatementRows rows;
 } GbRowTenant;
 
+/* The statement's tenants, kept across statements (entries say whose). */
+#define GB_ROW_TENANTS_MAX	10000
+
 static MemoryContext gb_row_cxt = NULL;
-static HTAB *gb_row_partitions = NULL;
 static HTAB *gb_row_tenants = NULL;
 static LocalTransactionId gb_row_lxid = InvalidLocalTransactionId;
 static CommandId gb_row_cid = InvalidCommandId;
@@ -1187,64 +1200,74 @@ gb_trigger_origin_relid(Oid tgoid)
 	return relid;
 }
 
-/* The per-statement lookups, emptied when a new statement comes. */
+/* A new statement: its period; the tenants' table starts over when large. */
 static void
 gb_row_statement_start(void)
 {
 	HASHCTL		ctl;
 
-	if (gb_row_cxt != NULL && gb_row_lxid == MyProc->lxid && gb_row_cid == GetCurrentCommandId(false))
+	if (gb_row_tenants != NULL && gb_row_lxid == MyProc->lxid && gb_row_cid == GetCurrentCommandId(false))
 		return;
-	if (gb_row_cxt == NULL)
-		gb_row_cxt = AllocSetContextCreate(TopMemoryContext, "gb_scale quota rows", ALLOCSET_SMALL_SIZES);
-	/* invalidated before the reset: an error in between leaves no stale table */
-	gb_row_lxid = InvalidLocalTransactionId;
-	gb_row_partitions = gb_row_tenants = NULL;
-	MemoryContextReset(gb_row_cxt);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.hcxt = gb_row_cxt;
-	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(GbRowPartition);
-	gb_row_partitions = hash_create("gb_scale quota partitions", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ctl.keysize = sizeof(GbRowTenantKey);
-	ctl.entrysize = sizeof(GbRowTenant);
-	gb_row_tenants = hash_create("gb_scale quota row tenants", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	gb_quota_periods(gb_quota_now(true), &gb_row_day, &gb_row_month);
 	gb_row_lxid = MyProc->lxid;
 	gb_row_cid = GetCurrentCommandId(false);
+	if (gb_row_tenants != NULL && hash_get_num_entries(gb_row_tenants) < GB_ROW_TENANTS_MAX)
+		return;
+	if (gb_row_cxt == NULL)
+		gb_row_cxt = AllocSetContextCreate(TopMemoryContext, "gb_scale quota rows", ALLOCSET_SMALL_SIZES);
+	gb_row_tenants = NULL;
+	MemoryContextReset(gb_row_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = gb_row_cxt;
+	ctl.keysize = sizeof(GbRowTenantKey);
+	ctl.entrysize = sizeof(GbRowTenant);
+	gb_row_tenants = hash_create("gb_scale quota row tenants", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* What the clone TGOID on REL counts, cached: the table of the quota, the tenant column. */
+static void
+gb_row_partition(Oid tgoid, Relation rel, GbRowPartition *out)
+{
+	GbRowPartition *part;
+
+	gb_quota_cache_ready();
+	part = hash_search(gb_row_partitions, &tgoid, HASH_FIND, NULL);
+	if (part != NULL)
+	{
+		*out = *part;
+		return;
+	}
+	out->tgoid = tgoid;
+	out->quota_relid = gb_trigger_origin_relid(tgoid);
+	out->attnum = OidIsValid(out->quota_relid) ?
+		gb_quota_tenant_attnum(out->quota_relid, rel) : InvalidAttrNumber;
+	out->typid = out->attnum == InvalidAttrNumber ? InvalidOid :
+		gb_quota_tenant_type(rel, out->attnum);
+	/* an invalidation during the lookups: used once, not kept */
+	if (gb_quota_cache_valid)
+	{
+		part = hash_search(gb_row_partitions, &tgoid, HASH_ENTER, NULL);
+		*part = *out;
+	}
 }
 
 /* One row received by a partition (or the root) of a tree with quotas. */
 static void
 gb_quota_count_row(TriggerData *trigdata)
 {
-	Relation	rel = trigdata->tg_relation;
-	Oid			tgoid = trigdata->tg_trigger->tgoid;
-	GbRowPartition *part;
+	GbRowPartition part;
 	GbRowTenant *tenant;
 	GbRowTenantKey key;
 	GbStatementRows *entry;
 	bool		found;
 
-	gb_row_statement_start();
-	part = hash_search(gb_row_partitions, &tgoid, HASH_FIND, NULL);
-	if (part == NULL)
-	{
-		Oid			quota_relid = gb_trigger_origin_relid(tgoid);
-		AttrNumber	attnum = OidIsValid(quota_relid) ?
-			gb_quota_tenant_attnum(quota_relid, rel) : InvalidAttrNumber;
-
-		part = hash_search(gb_row_partitions, &tgoid, HASH_ENTER, NULL);
-		part->quota_relid = quota_relid;
-		part->attnum = attnum;
-		part->typid = attnum == InvalidAttrNumber ? InvalidOid :
-			gb_quota_tenant_type(rel, attnum);
-	}
-	if (!OidIsValid(part->quota_relid))
+	gb_row_partition(trigdata->tg_trigger->tgoid, trigdata->tg_relation, &part);
+	if (!OidIsValid(part.quota_relid))
 		return;
+	gb_row_statement_start();
 	memset(&key, 0, sizeof(key));
-	key.quota_relid = part->quota_relid;
-	if (part->attnum == InvalidAttrNumber)
+	key.quota_relid = part.quota_relid;
+	if (part.attnum == InvalidAttrNumber)
 	{
 		if (!gb_transaction_tenant(&key.tenant))
 			return;
@@ -1252,21 +1275,23 @@ gb_quota_count_row(TriggerData *trigdata)
 	else
 	{
 		bool		isnull;
-		Datum		value = slot_getattr(trigdata->tg_trigslot, part->attnum, &isnull);
+		Datum		value = slot_getattr(trigdata->tg_trigslot, part.attnum, &isnull);
 
 		if (isnull)
 			return;
-		key.tenant = gb_tenant_datum(value, part->typid);
+		key.tenant = gb_tenant_datum(value, part.typid);
 	}
 	tenant = hash_search(gb_row_tenants, &key, HASH_ENTER, &found);
 	entry = &tenant->rows;
-	if (!found)
+	if (!found || tenant->lxid != gb_row_lxid || tenant->cid != gb_row_cid)
 	{
+		/* marked as of no statement until the lookup is done */
+		tenant->lxid = InvalidLocalTransactionId;
 		entry->tenant = key.tenant;
 		entry->earlier = 0;
-		entry->limited = false;
-		/* entered before the lookup: an error leaves it unlimited, but the statement fails */
 		entry->limited = gb_quota_of(key.tenant, key.quota_relid, &entry->quota);
+		tenant->lxid = gb_row_lxid;
+		tenant->cid = gb_row_cid;
 	}
 	if (!entry->limited)
 		return;
