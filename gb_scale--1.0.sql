@@ -930,6 +930,40 @@ SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_quota', '');
 SELECT pg_catalog.pg_extension_config_dump('gb_scale.plan_quota', '');
 REVOKE ALL ON gb_scale.tenant_quota, gb_scale.plan_quota FROM PUBLIC;
 GRANT SELECT ON gb_scale.tenant_quota, gb_scale.plan_quota TO gb_scale_admin;
+-- Every backend's cache of quotas and tenant columns forgets these tables at
+-- its next statement (as the settings cache above).
+CREATE TRIGGER tenant_quota_quota_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_quota
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER tenant_quota_quota_truncated
+    AFTER TRUNCATE ON gb_scale.tenant_quota
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+ALTER TABLE gb_scale.tenant_quota
+    ENABLE ALWAYS TRIGGER tenant_quota_quota_changed, ENABLE ALWAYS TRIGGER tenant_quota_quota_truncated;
+CREATE TRIGGER plan_quota_quota_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.plan_quota
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER plan_quota_quota_truncated
+    AFTER TRUNCATE ON gb_scale.plan_quota
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+ALTER TABLE gb_scale.plan_quota
+    ENABLE ALWAYS TRIGGER plan_quota_quota_changed, ENABLE ALWAYS TRIGGER plan_quota_quota_truncated;
+CREATE TRIGGER tenant_isolation_quota_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_isolation
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER tenant_isolation_quota_truncated
+    AFTER TRUNCATE ON gb_scale.tenant_isolation
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+ALTER TABLE gb_scale.tenant_isolation
+    ENABLE ALWAYS TRIGGER tenant_isolation_quota_changed, ENABLE ALWAYS TRIGGER tenant_isolation_quota_truncated;
+CREATE TRIGGER partition_config_quota_changed
+    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.partition_config
+    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+CREATE TRIGGER partition_config_quota_truncated
+    AFTER TRUNCATE ON gb_scale.partition_config
+    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
+ALTER TABLE gb_scale.partition_config
+    ENABLE ALWAYS TRIGGER partition_config_quota_changed, ENABLE ALWAYS TRIGGER partition_config_quota_truncated;
 
 -- The statement trigger that counts and checks a table's inserted rows.
 CREATE FUNCTION gb_scale.quota_count()

@@ -108,6 +108,44 @@ SELECT * FROM gb_id_generator_status();
 SQL
 
 # ---------------------------------------------------------------------------
+# Plan quotas: a free-tier tenant inserts messages until its quota refuses it.
+# ---------------------------------------------------------------------------
+echo
+echo '--- plan quotas: tenant 4242 is on the free tier, which may insert 50 messages a day into gb.messages'
+psql_demo -d gb_demo <<'SQL'
+SELECT gb_tenant_plan(4242, gb_enum_code('gb_plan_tier', 'free')) AS placed,
+       gb_plan_quota(gb_enum_code('gb_plan_tier', 'free'), 'gb.messages', 50, 1000) AS quota_set \gset
+SQL
+quota_sent=0
+for _ in $(seq 1 10); do
+	# one transaction per batch of 20, as the application would send them
+	if quota_err=$(psql_demo -d gb_demo -v VERBOSITY=verbose 2>&1 >/dev/null <<'SQL'
+BEGIN;
+SELECT gb_set_tenant(4242) \gset
+INSERT INTO gb.messages (tenant_id, session_id, channel, role, client, seq, body)
+SELECT 4242, 424200, 0, 1, 0, nextval('gb.demo_order'), 'free-tier message'
+  FROM generate_series(1, 20);
+COMMIT;
+SQL
+	); then
+		quota_sent=$((quota_sent + 20))
+		echo "   20 messages inserted ($quota_sent in total)"
+	else
+		echo "   the next 20 are refused, and none of them is written:"
+		grep -v '^LOCATION' <<<"$quota_err" | sed 's/^/   /'
+		break
+	fi
+done
+[ -n "${quota_err:-}" ] || gb_die "the quota never refused tenant 4242"
+psql_demo -d gb_demo <<'SQL'
+\pset footer off
+\echo '--- the tenant''s quota and usage (gb_tenant_quotas)'
+SELECT tenant_id, tbl, source, rows_per_day, rows_per_month, day, rows_today, reserved_today, rows_this_month
+  FROM gb_tenant_quotas WHERE tenant_id = 4242;
+SELECT count(*) AS messages_of_4242_in_the_table FROM gb.messages WHERE tenant_id = 4242;
+SQL
+
+# ---------------------------------------------------------------------------
 # Partitions: General Bots' high-volume tables on a second shard database,
 # months of traffic simulated day by day with gb_scale.test_now (the clock of
 # maintenance in this session only), maintenance run after every day.

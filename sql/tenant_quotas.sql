@@ -124,6 +124,118 @@ INSERT INTO quota_events VALUES (521, '2026-01-01'), (521, '2026-01-02');
 INSERT INTO quota_events VALUES (521, '2026-01-03'), (521, '2026-01-04');
 ROLLBACK;
 SELECT rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_events'::regclass;
+-- rows inserted into a partition by name count against the root's quota,
+-- INSERT and COPY alike, and are refused over it (nothing written)
+BEGIN;
+SELECT gb_set_tenant(521);
+INSERT INTO quota_events_a VALUES (521, '2026-01-05'), (521, '2026-01-06');
+COPY quota_events_a FROM stdin;
+521	2026-01-07
+\.
+SELECT rows_today, reserved_today FROM gb_tenant_quotas WHERE tbl = 'quota_events'::regclass;
+COMMIT;
+BEGIN;
+SELECT gb_set_tenant(521);
+INSERT INTO quota_events_a VALUES (521, '2026-01-08');
+ROLLBACK;
+BEGIN;
+SELECT gb_set_tenant(521);
+COPY quota_events_a FROM stdin;
+521	2026-01-09
+\.
+ROLLBACK;
+SELECT count(*) FROM quota_events;
+SELECT tenant_id, rows_today, reserved_today FROM gb_tenant_quotas WHERE tbl = 'quota_events'::regclass;
+-- the row trigger is cloned to the partitions; none is made on a partition
+SELECT c.relname, t.tgname, t.tgparentid <> 0 AS cloned
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE t.tgname LIKE 'gb_quota%' AND c.relname LIKE 'quota_events%' ORDER BY 1;
+
+-- a quota on a partitioned table covers partitions made after it, at any
+-- depth (CREATE TABLE ... PARTITION OF, ATTACH PARTITION), each row
+-- counting for the tenant of the root's registered tenant column even where
+-- a partition's columns are in another order; a table attached with rows
+-- brings them uncounted (a quota counts inserts)
+CREATE TABLE quota_msgs (tenant_id bigint NOT NULL, kind int NOT NULL, body text)
+  PARTITION BY LIST (kind);
+SELECT gb_tenant_isolation_enable('quota_msgs', tenant_column => 'tenant_id');
+SELECT gb_tenant_quota(541, 'quota_msgs', 4, NULL);
+SELECT gb_tenant_quota(542, 'quota_msgs', 100, NULL);
+CREATE TABLE quota_msgs_1 PARTITION OF quota_msgs FOR VALUES IN (1);
+CREATE TABLE quota_msgs_2 PARTITION OF quota_msgs FOR VALUES IN (2) PARTITION BY LIST (tenant_id);
+CREATE TABLE quota_msgs_2a PARTITION OF quota_msgs_2 FOR VALUES IN (541);
+CREATE TABLE quota_msgs_3 (body text, kind int NOT NULL, tenant_id bigint NOT NULL);
+INSERT INTO quota_msgs_3 VALUES ('old', 3, 541), ('old', 3, 541), ('old', 3, 541);
+ALTER TABLE quota_msgs ATTACH PARTITION quota_msgs_3 FOR VALUES IN (3);
+SELECT tenant_id, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_msgs'::regclass ORDER BY 1;
+INSERT INTO quota_msgs_1 VALUES (541, 1, 'a'), (542, 1, 'b');
+INSERT INTO quota_msgs_2 VALUES (541, 2, 'c');
+INSERT INTO quota_msgs_2a VALUES (541, 2, 'd');
+INSERT INTO quota_msgs_3 VALUES ('e', 3, 542), ('f', 3, 542);
+SELECT tenant_id, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_msgs'::regclass ORDER BY 1;
+-- 541 is at 3 of 4: two more rows are refused (the message counts the
+-- statement's row already reserved as its own), one fits, then none does
+INSERT INTO quota_msgs_3 VALUES ('g', 3, 542), ('h', 3, 541), ('i', 3, 541);
+INSERT INTO quota_msgs VALUES (541, 1, 'j');
+INSERT INTO quota_msgs_2a VALUES (541, 2, 'k');
+SELECT tenant_id, count(*) FROM quota_msgs GROUP BY 1 ORDER BY 1;
+SELECT tenant_id, rows_today, reserved_today FROM gb_tenant_quotas WHERE tbl = 'quota_msgs'::regclass ORDER BY 1;
+-- a detached partition leaves the quota behind
+ALTER TABLE quota_msgs DETACH PARTITION quota_msgs_3;
+INSERT INTO quota_msgs_3 VALUES ('j', 3, 541);
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'quota_msgs_3'::regclass;
+-- a table with its own quota can become a partition of a tree with one:
+-- rows inserted into it by name count for both (for it: the transaction's
+-- tenant, as it has no tenant column registered of its own)
+SELECT gb_tenant_quota(541, 'quota_msgs_3', 10, NULL);
+ALTER TABLE quota_msgs ATTACH PARTITION quota_msgs_3 FOR VALUES IN (3);
+BEGIN;
+SELECT gb_set_tenant(541);
+INSERT INTO quota_msgs_3 VALUES ('l', 3, 541);
+ROLLBACK;
+SELECT gb_tenant_quota(541, 'quota_msgs', 5, NULL);
+BEGIN;
+SELECT gb_set_tenant(541);
+INSERT INTO quota_msgs_3 VALUES ('l', 3, 541);
+COMMIT;
+SELECT tenant_id, tbl, rows_today FROM gb_tenant_quotas
+ WHERE tbl IN ('quota_msgs'::regclass, 'quota_msgs_3'::regclass) ORDER BY 1, tbl::text;
+DROP TABLE quota_msgs;
+
+-- partitions made by gb_scale's maintenance are covered
+SET gb_scale.test_now = '2026-03-10 12:00+00';
+CREATE TABLE quota_log (at timestamptz NOT NULL, body text) PARTITION BY RANGE (at);
+SELECT gb_partition_create('quota_log', 'at', '1 day', premake => '1 day',
+                           start_at => '2026-03-10 00:00+00') AS parts;
+SELECT gb_tenant_quota(551, 'quota_log', 2, NULL);
+SET gb_scale.test_now = '2026-03-13 12:00+00';
+CALL gb_run_maintenance('quota_log');
+SELECT c.relname, count(t.oid) AS quota_triggers
+  FROM pg_partition_tree('quota_log') p JOIN pg_class c ON c.oid = p.relid
+  LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = 'gb_quota_count_tree'
+ GROUP BY 1 ORDER BY 1;
+BEGIN;
+SELECT gb_set_tenant(551);
+INSERT INTO quota_log_p20260313 VALUES ('2026-03-13 13:00+00', 'a'), ('2026-03-13 14:00+00', 'b');
+INSERT INTO quota_log_p20260313 VALUES ('2026-03-13 15:00+00', 'c');
+ROLLBACK;
+SELECT day, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_log'::regclass;
+DROP TABLE quota_log;
+SET gb_scale.test_now = '2026-04-01 00:00+00';
+
+-- a tenant column registered after the quota was first used: rows count
+-- for their tenants from the next statement on
+CREATE TABLE quota_late (tenant_id bigint NOT NULL, body text);
+SELECT gb_tenant_quota(561, 'quota_late', 2, NULL);
+BEGIN;
+SELECT gb_set_tenant(561);
+INSERT INTO quota_late VALUES (562, 'a');
+COMMIT;
+SELECT gb_tenant_isolation_enable('quota_late', tenant_column => 'tenant_id');
+INSERT INTO quota_late VALUES (561, 'b'), (561, 'c'), (561, 'd');
+INSERT INTO quota_late VALUES (561, 'b');
+SELECT tenant_id, rows_today FROM gb_tenant_quotas WHERE tbl = 'quota_late'::regclass;
+DROP TABLE quota_late;
 
 -- refused arguments
 SELECT gb_tenant_quota(501, 'quota_notes', 0, NULL);

@@ -10,10 +10,15 @@
  * no limit for that period.  Only tenants with a quota in force are counted.
  *
  * Counting: gb_plan_quota()/gb_tenant_quota() put an AFTER INSERT ... FOR
- * EACH STATEMENT trigger with a transition table (gb_quota_count) on the
- * table.  It fires for INSERT and COPY, and on a partitioned table for rows
- * routed anywhere in its tree; rows inserted into a partition by naming it
- * are not counted (a quota is set on the root; a partition is refused).
+ * EACH STATEMENT trigger with a transition table (gb_quota_count) on a
+ * table; it fires for INSERT and COPY.  On a partitioned table they put an
+ * AFTER INSERT ... FOR EACH ROW trigger (gb_quota_count_tree) instead, which
+ * PostgreSQL clones to every partition, those created or attached later
+ * included: it counts each row any partition receives, routed through the
+ * root or inserted into the partition by name (a statement trigger would
+ * fire only for the table the statement names).  A quota is set on the
+ * root; a partition is refused.  Rows a table already holds when it is
+ * attached are not counted: a quota counts inserts.
  * The rows count for the tenant of the table's registered tenant column
  * (gb_scale.tenant_isolation, else gb_scale.partition_config), else for the
  * transaction's tenant (gb_set_tenant); rows of no tenant are not counted.
@@ -73,6 +78,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "commands/trigger.h"
@@ -88,6 +94,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -96,6 +103,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -181,12 +189,14 @@ typedef struct GbQuota
 
 static void gb_quotas_load(void);
 static void gb_quotas_shmem_exit(int code, Datum arg);
+static void gb_quota_relcache_callback(Oid relid);
 
 /* One tenant's rows in the statement. */
 typedef struct GbStatementRows
 {
 	int64		tenant;			/* hash key */
-	int64		rows;
+	int64		rows;			/* to reserve */
+	int64		earlier;		/* reserved by the statement before */
 	GbQuota		quota;
 	bool		limited;
 } GbStatementRows;
@@ -506,6 +516,7 @@ gb_tenant_quotas_init(void)
 							NULL, NULL, NULL);
 	RegisterXactCallback(gb_quotas_xact_callback, NULL);
 	RegisterSubXactCallback(gb_quotas_subxact_callback, NULL);
+	gb_register_relcache_callback(gb_quota_relcache_callback);
 
 	if (process_shared_preload_libraries_in_progress)
 	{
@@ -540,13 +551,27 @@ gb_tenant_quotas_init(void)
 static void
 gb_quota_periods(TimestampTz t, int32 *day, int32 *month)
 {
-	Timestamp	local = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone,
-															  CStringGetTextDatum(gb_quota_time_zone),
-															  TimestampTzGetDatum(t)));
+	/* the zone of the setting's last value: looked up once per change */
+	static char zone_name[TZ_STRLEN_MAX + 1] = "";
+	static pg_tz *zone = NULL;
 	struct pg_tm tm;
 	fsec_t		fsec;
+	int			tz;
 
-	if (timestamp2tm(local, NULL, &tm, &fsec, NULL, NULL) != 0)
+	if (zone == NULL || strcmp(zone_name, gb_quota_time_zone) != 0)
+	{
+		pg_tz	   *found = pg_tzset(gb_quota_time_zone);
+
+		/* the setting's check made sure of it */
+		if (found == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("time zone \"%s\" is not known", gb_quota_time_zone),
+					 errhint("Set gb_scale.quota_time_zone to a time zone name.")));
+		zone = found;
+		strlcpy(zone_name, gb_quota_time_zone, sizeof(zone_name));
+	}
+	if (timestamp2tm(t, &tz, &tm, &fsec, NULL, zone) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range for the row quotas")));
@@ -646,9 +671,118 @@ gb_scan_quota(bool by_tenant, int64 key, Oid relid, GbQuota *quota)
 	return found;
 }
 
-/* TENANT's quota on RELID; false when none is in force. */
+/*
+ * The lookups of the insert path, cached per backend: a tenant's quota on a
+ * table (from tenant_quota, tenant_plan and plan_quota), a table's
+ * registered tenant column, and what the clone of a partitioned table's row
+ * trigger on a partition counts for.  Triggers on those tables and on
+ * tenant_isolation and partition_config send a relcache invalidation
+ * (tenant_settings_changed), processed like a catalog change: in the
+ * changing transaction at its next command, elsewhere after the commit, in
+ * the backend that rolled back at once.  An invalidation of a cached table
+ * itself (a renamed or dropped column) counts too.  Pending invalidations
+ * are accepted once per statement; the callback only marks the cache stale,
+ * and the next lookup starts over (also past GB_QUOTA_CACHE_ENTRIES).
+ */
+#define GB_QUOTA_CACHE_ENTRIES	10000
+
+typedef struct GbQuotaCacheKey
+{
+	Oid			relid;
+	int64		tenant;
+} GbQuotaCacheKey;
+
+typedef struct GbQuotaCacheEntry
+{
+	GbQuotaCacheKey key;		/* hash key: first */
+	GbQuota		quota;
+	bool		limited;
+} GbQuotaCacheEntry;
+
+/* What a partitioned table's row trigger, on one partition, counts. */
+typedef struct GbRowPartition
+{
+	Oid			tgoid;			/* hash key: the clone on this partition */
+	Oid			quota_relid;
+	AttrNumber	attnum;
+	Oid			typid;
+} GbRowPartition;
+
+typedef struct GbColumnCacheEntry
+{
+	Oid			target;			/* hash key */
+	Oid			registered;
+	AttrNumber	attnum;
+} GbColumnCacheEntry;
+
+static MemoryContext gb_quota_cache_cxt = NULL;
+static HTAB *gb_quota_cache = NULL;
+static HTAB *gb_column_cache = NULL;
+static HTAB *gb_row_partitions = NULL;	/* clone's trigger OID -> GbRowPartition */
+static bool gb_quota_cache_valid = false;
+static Oid	gb_quota_cache_relids[5];
+static LocalTransactionId gb_quota_seen_lxid = InvalidLocalTransactionId;
+static TimestampTz gb_quota_seen_statement = 0;
+
+static void
+gb_quota_relcache_callback(Oid relid)
+{
+	bool		stale = !OidIsValid(relid);
+
+	if (!gb_quota_cache_valid)
+		return;
+	for (int i = 0; i < (int) lengthof(gb_quota_cache_relids); i++)
+		stale |= relid == gb_quota_cache_relids[i];
+	if (!stale && gb_column_cache != NULL)
+		stale = hash_search(gb_column_cache, &relid, HASH_FIND, NULL) != NULL;
+	if (stale)
+		gb_quota_cache_valid = false;
+}
+
+/* Accept other sessions' changes once per statement; start over when stale. */
+static void
+gb_quota_cache_ready(void)
+{
+	HASHCTL		ctl;
+
+	if (MyProc->lxid != gb_quota_seen_lxid ||
+		GetCurrentStatementStartTimestamp() != gb_quota_seen_statement)
+	{
+		AcceptInvalidationMessages();
+		gb_quota_seen_lxid = MyProc->lxid;
+		gb_quota_seen_statement = GetCurrentStatementStartTimestamp();
+	}
+	if (gb_quota_cache_valid &&
+		hash_get_num_entries(gb_quota_cache) + hash_get_num_entries(gb_column_cache) +
+		hash_get_num_entries(gb_row_partitions) < GB_QUOTA_CACHE_ENTRIES)
+		return;
+	if (gb_quota_cache_cxt == NULL)
+		gb_quota_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "gb_scale quota lookups",
+												   ALLOCSET_SMALL_SIZES);
+	gb_quota_cache = gb_column_cache = gb_row_partitions = NULL;
+	MemoryContextReset(gb_quota_cache_cxt);
+	gb_quota_cache_relids[0] = gb_directory_relid(GB_TENANT_QUOTA_TABLE);
+	gb_quota_cache_relids[1] = gb_directory_relid(GB_PLAN_QUOTA_TABLE);
+	gb_quota_cache_relids[2] = gb_directory_relid("tenant_plan");
+	gb_quota_cache_relids[3] = gb_directory_relid(GB_TENANT_ISOLATION_TABLE);
+	gb_quota_cache_relids[4] = gb_directory_relid("partition_config");
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = gb_quota_cache_cxt;
+	ctl.keysize = sizeof(GbQuotaCacheKey);
+	ctl.entrysize = sizeof(GbQuotaCacheEntry);
+	gb_quota_cache = hash_create("gb_scale quota lookups", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(GbColumnCacheEntry);
+	gb_column_cache = hash_create("gb_scale quota tenant columns", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(GbRowPartition);
+	gb_row_partitions = hash_create("gb_scale quota partitions", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	gb_quota_cache_valid = true;
+}
+
+/* TENANT's quota on RELID, from the tables; false when none is in force. */
 static bool
-gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
+gb_quota_load(int64 tenant, Oid relid, GbQuota *quota)
 {
 	if (!gb_scan_quota(true, tenant, relid, quota))
 	{
@@ -660,12 +794,43 @@ gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
 	return quota->per_day > 0 || quota->per_month > 0;
 }
 
+/* TENANT's quota on RELID; false when none is in force. */
+static bool
+gb_quota_of(int64 tenant, Oid relid, GbQuota *quota)
+{
+	GbQuotaCacheKey key;
+	GbQuotaCacheEntry *entry;
+	bool		limited;
+
+	gb_quota_cache_ready();
+	memset(&key, 0, sizeof(key));
+	key.relid = relid;
+	key.tenant = tenant;
+	entry = hash_search(gb_quota_cache, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		*quota = entry->quota;
+		return entry->limited;
+	}
+	memset(quota, 0, sizeof(*quota));
+	limited = gb_quota_load(tenant, relid, quota);
+	/* an invalidation during the load: used once, not kept */
+	if (gb_quota_cache_valid)
+	{
+		entry = hash_search(gb_quota_cache, &key, HASH_ENTER, NULL);
+		entry->quota = *quota;
+		entry->limited = limited;
+	}
+	return limited;
+}
+
 /*
- * The tenant column RELID has registered (isolation first, then the
- * partition manager), or InvalidAttrNumber.
+ * The tenant column REGISTERED has registered (isolation first, then the
+ * partition manager), as a column of TARGET (the table itself or one of its
+ * partitions, whose column numbers may differ), or InvalidAttrNumber.
  */
 static AttrNumber
-gb_quota_tenant_attnum(Relation target)
+gb_quota_tenant_attnum_load(Oid registered, Relation target)
 {
 	static const char *const tables[2] = {GB_TENANT_ISOLATION_TABLE, "partition_config"};
 	static const char *const keys[2] = {"tbl", "parent"};
@@ -682,7 +847,7 @@ gb_quota_tenant_attnum(Relation target)
 		HeapTuple	tuple;
 		AttrNumber	attnum = InvalidAttrNumber;
 
-		ScanKeyInit(&key, att_key, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+		ScanKeyInit(&key, att_key, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(registered));
 		scan = systable_beginscan(rel, InvalidOid, false, snapshot, 1, &key);
 		if (HeapTupleIsValid(tuple = systable_getnext(scan)))
 		{
@@ -709,6 +874,28 @@ gb_quota_tenant_attnum(Relation target)
 	return InvalidAttrNumber;
 }
 
+/* gb_quota_tenant_attnum_load(), cached. */
+static AttrNumber
+gb_quota_tenant_attnum(Oid registered, Relation target)
+{
+	Oid			relid = RelationGetRelid(target);
+	GbColumnCacheEntry *entry;
+	AttrNumber	attnum;
+
+	gb_quota_cache_ready();
+	entry = hash_search(gb_column_cache, &relid, HASH_FIND, NULL);
+	if (entry != NULL && entry->registered == registered)
+		return entry->attnum;
+	attnum = gb_quota_tenant_attnum_load(registered, target);
+	if (gb_quota_cache_valid)
+	{
+		entry = hash_search(gb_column_cache, &relid, HASH_ENTER, NULL);
+		entry->registered = registered;
+		entry->attnum = attnum;
+	}
+	return attnum;
+}
+
 static int64
 gb_tenant_datum(Datum value, Oid typid)
 {
@@ -723,57 +910,53 @@ gb_tenant_datum(Datum value, Oid typid)
 	}
 }
 
-/* The statement's rows, per tenant. */
+/* The type of REL's tenant column ATTNUM: an integer type. */
+static Oid
+gb_quota_tenant_type(Relation rel, AttrNumber attnum)
+{
+	Oid			typid = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+
+	if (typid != INT8OID && typid != INT4OID && typid != INT2OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("tenant column of table %s is not of type bigint, integer or smallint",
+						RelationGetRelationName(rel)),
+				 errhint("Register a tenant column holding tenant ids.")));
+	return typid;
+}
+
+/* The statement's rows, per tenant of REL's tenant column ATTNUM. */
 static HTAB *
-gb_statement_tenants(Relation rel, Tuplestorestate *rows)
+gb_statement_tenants(Relation rel, AttrNumber attnum, Tuplestorestate *rows)
 {
 	HASHCTL		ctl;
 	HTAB	   *tenants;
-	AttrNumber	attnum = gb_quota_tenant_attnum(rel);
 	GbStatementRows *entry;
-	int64		tenant;
+	Oid			typid = gb_quota_tenant_type(rel, attnum);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(GbStatementRows);
 	ctl.hcxt = CurrentMemoryContext;
 	tenants = hash_create("gb_scale quota statement", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (attnum == InvalidAttrNumber)
+	tuplestore_rescan(rows);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
 	{
-		if (gb_transaction_tenant(&tenant))
-		{
-			entry = hash_search(tenants, &tenant, HASH_ENTER, NULL);
-			entry->rows = tuplestore_tuple_count(rows);
-		}
-	}
-	else
-	{
-		Oid			typid = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
-		TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+		bool		isnull;
+		Datum		value = slot_getattr(slot, attnum, &isnull);
+		int64		tenant;
 		bool		found;
 
-		if (typid != INT8OID && typid != INT4OID && typid != INT2OID)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("tenant column of table %s is not of type bigint, integer or smallint",
-							RelationGetRelationName(rel)),
-					 errhint("Register a tenant column holding tenant ids.")));
-		tuplestore_rescan(rows);
-		while (tuplestore_gettupleslot(rows, true, false, slot))
-		{
-			bool		isnull;
-			Datum		value = slot_getattr(slot, attnum, &isnull);
-
-			CHECK_FOR_INTERRUPTS();
-			if (isnull)
-				continue;
-			tenant = gb_tenant_datum(value, typid);
-			entry = hash_search(tenants, &tenant, HASH_ENTER, &found);
-			if (!found)
-				entry->rows = 0;
-			entry->rows++;
-		}
-		ExecDropSingleTupleTableSlot(slot);
+		CHECK_FOR_INTERRUPTS();
+		if (isnull)
+			continue;
+		tenant = gb_tenant_datum(value, typid);
+		entry = hash_search(tenants, &tenant, HASH_ENTER, &found);
+		if (!found)
+			entry->rows = 0;
+		entry->rows++;
 	}
+	ExecDropSingleTupleTableSlot(slot);
 	return tenants;
 }
 
@@ -853,61 +1036,29 @@ typedef struct GbQuotaRefusal
 } GbQuotaRefusal;
 
 /*
- * AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT on a table
- * with quotas (INSERT and COPY): checks and reserves the statement's rows.
+ * Check and reserve the rows of the NENTRIES limited tenants in ENTRIES for
+ * the quotas of table QUOTA_RELID, all or none: over a quota (or with no
+ * counter free) it raises 53400 and reserves nothing.
  */
-Datum
-gb_quota_count(PG_FUNCTION_ARGS)
+static void
+gb_quota_reserve(Oid quota_relid, GbStatementRows **entries, int nentries,
+				 int32 day, int32 month)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	HTAB	   *tenants;
-	HASH_SEQ_STATUS seq;
-	GbStatementRows *entry;
-	int			nlimited = 0;
-	int32		day;
-	int32		month;
 	GbQuotaRefusal refusal = {0};
 	bool		refused = false;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s.quota_count() must be called as an AFTER INSERT statement trigger with a new table",
-						GB_INTERNAL_SCHEMA),
-				 errhint("Set quotas with gb_tenant_quota() or gb_plan_quota(), which create the trigger.")));
-	/* without the preload there are no counters: stored, not enforced */
-	if (gb_quotas == NULL || tuplestore_tuple_count(trigdata->tg_newtable) == 0)
-		return PointerGetDatum(NULL);
-	rel = trigdata->tg_relation;
-	tenants = gb_statement_tenants(rel, trigdata->tg_newtable);
-	hash_seq_init(&seq, tenants);
-	while ((entry = hash_seq_search(&seq)) != NULL)
-	{
-		entry->limited = gb_quota_of(entry->tenant, RelationGetRelid(rel), &entry->quota);
-		if (entry->limited)
-			nlimited++;
-	}
-	if (nlimited == 0)
-		return PointerGetDatum(NULL);
-	gb_quota_periods(gb_quota_now(true), &day, &month);
-	gb_held_reserve(nlimited);
-
+	gb_held_reserve(nentries);
 	LWLockAcquire(gb_quotas->lock, LW_EXCLUSIVE);
 	/* first pass: find or make every counter and check; second: reserve */
 	for (int pass = 0; pass < 2 && !refused; pass++)
 	{
-		hash_seq_init(&seq, tenants);
-		while ((entry = hash_seq_search(&seq)) != NULL)
+		for (int i = 0; i < nentries && !refused; i++)
 		{
-			GbQuotaKey	key = {.dbid = MyDatabaseId,.relid = RelationGetRelid(rel),.tenant = entry->tenant};
+			GbStatementRows *entry = entries[i];
+			GbQuotaKey	key = {.dbid = MyDatabaseId,.relid = quota_relid,.tenant = entry->tenant};
 			GbQuotaCounter *c;
 			bool		found;
 
-			if (!entry->limited)
-				continue;
 			c = hash_search(gb_quota_counters, &key, pass == 0 ? HASH_ENTER_NULL : HASH_FIND, &found);
 			if (c == NULL && pass == 0 && gb_quotas_evict_past(month) > 0)
 				c = hash_search(gb_quota_counters, &key, HASH_ENTER_NULL, &found);
@@ -916,7 +1067,6 @@ gb_quota_count(PG_FUNCTION_ARGS)
 				refusal.full = true;
 				refusal.tenant = entry->tenant;
 				refused = true;
-				hash_seq_term(&seq);
 				break;
 			}
 			if (pass == 0 && !found)
@@ -940,22 +1090,18 @@ gb_quota_count(PG_FUNCTION_ARGS)
 				int64		day_used = c->day_rows + c->day_reserved;
 				int64		month_used = c->month_rows + c->month_reserved;
 
+				/* the statement's earlier rows are reported as its own */
 				if (entry->quota.per_day > 0 && day_used + entry->rows > entry->quota.per_day)
 				{
 					refusal = (GbQuotaRefusal) {false, entry->tenant, false, entry->quota.per_day,
-					day_used, entry->rows, c->day, c->month};
+					day_used - entry->earlier, entry->earlier + entry->rows, c->day, c->month};
 					refused = true;
 				}
 				else if (entry->quota.per_month > 0 && month_used + entry->rows > entry->quota.per_month)
 				{
 					refusal = (GbQuotaRefusal) {false, entry->tenant, true, entry->quota.per_month,
-					month_used, entry->rows, c->day, c->month};
+					month_used - entry->earlier, entry->earlier + entry->rows, c->day, c->month};
 					refused = true;
-				}
-				if (refused)
-				{
-					hash_seq_term(&seq);
-					break;
 				}
 			}
 			if (pass == 1)
@@ -972,7 +1118,7 @@ gb_quota_count(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("no row quota counter is free for tenant " INT64_FORMAT " on table %s",
-						refusal.tenant, gb_qualified_name(RelationGetRelid(rel))),
+						refusal.tenant, gb_qualified_name(quota_relid)),
 				 errdetail("All %d counters of gb_scale.quota_entries are taken.", gb_quota_entries),
 				 errhint("Raise gb_scale.quota_entries and restart the server.")));
 	if (refused)
@@ -980,7 +1126,7 @@ gb_quota_count(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("tenant " INT64_FORMAT " is over its quota of rows per %s in table %s",
 						refusal.tenant, refusal.monthly ? "month" : "day",
-						gb_qualified_name(RelationGetRelid(rel))),
+						gb_qualified_name(quota_relid)),
 				 errdetail("The quota is " INT64_FORMAT " rows per %s; " INT64_FORMAT
 						   " are inserted or being inserted in the %s starting %s (%s), and this statement adds "
 						   INT64_FORMAT ".",
@@ -990,6 +1136,248 @@ gb_quota_count(PG_FUNCTION_ARGS)
 						   gb_quota_time_zone, refusal.rows),
 				 errhint("Insert fewer rows, wait for the next %s, or raise the quota with gb_tenant_quota() or gb_plan_quota().",
 						 refusal.monthly ? "month" : "day")));
+}
+
+/*
+ * A partitioned table's tree: the row trigger gb_quota_count_tree, which
+ * PostgreSQL clones to every partition (present, created later by any route,
+ * or attached), fires for each row a partition receives, whether it was
+ * routed through the root or inserted into the partition by name.  What a
+ * row needs is looked up once: per clone (the table of the quota, the
+ * tenant column: in the backend's cache of quota lookups), per statement
+ * (the period), and per statement and tenant (its quota, and the rows the
+ * statement reserved before, for the refusal's message).  A statement's
+ * identity is its transaction and command id.
+ */
+typedef struct GbRowTenantKey
+{
+	Oid			quota_relid;
+	int64		tenant;
+} GbRowTenantKey;
+
+typedef struct GbRowTenant
+{
+	GbRowTenantKey key;			/* hash key: first */
+	LocalTransactionId lxid;	/* the statement of the rows below */
+	CommandId	cid;
+	GbStatementRows rows;
+} GbRowTenant;
+
+/* The statement's tenants, kept across statements (entries say whose). */
+#define GB_ROW_TENANTS_MAX	10000
+
+static MemoryContext gb_row_cxt = NULL;
+static HTAB *gb_row_tenants = NULL;
+static LocalTransactionId gb_row_lxid = InvalidLocalTransactionId;
+static CommandId gb_row_cid = InvalidCommandId;
+static int32 gb_row_day;
+static int32 gb_row_month;
+
+/* The table of the trigger TGOID's origin: the clones' parents up to the root's. */
+static Oid
+gb_trigger_origin_relid(Oid tgoid)
+{
+	Relation	triggers = table_open(TriggerRelationId, AccessShareLock);
+	Oid			relid = InvalidOid;
+
+	/* a partition tree is never deeper than this; a loop would be a damaged catalog */
+	for (int depth = 0; OidIsValid(tgoid) && depth < 1000; depth++)
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		CHECK_FOR_INTERRUPTS();
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(triggers, TriggerOidIndexId, true, NULL, 1, &key);
+		tuple = systable_getnext(scan);
+		tgoid = InvalidOid;
+		if (HeapTupleIsValid(tuple))
+		{
+			relid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgrelid;
+			tgoid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgparentid;
+		}
+		systable_endscan(scan);
+	}
+	table_close(triggers, AccessShareLock);
+	return relid;
+}
+
+/* A new statement: its period; the tenants' table starts over when large. */
+static void
+gb_row_statement_start(void)
+{
+	HASHCTL		ctl;
+
+	if (gb_row_tenants != NULL && gb_row_lxid == MyProc->lxid && gb_row_cid == GetCurrentCommandId(false))
+		return;
+	gb_quota_periods(gb_quota_now(true), &gb_row_day, &gb_row_month);
+	gb_row_lxid = MyProc->lxid;
+	gb_row_cid = GetCurrentCommandId(false);
+	if (gb_row_tenants != NULL && hash_get_num_entries(gb_row_tenants) < GB_ROW_TENANTS_MAX)
+		return;
+	if (gb_row_cxt == NULL)
+		gb_row_cxt = AllocSetContextCreate(TopMemoryContext, "gb_scale quota rows", ALLOCSET_SMALL_SIZES);
+	gb_row_tenants = NULL;
+	MemoryContextReset(gb_row_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = gb_row_cxt;
+	ctl.keysize = sizeof(GbRowTenantKey);
+	ctl.entrysize = sizeof(GbRowTenant);
+	gb_row_tenants = hash_create("gb_scale quota row tenants", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* What the clone TGOID on REL counts, cached: the table of the quota, the tenant column. */
+static void
+gb_row_partition(Oid tgoid, Relation rel, GbRowPartition *out)
+{
+	GbRowPartition *part;
+
+	gb_quota_cache_ready();
+	part = hash_search(gb_row_partitions, &tgoid, HASH_FIND, NULL);
+	if (part != NULL)
+	{
+		*out = *part;
+		return;
+	}
+	out->tgoid = tgoid;
+	out->quota_relid = gb_trigger_origin_relid(tgoid);
+	out->attnum = OidIsValid(out->quota_relid) ?
+		gb_quota_tenant_attnum(out->quota_relid, rel) : InvalidAttrNumber;
+	out->typid = out->attnum == InvalidAttrNumber ? InvalidOid :
+		gb_quota_tenant_type(rel, out->attnum);
+	/* an invalidation during the lookups: used once, not kept */
+	if (gb_quota_cache_valid)
+	{
+		part = hash_search(gb_row_partitions, &tgoid, HASH_ENTER, NULL);
+		*part = *out;
+	}
+}
+
+/* One row received by a partition (or the root) of a tree with quotas. */
+static void
+gb_quota_count_row(TriggerData *trigdata)
+{
+	GbRowPartition part;
+	GbRowTenant *tenant;
+	GbRowTenantKey key;
+	GbStatementRows *entry;
+	bool		found;
+
+	gb_row_partition(trigdata->tg_trigger->tgoid, trigdata->tg_relation, &part);
+	if (!OidIsValid(part.quota_relid))
+		return;
+	gb_row_statement_start();
+	memset(&key, 0, sizeof(key));
+	key.quota_relid = part.quota_relid;
+	if (part.attnum == InvalidAttrNumber)
+	{
+		if (!gb_transaction_tenant(&key.tenant))
+			return;
+	}
+	else
+	{
+		bool		isnull;
+		Datum		value = slot_getattr(trigdata->tg_trigslot, part.attnum, &isnull);
+
+		if (isnull)
+			return;
+		key.tenant = gb_tenant_datum(value, part.typid);
+	}
+	tenant = hash_search(gb_row_tenants, &key, HASH_ENTER, &found);
+	entry = &tenant->rows;
+	if (!found || tenant->lxid != gb_row_lxid || tenant->cid != gb_row_cid)
+	{
+		/* marked as of no statement until the lookup is done */
+		tenant->lxid = InvalidLocalTransactionId;
+		entry->tenant = key.tenant;
+		entry->earlier = 0;
+		entry->limited = gb_quota_of(key.tenant, key.quota_relid, &entry->quota);
+		tenant->lxid = gb_row_lxid;
+		tenant->cid = gb_row_cid;
+	}
+	if (!entry->limited)
+		return;
+	entry->rows = 1;
+	gb_quota_reserve(key.quota_relid, &entry, 1, gb_row_day, gb_row_month);
+	entry->earlier++;
+}
+
+/*
+ * The trigger on a table with quotas, put there by gb_plan_quota() and
+ * gb_tenant_quota(): AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH
+ * STATEMENT on a table (INSERT and COPY: checks and reserves the statement's
+ * rows), AFTER INSERT ... FOR EACH ROW on a partitioned table (each row of
+ * its tree).
+ */
+Datum
+gb_quota_count(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	GbStatementRows *entry;
+	GbStatementRows one;
+	GbStatementRows **limited;
+	AttrNumber	attnum;
+	int			nlimited = 0;
+	int32		day;
+	int32		month;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		(TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) && trigdata->tg_newtable == NULL) ||
+		(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) &&
+		 (trigdata->tg_newtable != NULL || !trigdata->tg_relation->rd_rel->relispartition)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s.quota_count() must be called as an AFTER INSERT statement trigger with a new table, or as a row trigger of a partitioned table",
+						GB_INTERNAL_SCHEMA),
+				 errhint("Set quotas with gb_tenant_quota() or gb_plan_quota(), which create the trigger.")));
+	/* without the preload there are no counters: stored, not enforced */
+	if (gb_quotas == NULL)
+		return PointerGetDatum(NULL);
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		gb_quota_count_row(trigdata);
+		return PointerGetDatum(NULL);
+	}
+	if (tuplestore_tuple_count(trigdata->tg_newtable) == 0)
+		return PointerGetDatum(NULL);
+	rel = trigdata->tg_relation;
+	attnum = gb_quota_tenant_attnum(RelationGetRelid(rel), rel);
+	if (attnum == InvalidAttrNumber)
+	{
+		/* the transaction's tenant: the common case, with no hash table */
+		if (!gb_transaction_tenant(&one.tenant))
+			return PointerGetDatum(NULL);
+		one.rows = tuplestore_tuple_count(trigdata->tg_newtable);
+		one.earlier = 0;
+		one.limited = gb_quota_of(one.tenant, RelationGetRelid(rel), &one.quota);
+		if (!one.limited)
+			return PointerGetDatum(NULL);
+		entry = &one;
+		limited = &entry;
+		nlimited = 1;
+	}
+	else
+	{
+		HTAB	   *tenants = gb_statement_tenants(rel, attnum, trigdata->tg_newtable);
+		HASH_SEQ_STATUS seq;
+
+		limited = palloc(Max(hash_get_num_entries(tenants), 1) * sizeof(GbStatementRows *));
+		hash_seq_init(&seq, tenants);
+		while ((entry = hash_seq_search(&seq)) != NULL)
+		{
+			entry->earlier = 0;
+			entry->limited = gb_quota_of(entry->tenant, RelationGetRelid(rel), &entry->quota);
+			if (entry->limited)
+				limited[nlimited++] = entry;
+		}
+		if (nlimited == 0)
+			return PointerGetDatum(NULL);
+	}
+	gb_quota_periods(gb_quota_now(true), &day, &month);
+	gb_quota_reserve(RelationGetRelid(rel), limited, nlimited, day, month);
 	return PointerGetDatum(NULL);
 }
 
@@ -1059,8 +1447,10 @@ gb_quota_arg(FunctionCallInfo fcinfo, int argno, const char *name, char *null)
 }
 
 /*
- * Put the counting trigger on RELID.  A partition is refused: inserts
- * through its root would not reach a quota set on it.
+ * Put the counting trigger on RELID: a statement trigger on a table, a row
+ * trigger on a partitioned table (PostgreSQL clones it to every partition,
+ * present and future).  A partition is refused: a quota on it would not see
+ * the rows routed to it from its root.
  */
 static void
 gb_quota_prepare_table(Oid relid)
@@ -1072,6 +1462,7 @@ gb_quota_prepare_table(Oid relid)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	bool		exists;
+	const char *trigger;
 
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
@@ -1092,16 +1483,22 @@ gb_quota_prepare_table(Oid relid)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("table %s is a partition", gb_qualified_name(relid)),
 				 errhint("Set the quota on the root of its partitioned table: it covers the whole tree.")));
+	/* named apart: a table with its own quota can still become a partition */
+	trigger = relkind == RELKIND_PARTITIONED_TABLE ? "gb_quota_count_tree" : "gb_quota_count";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* not read-only: see a trigger this statement created (another call, a sync) */
-	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1"
-							  " AND t.tgname OPERATOR(pg_catalog.=) 'gb_quota_count'",
+	if (SPI_execute_with_args(psprintf("SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1"
+									   " AND t.tgname OPERATOR(pg_catalog.=) '%s'", trigger),
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger");
 	exists = SPI_processed > 0;
 	SPI_finish();
-	if (!exists)
+	if (!exists && relkind == RELKIND_PARTITIONED_TABLE)
+		gb_exec_sql(psprintf("CREATE TRIGGER gb_quota_count_tree AFTER INSERT ON %s"
+							 " FOR EACH ROW EXECUTE FUNCTION %s.quota_count()",
+							 gb_qualified_name(relid), GB_INTERNAL_SCHEMA));
+	else if (!exists)
 		gb_exec_sql(psprintf("CREATE TRIGGER gb_quota_count AFTER INSERT ON %s"
 							 " REFERENCING NEW TABLE AS gb_quota_rows"
 							 " FOR EACH STATEMENT EXECUTE FUNCTION %s.quota_count()",
