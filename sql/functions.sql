@@ -82,8 +82,9 @@
 --   the configuration of a dropped table, gb_scale.partition_on_rename
 --   follows a renamed tenant column, gb_scale.isolation_on_ddl gives a
 --   table that joins an isolated tree its policies,
---   gb_scale.tenant_settings_changed invalidates the settings cache,
---   gb_scale.quota_count counts and checks a statement's inserted rows),
+--   gb_scale.tenant_settings_changed invalidates the settings and quota
+--   caches, gb_scale.quota_count counts and checks inserted rows: a
+--   statement's, or on a partitioned table each row's, in any partition),
 --   gb_scale.enum_create_builtin,
 --   gb_scale.id_mark_init
 --     volatile parallel unsafe: they write, and run only from triggers or the
