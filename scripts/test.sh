@@ -157,9 +157,13 @@ pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
 for f in "$work"/test/t/*.pl; do
 	[ -e "$f" ] || continue
 	(cd "$work/test" && gb_as_pg env TESTDIR="$work/test" PERL5LIB="$pgxs_dir/test/perl" \
-		PG_REGRESS="$pgxs_dir/test/regress/pg_regress" prove -v "t/$(basename "$f")")
-	status=$?
-	record "TAP $(basename "$f")" $status
+		PG_REGRESS="$pgxs_dir/test/regress/pg_regress" prove -v "t/$(basename "$f")") 2>&1 |
+		tee "$work/tap.out"
+	status=${PIPESTATUS[0]}
+	# the first failed checks (and a randomized test's seed) go into the
+	# summary, which is what a truncated CI log still shows
+	why=$(grep -E -o "Failed test '[^']*'|GB_FUZZ_SEED=[0-9]+ \(step [^)]*\)" "$work/tap.out" | head -n 3 | paste -sd ';' | cut -c 1-400)
+	record "TAP $(basename "$f")${why:+: $why}" $status
 done
 logs+=("$work"/test/tmp_check/log/*.log)
 
