@@ -145,7 +145,8 @@ fi
 citus_status=0
 citus_why=$(bash "$GB_ROOT/test/citus.sh" install 2>&1 >/dev/null) || citus_status=$?
 if [ "$citus_status" -eq 3 ] && [ -n "${GB_SUITE_LABEL:-}" ]; then
-	export GB_CITUS_UNAVAILABLE="${citus_why##*Citus unavailable: }"
+	# its last line is the reason (the lines before it log what it tried)
+	export GB_CITUS_UNAVAILABLE="${citus_why##*$'\n'}"
 	skipped+=("Citus tests on the $GB_SUITE_LABEL: $GB_CITUS_UNAVAILABLE")
 elif [ "$citus_status" -ne 0 ]; then
 	printf '%s\n' "$citus_why" >&2
