@@ -17,9 +17,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# scripts/test.sh says why Citus cannot run on this build (the assert build)
-plan skip_all => $ENV{GB_CITUS_UNAVAILABLE} if $ENV{GB_CITUS_UNAVAILABLE};
-
 my ($pkglibdir) = run_command([ 'pg_config', '--pkglibdir' ]);
 chomp $pkglibdir;
 BAIL_OUT("Citus is not installed for this PostgreSQL (no $pkglibdir/citus.so): run test/citus.sh install as root")
