@@ -88,8 +88,10 @@ typedef void (*GbCitusSendFn) (const char *command);
  * coordinated transaction, as the current user.  The workers commit with
  * this transaction (two-phase commit) and an error on any of them aborts it
  * everywhere.  Nothing is sent when citus.enable_ddl_propagation is off, as
- * Citus does for its own DDL.  Workers run it with their own OIDs: every
- * name is qualified and resolved there.
+ * Citus does for its own DDL, or in an extension script.  Workers run it
+ * with their own OIDs: every name is qualified and resolved there.  The
+ * symbols are looked up in Citus' library, which is preloaded wherever the
+ * extension exists.
  */
 static void
 gb_enum_forward(FunctionCallInfo fcinfo, const char *func, const char *args)
@@ -99,7 +101,8 @@ gb_enum_forward(FunctionCallInfo fcinfo, const char *func, const char *args)
 	GbCitusSendFn send_to_workers;
 	char	   *schema;
 
-	if (!gb_citus_present())
+	/* Citus propagates an extension's scripts whole. */
+	if (creating_extension || !gb_citus_present())
 		return;
 	propagate = GetConfigOption("citus.enable_ddl_propagation", true, false);
 	if (propagate == NULL || strcmp(propagate, "on") != 0)
