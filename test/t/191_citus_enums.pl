@@ -158,5 +158,37 @@ like($err, qr/already has label "hand_made"/, 'gb_enum_rename fails when a worke
 is(on_all("SELECT count(*) FROM gb_enum_labels('app.tstate') WHERE label = 'open'"),
 	"1\n1\n1", 'the failed rename changed no node');
 
+# an ordinary role: every node runs the change as that role, and the domain
+# is the role's everywhere
+$coord->safe_psql(
+	'postgres', q{
+CREATE ROLE enum_owner LOGIN;
+GRANT USAGE, CREATE ON SCHEMA app TO enum_owner;
+});
+$coord->safe_psql(
+	'postgres', q{
+SET ROLE enum_owner;
+SELECT gb_enum_create('app.prio', ARRAY['low', 'high']);
+SELECT gb_enum_add('app.prio', 'urgent');
+SELECT gb_enum_rename('app.prio', 'low', 'minor');
+});
+is(on_all(q{SELECT pg_get_userbyid(typowner) || ' ' ||
+                   (SELECT string_agg(code || '=' || label, ',' ORDER BY code) FROM gb_enum_labels('app.prio'))
+              FROM pg_type WHERE oid = 'app.prio'::regtype}),
+	join("\n", ('enum_owner 0=minor,1=high,2=urgent') x 3),
+	'an ordinary role\'s enum is its own on every node, with the same labels');
+($rc, $out, $err) = $coord->psql('postgres', q{
+CREATE ROLE enum_other LOGIN;
+GRANT USAGE ON SCHEMA app TO enum_other;
+SET ROLE enum_other;
+SELECT gb_enum_add('app.prio', 'other');});
+like($err, qr/must be owner of type app\.prio/, 'another role may not change it');
+
+# with citus.enable_ddl_propagation off, as Citus' own DDL, only this node changes
+$coord->safe_psql('postgres',
+	q{SET citus.enable_ddl_propagation = off; SELECT gb_enum_add('app.prio', 'local_only')});
+is(on_all("SELECT count(*) FROM gb_enum_labels('app.prio') WHERE label = 'local_only'"),
+	"1\n0\n0", 'with DDL propagation off only the coordinator changes');
+
 $_->stop for @nodes;
 done_testing();
