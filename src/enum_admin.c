@@ -19,9 +19,12 @@
 
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -38,9 +41,18 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+/* Citus is installed in this database (its library is then preloaded). */
+static bool
+gb_citus_present(void)
+{
+	return OidIsValid(get_extension_oid("citus", true));
+}
+
 /*
  * Run SQL (utility statements) with search_path pinned; the caller's rights.
  * Settings changed by code it runs (event triggers) are undone at the end.
+ * Under Citus the DDL stays on this node: every node runs the same enum
+ * function itself (gb_enum_forward), so each gets its labels as well.
  */
 static void
 gb_run_sql(const char *sql)
@@ -49,6 +61,9 @@ gb_run_sql(const char *sql)
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	if (gb_citus_present())
+		(void) set_config_option("citus.enable_ddl_propagation", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute(sql, false, 0) < 0)
@@ -62,6 +77,44 @@ static int
 gb_int16_cmp(const void *a, const void *b)
 {
 	return *(const int16 *) a - *(const int16 *) b;
+}
+
+typedef bool (*GbCitusIsCoordinatorFn) (void);
+typedef void (*GbCitusSendFn) (const char *command);
+
+/*
+ * Under Citus, on the coordinator: run the same call of the enum function
+ * "func" (arguments already SQL literals) on every worker, within Citus'
+ * coordinated transaction, as the current user.  The workers commit with
+ * this transaction (two-phase commit) and an error on any of them aborts it
+ * everywhere.  Nothing is sent when citus.enable_ddl_propagation is off, as
+ * Citus does for its own DDL, or in an extension script.  Workers run it
+ * with their own OIDs: every name is qualified and resolved there.  The
+ * symbols are looked up in Citus' library, which is preloaded wherever the
+ * extension exists.
+ */
+static void
+gb_enum_forward(FunctionCallInfo fcinfo, const char *func, const char *args)
+{
+	const char *propagate;
+	GbCitusIsCoordinatorFn is_coordinator;
+	GbCitusSendFn send_to_workers;
+	char	   *schema;
+
+	/* Citus propagates an extension's scripts whole. */
+	if (creating_extension || !gb_citus_present())
+		return;
+	propagate = GetConfigOption("citus.enable_ddl_propagation", true, false);
+	if (propagate == NULL || strcmp(propagate, "on") != 0)
+		return;
+	is_coordinator = (GbCitusIsCoordinatorFn) (void *)
+		load_external_function("$libdir/citus", "IsCoordinator", true, NULL);
+	send_to_workers = (GbCitusSendFn) (void *)
+		load_external_function("$libdir/citus", "SendCommandToWorkersWithMetadata", true, NULL);
+	if (!is_coordinator())
+		return;
+	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+	send_to_workers(psprintf("SELECT %s.%s(%s)", quote_identifier(schema), func, args));
 }
 
 /*
@@ -94,6 +147,16 @@ gb_enum_write_constraint(Oid typid, int16 *codes, int ncodes, bool replace)
 					 domain, GB_ENUM_CONSTRAINT, GB_INTERNAL_SCHEMA,
 					 quote_literal_cstr(domain), quote_literal_cstr(list.data));
 	gb_run_sql(sql.data);
+
+	/*
+	 * The regtype constant records a dependency of the constraint on its own
+	 * domain, beside the one every domain constraint has.  Citus takes it for
+	 * a cycle and refuses to distribute the domain (or a table using it).
+	 */
+	(void) deleteDependencyRecordsForSpecific(ConstraintRelationId,
+											  get_domain_constraint_oid(typid, GB_ENUM_CONSTRAINT, false),
+											  DEPENDENCY_NORMAL, TypeRelationId, typid);
+	CommandCounterIncrement();
 }
 
 /*
@@ -304,7 +367,27 @@ PG_FUNCTION_INFO_V1(gb_enum_create);
 Datum
 gb_enum_create(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_OID(gb_enum_create_from_args(fcinfo, "gb_enum_create", false));
+	Oid			typid = gb_enum_create_from_args(fcinfo, "gb_enum_create", false);
+	Relation	rel = gb_enum_label_open(AccessShareLock, false);
+	int			n;
+	GbEnumLabel *rows = gb_enum_label_read(rel, typid, &n);
+	StringInfoData labels;
+	StringInfoData codes;
+
+	table_close(rel, NoLock);
+	/* The workers get the enum as created here: qualified name, every code. */
+	initStringInfo(&labels);
+	initStringInfo(&codes);
+	for (int i = 0; i < n; i++)
+	{
+		appendStringInfo(&labels, "%s%s", i > 0 ? ", " : "",
+						 quote_literal_cstr(text_to_cstring(rows[i].label)));
+		appendStringInfo(&codes, "%s%d", i > 0 ? ", " : "", rows[i].code);
+	}
+	gb_enum_forward(fcinfo, "gb_enum_create",
+					psprintf("%s, ARRAY[%s]::pg_catalog.text[], ARRAY[%s]::pg_catalog.int2[]",
+							 quote_literal_cstr(gb_type_name(typid)), labels.data, codes.data));
+	PG_RETURN_OID(typid);
 }
 
 /* gb_scale.enum_create_builtin(): General Bots' enums, from the install script. */
@@ -456,6 +539,11 @@ gb_enum_add(PG_FUNCTION_ARGS)
 	gb_enum_write_constraint(typid, codes, n + 1, true);
 	gb_enum_invalidate_type(typid);
 	CommandCounterIncrement();
+	/* The workers take the code chosen here, whatever they hold. */
+	gb_enum_forward(fcinfo, "gb_enum_add",
+					psprintf("%s::pg_catalog.regtype, %s, %d::pg_catalog.int2",
+							 quote_literal_cstr(gb_type_name(typid)),
+							 quote_literal_cstr(text_to_cstring(label)), code));
 	PG_RETURN_INT16((int16) code);
 }
 
@@ -495,6 +583,11 @@ gb_enum_rename(PG_FUNCTION_ARGS)
 	table_close(rel, NoLock);
 	gb_enum_invalidate_type(typid);
 	CommandCounterIncrement();
+	gb_enum_forward(fcinfo, "gb_enum_rename",
+					psprintf("%s::pg_catalog.regtype, %s, %s",
+							 quote_literal_cstr(gb_type_name(typid)),
+							 quote_literal_cstr(text_to_cstring(old_label)),
+							 quote_literal_cstr(text_to_cstring(new_label))));
 	PG_RETURN_VOID();
 }
 
