@@ -27,7 +27,8 @@ OBJS = \
 	src/stat_tenants.o \
 	src/sizing.o \
 	src/tenant_limits.o \
-	src/tenant_quotas.o
+	src/tenant_quotas.o \
+	src/citus_glue.o
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 

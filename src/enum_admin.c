@@ -41,12 +41,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-/* Citus is installed in this database (its library is then preloaded). */
-static bool
-gb_citus_present(void)
-{
-	return OidIsValid(get_extension_oid("citus", true));
-}
+#include "citus_glue.h"
 
 /*
  * Run SQL (utility statements) with search_path pinned; the caller's rights.
@@ -79,9 +74,6 @@ gb_int16_cmp(const void *a, const void *b)
 	return *(const int16 *) a - *(const int16 *) b;
 }
 
-typedef bool (*GbCitusIsCoordinatorFn) (void);
-typedef void (*GbCitusSendFn) (const char *command);
-
 /*
  * Under Citus, on the coordinator: run the same call of the enum function
  * "func" (arguments already SQL literals) on every worker, within Citus'
@@ -89,32 +81,18 @@ typedef void (*GbCitusSendFn) (const char *command);
  * this transaction (two-phase commit) and an error on any of them aborts it
  * everywhere.  Nothing is sent when citus.enable_ddl_propagation is off, as
  * Citus does for its own DDL, or in an extension script.  Workers run it
- * with their own OIDs: every name is qualified and resolved there.  The
- * symbols are looked up in Citus' library, which is preloaded wherever the
- * extension exists.
+ * with their own OIDs: every name is qualified and resolved there.
  */
 static void
 gb_enum_forward(FunctionCallInfo fcinfo, const char *func, const char *args)
 {
-	const char *propagate;
-	GbCitusIsCoordinatorFn is_coordinator;
-	GbCitusSendFn send_to_workers;
 	char	   *schema;
 
 	/* Citus propagates an extension's scripts whole. */
-	if (creating_extension || !gb_citus_present())
-		return;
-	propagate = GetConfigOption("citus.enable_ddl_propagation", true, false);
-	if (propagate == NULL || strcmp(propagate, "on") != 0)
-		return;
-	is_coordinator = (GbCitusIsCoordinatorFn) (void *)
-		load_external_function("$libdir/citus", "IsCoordinator", true, NULL);
-	send_to_workers = (GbCitusSendFn) (void *)
-		load_external_function("$libdir/citus", "SendCommandToWorkersWithMetadata", true, NULL);
-	if (!is_coordinator())
+	if (creating_extension || !gb_citus_ddl_propagation() || !gb_citus_is_coordinator())
 		return;
 	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
-	send_to_workers(psprintf("SELECT %s.%s(%s)", quote_identifier(schema), func, args));
+	gb_citus_send_to_workers(psprintf("SELECT %s.%s(%s)", quote_identifier(schema), func, args));
 }
 
 /*

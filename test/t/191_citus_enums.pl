@@ -16,37 +16,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use GbScaleTest;
 
-# scripts/test.sh says why Citus cannot run on this build (the assert build)
-plan skip_all => "Citus unavailable: $ENV{GB_CITUS_UNAVAILABLE}" if $ENV{GB_CITUS_UNAVAILABLE};
-
-my ($pkglibdir) = run_command([ 'pg_config', '--pkglibdir' ]);
-chomp $pkglibdir;
-BAIL_OUT("Citus is not installed for this PostgreSQL (no $pkglibdir/citus.so): run test/citus.sh install as root")
-  unless -f "$pkglibdir/citus.so";
-
-my @nodes;
-for my $i (0 .. 2)
-{
-	my $node = PostgreSQL::Test::Cluster->new($i == 0 ? 'coordinator' : "worker$i");
-	$node->init;
-	$node->append_conf(
-		'postgresql.conf', qq{
-shared_preload_libraries = 'citus,gb_scale'
-gb_scale.shard_id = @{[ $i + 1 ]}
-listen_addresses = '127.0.0.1'
-});
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
-	push @nodes, $node;
-}
+my @nodes = citus_cluster(2);
 my ($coord, @workers) = @nodes;
-$coord->safe_psql('postgres',
-	"SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ")");
-$coord->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ")")
-  for @workers;
-# Citus creates the extension on the workers.
-$coord->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
 
 # every node's answer to a query, one line per node
 sub on_all

@@ -6,8 +6,10 @@ use warnings;
 
 use Exporter 'import';
 our @EXPORT = qw(set_instance_setting sql_error async_start async_done
-  async_wait psql_as server_children);
+  async_wait psql_as server_children citus_cluster);
 
+use PostgreSQL::Test::Cluster ();
+use PostgreSQL::Test::Utils ();
 use Time::HiRes qw(usleep);
 
 # Set an instance-wide setting in postgresql.conf (undef: back to its
@@ -128,6 +130,49 @@ sub server_children
 	}
 	closedir $dh;
 	return sort { $a <=> $b } @pids;
+}
+
+# A Citus cluster on loopback: a coordinator and NWORKERS workers (0: the
+# coordinator holds the shards), each with shared_preload_libraries =
+# 'citus,gb_scale', gb_scale.shard_id = node number + 1 and EXTRA_CONF, and
+# CREATE EXTENSION citus in database postgres; gb_scale is created on the
+# coordinator, which Citus then creates on the workers.  Returns the nodes,
+# the coordinator first.  Bails out when Citus is not installed for this
+# PostgreSQL (test/citus.sh install, as root).
+sub citus_cluster
+{
+	my ($nworkers, $extra_conf) = @_;
+	my ($pkglibdir) = PostgreSQL::Test::Utils::run_command([ 'pg_config', '--pkglibdir' ]);
+	chomp $pkglibdir;
+	Test::More::BAIL_OUT("Citus is not installed for this PostgreSQL (no $pkglibdir/citus.so): "
+		  . 'run test/citus.sh install as root')
+	  unless -f "$pkglibdir/citus.so";
+	my @nodes;
+	for my $i (0 .. $nworkers)
+	{
+		my $node = PostgreSQL::Test::Cluster->new($i == 0 ? 'coordinator' : "worker$i");
+		$node->init;
+		$node->append_conf(
+			'postgresql.conf', qq{
+shared_preload_libraries = 'citus,gb_scale'
+gb_scale.shard_id = @{[ $i + 1 ]}
+listen_addresses = '127.0.0.1'
+@{[ $extra_conf // '' ]}
+});
+		$node->start;
+		$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+		push @nodes, $node;
+	}
+	my ($coord, @workers) = @nodes;
+	$coord->safe_psql('postgres',
+		"SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ")");
+	$coord->safe_psql('postgres',
+		"SELECT citus_set_node_property('127.0.0.1', " . $coord->port . ", 'shouldhaveshards', true)")
+	  if $nworkers == 0;
+	$coord->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ")")
+	  for @workers;
+	$coord->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
+	return @nodes;
 }
 
 1;
