@@ -758,30 +758,27 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'gb_tenant_settings_changed'
 LANGUAGE C;
 REVOKE ALL ON FUNCTION gb_scale.tenant_settings_changed() FROM PUBLIC;
-CREATE TRIGGER tenant_plan_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_plan
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER tenant_plan_truncated
-    AFTER TRUNCATE ON gb_scale.tenant_plan
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER tenant_setting_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_setting
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER tenant_setting_truncated
-    AFTER TRUNCATE ON gb_scale.tenant_setting
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER plan_setting_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.plan_setting
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER plan_setting_truncated
-    AFTER TRUNCATE ON gb_scale.plan_setting
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-ALTER TABLE gb_scale.tenant_plan
-    ENABLE ALWAYS TRIGGER tenant_plan_changed, ENABLE ALWAYS TRIGGER tenant_plan_truncated;
-ALTER TABLE gb_scale.tenant_setting
-    ENABLE ALWAYS TRIGGER tenant_setting_changed, ENABLE ALWAYS TRIGGER tenant_setting_truncated;
-ALTER TABLE gb_scale.plan_setting
-    ENABLE ALWAYS TRIGGER plan_setting_changed, ENABLE ALWAYS TRIGGER plan_setting_truncated;
+-- Internal to this script, dropped at its end: the two triggers by which
+-- every backend's caches of TBL forget it at their next statement, enabled
+-- ALWAYS so that changes that logical replication applies count too.
+CREATE FUNCTION gb_scale.create_cache_triggers(tbl text, prefix text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON gb_scale.%I '
+                   'FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed()',
+                   prefix || '_changed', tbl);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON gb_scale.%I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed()',
+                   prefix || '_truncated', tbl);
+    EXECUTE format('ALTER TABLE gb_scale.%I ENABLE ALWAYS TRIGGER %I, ENABLE ALWAYS TRIGGER %I',
+                   tbl, prefix || '_changed', prefix || '_truncated');
+END
+$$;
+SELECT gb_scale.create_cache_triggers(t, t)
+FROM (VALUES ('tenant_plan'), ('tenant_setting'), ('plan_setting')) AS v(t);
 
 CREATE FUNCTION @extschema@.gb_tenant_plan(tenant_id bigint, tier integer)
 RETURNS void
@@ -845,22 +842,7 @@ SELECT pg_catalog.pg_extension_config_dump('gb_scale.tenant_limit', '');
 SELECT pg_catalog.pg_extension_config_dump('gb_scale.plan_limit', '');
 REVOKE ALL ON gb_scale.tenant_limit, gb_scale.plan_limit FROM PUBLIC;
 GRANT SELECT ON gb_scale.tenant_limit, gb_scale.plan_limit TO gb_scale_admin;
-CREATE TRIGGER tenant_limit_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_limit
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER tenant_limit_truncated
-    AFTER TRUNCATE ON gb_scale.tenant_limit
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER plan_limit_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.plan_limit
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER plan_limit_truncated
-    AFTER TRUNCATE ON gb_scale.plan_limit
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-ALTER TABLE gb_scale.tenant_limit
-    ENABLE ALWAYS TRIGGER tenant_limit_changed, ENABLE ALWAYS TRIGGER tenant_limit_truncated;
-ALTER TABLE gb_scale.plan_limit
-    ENABLE ALWAYS TRIGGER plan_limit_changed, ENABLE ALWAYS TRIGGER plan_limit_truncated;
+SELECT gb_scale.create_cache_triggers(t, t) FROM (VALUES ('tenant_limit'), ('plan_limit')) AS v(t);
 
 CREATE FUNCTION @extschema@.gb_tenant_limit(tenant_id bigint, max_xacts integer, max_statements_per_second integer)
 RETURNS void
@@ -932,38 +914,8 @@ REVOKE ALL ON gb_scale.tenant_quota, gb_scale.plan_quota FROM PUBLIC;
 GRANT SELECT ON gb_scale.tenant_quota, gb_scale.plan_quota TO gb_scale_admin;
 -- Every backend's cache of quotas and tenant columns forgets these tables at
 -- its next statement (as the settings cache above).
-CREATE TRIGGER tenant_quota_quota_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_quota
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER tenant_quota_quota_truncated
-    AFTER TRUNCATE ON gb_scale.tenant_quota
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-ALTER TABLE gb_scale.tenant_quota
-    ENABLE ALWAYS TRIGGER tenant_quota_quota_changed, ENABLE ALWAYS TRIGGER tenant_quota_quota_truncated;
-CREATE TRIGGER plan_quota_quota_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.plan_quota
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER plan_quota_quota_truncated
-    AFTER TRUNCATE ON gb_scale.plan_quota
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-ALTER TABLE gb_scale.plan_quota
-    ENABLE ALWAYS TRIGGER plan_quota_quota_changed, ENABLE ALWAYS TRIGGER plan_quota_quota_truncated;
-CREATE TRIGGER tenant_isolation_quota_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.tenant_isolation
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER tenant_isolation_quota_truncated
-    AFTER TRUNCATE ON gb_scale.tenant_isolation
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-ALTER TABLE gb_scale.tenant_isolation
-    ENABLE ALWAYS TRIGGER tenant_isolation_quota_changed, ENABLE ALWAYS TRIGGER tenant_isolation_quota_truncated;
-CREATE TRIGGER partition_config_quota_changed
-    AFTER INSERT OR UPDATE OR DELETE ON gb_scale.partition_config
-    FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-CREATE TRIGGER partition_config_quota_truncated
-    AFTER TRUNCATE ON gb_scale.partition_config
-    FOR EACH STATEMENT EXECUTE FUNCTION gb_scale.tenant_settings_changed();
-ALTER TABLE gb_scale.partition_config
-    ENABLE ALWAYS TRIGGER partition_config_quota_changed, ENABLE ALWAYS TRIGGER partition_config_quota_truncated;
+SELECT gb_scale.create_cache_triggers(t, t || '_quota')
+FROM (VALUES ('tenant_quota'), ('plan_quota'), ('tenant_isolation'), ('partition_config')) AS v(t);
 
 -- The statement trigger that counts and checks a table's inserted rows.
 CREATE FUNCTION gb_scale.quota_count()
@@ -1653,3 +1605,5 @@ COMMENT ON FUNCTION gb_scale.tenant_heavy(integer) IS
   'the TOP tenants with the largest share of this shard''s rows and CPU, with the action that fits (move, dedicate, none)';
 REVOKE ALL ON FUNCTION gb_scale.tenant_heavy(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gb_scale.tenant_heavy(integer) TO pg_monitor, gb_scale_admin;
+
+DROP FUNCTION gb_scale.create_cache_triggers(text, text);

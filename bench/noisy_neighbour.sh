@@ -36,11 +36,8 @@ NN_LIMIT_XACTS=${NN_LIMIT_XACTS:-1}
 
 trap gb_cleanup EXIT
 gb_build_install
-gb_cluster_start T \
-	"shared_preload_libraries = 'gb_scale'" \
-	"gb_scale.shard_id = 1" \
-	"max_connections = 50" \
-	"jit = off"
+gb_bench_cluster_start T \
+	"max_connections = 50"
 gb_tmpdir NW
 
 tsql() {

@@ -39,13 +39,7 @@ trap gb_cleanup EXIT
 gb_build_install
 # As bench/run.sh's cluster; the lock table holds pg_partman's
 # run_maintenance() over all tables in one transaction.
-gb_cluster_start S \
-	"shared_preload_libraries = 'gb_scale'" \
-	"gb_scale.shard_id = 1" \
-	"shared_buffers = 256MB" \
-	"max_wal_size = 8GB" \
-	"checkpoint_timeout = 30min" \
-	"jit = off" \
+gb_bench_cluster_start S \
 	"max_locks_per_transaction = 1024"
 SAMPLES=$S_DIR/scale.tsv
 : >"$SAMPLES"

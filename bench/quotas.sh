@@ -39,14 +39,8 @@ QB_TENANTS=1000
 
 trap gb_cleanup EXIT
 gb_build_install
-gb_cluster_start T \
-	"shared_preload_libraries = 'gb_scale'" \
-	"gb_scale.shard_id = 1" \
-	"shared_buffers = 256MB" \
-	"synchronous_commit = off" \
-	"max_wal_size = 4GB" \
-	"checkpoint_timeout = 30min" \
-	"jit = off"
+gb_bench_cluster_start T \
+	"synchronous_commit = off"
 gb_tmpdir QW
 
 tsql() {

@@ -24,13 +24,7 @@ SYNC_REPS=${SYNC_REPS:-3}
 
 trap gb_cleanup EXIT
 gb_build_install
-gb_cluster_start S \
-	"shared_preload_libraries = 'gb_scale'" \
-	"gb_scale.shard_id = 1" \
-	"shared_buffers = 256MB" \
-	"max_wal_size = 8GB" \
-	"checkpoint_timeout = 30min" \
-	"jit = off"
+gb_bench_cluster_start S
 SW=$S_DIR/syncbench
 mkdir -p "$SW"
 chmod 777 "$SW"

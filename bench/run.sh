@@ -54,14 +54,8 @@ gb_build_install
 # compile time or plan shape.  max_wal_size keeps checkpoints out of runs;
 # one is forced before each pgbench run instead.  The lock table holds
 # pg_partman's run_maintenance() over all tables in one transaction.
-gb_cluster_start B \
-	"shared_preload_libraries = 'gb_scale'" \
-	"gb_scale.shard_id = 1" \
-	"shared_buffers = 256MB" \
+gb_bench_cluster_start B \
 	"work_mem = 1GB" \
-	"max_wal_size = 8GB" \
-	"checkpoint_timeout = 30min" \
-	"jit = off" \
 	"max_parallel_workers_per_gather = 0" \
 	"max_locks_per_transaction = 1024"
 

@@ -52,14 +52,8 @@ st_cleanup() {
 trap st_cleanup EXIT
 gb_build_install
 export PG_CONFIG
-gb_cluster_start T \
-	"shared_preload_libraries = 'gb_scale'" \
-	"gb_scale.shard_id = 1" \
-	"shared_buffers = 256MB" \
-	"synchronous_commit = off" \
-	"max_wal_size = 4GB" \
-	"checkpoint_timeout = 30min" \
-	"jit = off"
+gb_bench_cluster_start T \
+	"synchronous_commit = off"
 gb_tmpdir SW
 
 tsql() { # tsql DB [psql args...]

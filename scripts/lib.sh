@@ -99,6 +99,22 @@ gb_cluster_start() {
 	printf -v "${name}_HOST" '%s' "$dir"
 }
 
+# A cluster for a benchmark (gb_cluster_start NAME ...): gb_scale preloaded
+# as shard 1, and settings that keep checkpoints and JIT compilation out of
+# what is measured; the benchmark's own settings follow and win.
+gb_bench_cluster_start() {
+	local name=$1
+	shift
+	gb_cluster_start "$name" \
+		"shared_preload_libraries = 'gb_scale'" \
+		"gb_scale.shard_id = 1" \
+		"shared_buffers = 256MB" \
+		"max_wal_size = 8GB" \
+		"checkpoint_timeout = 30min" \
+		"jit = off" \
+		"$@"
+}
+
 # Stop every cluster this script started and remove the scratch directories.
 gb_cleanup() {
 	local d

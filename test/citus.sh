@@ -50,20 +50,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DB=${GB_CITUS_DB:-gb}
 HOST=127.0.0.1
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+source "$ROOT/test/nodes_lib.sh"
 
 need_pg() {
 	[ -x "$PG_CONFIG" ] || die "PG_CONFIG=$PG_CONFIG is not executable"
 	BINDIR=$("$PG_CONFIG" --bindir)
-}
-
-as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- env PATH="$BINDIR:$PATH" "$@"
-	else
-		env PATH="$BINDIR:$PATH" "$@"
-	fi
 }
 
 # citus_missing: why Citus is not usable with PG_CONFIG (empty when it is).
@@ -144,17 +135,6 @@ cmd_install() {
 	[ -z "$why" ] || { echo "Citus unavailable after installing $tarball: $why" >&2; exit 3; }
 }
 
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
-}
-
 need_base() {
 	[ -n "${GB_CITUS_DIR:-}" ] || die "GB_CITUS_DIR is not set (start prints it)"
 	BASE=$GB_CITUS_DIR
@@ -192,20 +172,8 @@ cmd_env() {
 cmd_stop() {
 	need_base
 	need_pg
-	local dir
-	[ -d "$BASE" ] || return 0
-	for dir in $(node_dirs); do
-		if [ -f "$dir/data/postmaster.pid" ]; then
-			as_pg pg_ctl -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-				as_pg pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-		fi
-	done
-	if [ -f "$BASE/.made_by_citus_sh" ]; then
-		rm -rf "$BASE"
-		log "Citus nodes stopped, $BASE removed"
-	else
-		log "Citus nodes stopped (logs in $BASE/node*/server.log)"
-	fi
+	# shellcheck disable=SC2046 # one word per directory
+	nodes_stop .made_by_citus_sh "Citus nodes" $(node_dirs)
 }
 
 start_failed() {
@@ -223,21 +191,12 @@ cmd_start() {
 		die "number of workers: 0 to 16, not '$n'"
 	fi
 	[ -z "$(citus_missing)" ] || die "Citus is not installed for $PG_CONFIG ($(citus_missing)); run: $0 install"
-	if [ -n "${GB_CITUS_DIR:-}" ]; then
-		BASE=$GB_CITUS_DIR
-		mkdir -p "$BASE"
-		[ -z "$(ls -A "$BASE")" ] || die "$BASE is not empty (stop the nodes there, or pick another GB_CITUS_DIR)"
-	else
-		BASE=$(mktemp -d /tmp/gb_citus.XXXXXX)
-		made=1
-		touch "$BASE/.made_by_citus_sh"
-	fi
-	chmod 755 "$BASE"
-	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BASE"
+	nodes_new_base "${GB_CITUS_DIR:-}" gb_citus .made_by_citus_sh
+	made=$MADE
 	export GB_CITUS_DIR=$BASE
 	trap start_failed EXIT
 
-	port=${GB_CITUS_PORT:-$(free_port)}
+	port=${GB_CITUS_PORT:-$(free_port $((n + 1)))}
 	: >"$BASE/nodes"
 	for ((i = 0; i <= n; i++)); do
 		echo "$i $((port + i))" >>"$BASE/nodes"

@@ -55,37 +55,13 @@ SHARD_TABLE=(
 	"12 IRL eu-west-1 11000001 12000000"
 )
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# Run a command as the postgres OS user (initdb and postgres refuse root),
-# with this PostgreSQL's binaries first on the PATH.
-as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- env PATH="$BINDIR:$PATH" "$@"
-	else
-		env PATH="$BINDIR:$PATH" "$@"
-	fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/nodes_lib.sh"
 
 # psql on shard directory DIR's database, as the superuser postgres.
 shard_psql() {
 	local dir=$1
 	shift
 	as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(cat "$dir/port")" -U postgres -d "$DB" "$@"
-}
-
-# A port nothing listens on, for the first shard (the sockets are private, so
-# only TCP users of the same port could be confused).
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$p" ]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
 }
 
 need_base() {
@@ -120,22 +96,8 @@ cmd_env() {
 
 cmd_stop() {
 	need_base
-	local dir
-	[ -d "$BASE" ] || return 0
-	for dir in $(shard_dirs); do
-		if [ -f "$dir/data/postmaster.pid" ]; then
-			as_pg pg_ctl -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-				as_pg pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-		fi
-	done
-	# A directory start made by itself goes; one given by the caller stays
-	# (with the servers' logs).
-	if [ -f "$BASE/.made_by_shards_sh" ]; then
-		rm -rf "$BASE"
-		log "shards stopped, $BASE removed"
-	else
-		log "shards stopped (logs in $BASE/shard*/server.log)"
-	fi
+	# shellcheck disable=SC2046 # one word per directory
+	nodes_stop .made_by_shards_sh shards $(shard_dirs)
 }
 
 # The SQL that every shard runs once its server is up: the extension, the
@@ -207,22 +169,13 @@ cmd_start() {
 	if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt ${#SHARD_TABLE[@]} ]; then
 		die "number of shards: 1 to ${#SHARD_TABLE[@]}, not '$n'"
 	fi
-	if [ -n "${GB_SHARDS_DIR:-}" ]; then
-		BASE=$GB_SHARDS_DIR
-		mkdir -p "$BASE"
-		[ -z "$(ls -A "$BASE")" ] || die "$BASE is not empty (stop the shards there, or pick another GB_SHARDS_DIR)"
-	else
-		BASE=$(mktemp -d /tmp/gb_shards.XXXXXX)
-		made=1
-		touch "$BASE/.made_by_shards_sh"
-	fi
-	chmod 755 "$BASE"
-	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BASE"
+	nodes_new_base "${GB_SHARDS_DIR:-}" gb_shards .made_by_shards_sh
+	made=$MADE
 	export GB_SHARDS_DIR=$BASE
 	# On any failure from here: stop what was started, remove what was made.
 	trap start_failed EXIT
 
-	port=${GB_SHARDS_PORT:-$(free_port)}
+	port=${GB_SHARDS_PORT:-$(free_port "$n")}
 	: >"$BASE/shards"
 	for ((i = 0; i < n; i++)); do
 		echo "${SHARD_TABLE[$i]}" >>"$BASE/shards"
