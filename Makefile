@@ -20,6 +20,7 @@ OBJS = \
 	src/routing_routes.o \
 	src/shard_sync.o \
 	src/shard_secret.o \
+	src/tenant_move.o \
 	src/tenant.o \
 	src/tenant_guard.o \
 	src/tenant_settings.o \

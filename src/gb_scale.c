@@ -207,6 +207,7 @@ _PG_init(void)
 	gb_tenant_settings_init();
 	gb_routing_init();
 	gb_shard_sync_init();
+	gb_tenant_move_init();
 	gb_secret_init();
 	gb_stat_tenants_init();
 	gb_sizing_init();

@@ -11,6 +11,7 @@
 
 #include "gb_scale.h"
 
+#include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
 #define GB_SHARD_CONFIG_TABLE		"shard_config"
@@ -35,6 +36,17 @@ extern void gb_routing_shmem_init(void);
 extern int16 gb_map_shard(Oid relid, int64 tenant);
 
 /* tenant.c */
+
+/* A table holding tenants' rows: isolated, or partitioned by tenant. */
+typedef struct GbTenantTable
+{
+	Oid			relid;
+	Oid			owner;
+	char	   *column;
+	bool		done;
+} GbTenantTable;
+
+extern List *gb_tenant_tables(const char *what);
 extern void gb_tenant_init(void);
 extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
 extern Datum gb_oid_array(List *oids);
@@ -54,5 +66,8 @@ extern void gb_secret_hide_activity(void);
 
 /* shard_sync.c */
 extern void gb_shard_sync_init(void);
+
+/* tenant_move.c */
+extern void gb_tenant_move_init(void);
 
 #endif							/* GB_ROUTING_H */

@@ -400,21 +400,12 @@ gb_tenant_isolation_disable(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* A table holding tenants' rows: isolated, or partitioned by tenant. */
-typedef struct GbTenantTable
-{
-	Oid			relid;
-	Oid			owner;
-	char	   *column;
-	bool		done;
-} GbTenantTable;
-
 /*
  * Every table with a registered tenant column, except partitions of another
  * one; refuses (before anything is done) unless the caller owns them all or
  * has gb_scale_admin.
  */
-static List *
+List *
 gb_tenant_tables(const char *what)
 {
 	List	   *tables = NIL;

@@ -1,0 +1,1014 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant_move.c
+ *	  Moving one tenant to another shard while it keeps writing:
+ *	  CALL gb_tenant_move(tenant_id, target_shard) on the tenant's shard,
+ *	  gb_tenant_move_abort(tenant_id), the state in gb_scale.tenant_move.
+ *
+ * Design (issue 17; this file holds its first part, up to catching up):
+ *
+ *	preparing	checks (below), a row in gb_scale.tenant_move naming the
+ *				publication, subscription and slot (all "gb_move_<tenant>_<move>",
+ *				recorded before any of them exists, so that an abort always
+ *				knows what to drop), and on the source a publication of every
+ *				tenant table (gb_tenant_tables: isolated tables and managed
+ *				partitioned tables with a tenant_column) with the row filter
+ *				tenant_column = tenant and publish_via_partition_root, so that
+ *				rows reach the target's own partitions.  Committed.
+ *	copying		the slot is created here, on the source, in a transaction
+ *				without an xid (creating a logical slot waits for every
+ *				transaction holding an xid, so the procedure's own writes are
+ *				committed first); then over libpq the target runs
+ *				gb_scale.tenant_move_subscribe(), which creates the
+ *				subscription with that slot (create_slot = false, so it can
+ *				run inside a function) and copy_data = true.  The source's
+ *				connection string is read from the target's own shard_config:
+ *				no password ever travels in a statement, so none reaches
+ *				pg_stat_activity or a log; the subscription is built from parse
+ *				nodes, so no error context quotes it either.
+ *	catching up	the target's pg_subscription_rel says every table is ready;
+ *				the tenant's rows then on the target are recorded per table
+ *				(rows_copied); the procedure returns once the slot's
+ *				confirmed_flush_lsn is within gb_scale.move_max_lag bytes of
+ *				the source's WAL.  Every wait is on the latch with a timeout
+ *				(gb_scale.move_timeout): cancel works, a dead target ends it.
+ *
+ * Later parts (not here yet): paused (the tenant's writes wait on a lock that
+ * only the move holds, so a crashed move releases it; the target confirms
+ * the source's last LSN), switched (gb_tenant_assign on both, then a push of
+ * the directory to every shard; writers that waited get a retryable error
+ * naming the new shard, and a fence refuses every later write of a tenant the
+ * shard does not serve), cleaning (subscription, publication and slot
+ * dropped; the target's copied rows get shard_id = target in batches once
+ * the subscription is gone, since apply looks rows up by the source's key;
+ * then the tenant's rows are purged on the source, at once or after
+ * keep_source), done; failed (a step's error recorded in the row) and resume.
+ *
+ * Who may move: CREATE SUBSCRIPTION needs a superuser in PostgreSQL 15, on
+ * the target, through the role of the target's connection string; the
+ * procedure itself creates a slot and a publication of every tenant table.
+ * So only a superuser may call it (checked first, 42501), and the roles of
+ * both connection strings must be superusers (or, on the source, a
+ * replication role that bypasses row level security and reads the tables).
+ *
+ * Abort works from any state before done: the target disables and drops the
+ * subscription (slot_name = NONE first, so that no slot is dropped in a
+ * transaction) and deletes the tenant's copied rows; then here, whatever the
+ * target said, the walsenders still using the move's slots are ended and the
+ * slots dropped (the subscription's slot and its table-sync slots,
+ * pg_<subid>_sync_*), and the publication dropped.  When the target cannot
+ * be reached the move is left failed with an error saying what remains
+ * there, and a second abort finishes it.  Nothing of it ever holds WAL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "gb_scale.h"
+#include "partition.h"
+#include "routing.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "commands/subscriptioncmds.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq-fe.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_node.h"
+#include "replication/slot.h"
+#include "replication/walsender.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PG_FUNCTION_INFO_V1(gb_tenant_move);
+PG_FUNCTION_INFO_V1(gb_tenant_move_abort);
+PG_FUNCTION_INFO_V1(gb_tenant_move_subscribe);
+PG_FUNCTION_INFO_V1(gb_tenant_move_unsubscribe);
+
+extern Datum gb_shard_for_tenant(PG_FUNCTION_ARGS);
+
+/* gb_scale.move_timeout (seconds) and gb_scale.move_max_lag (bytes). */
+static int	gb_move_timeout = 3600;
+static int	gb_move_max_lag = 1024 * 1024;
+
+/* How often the copy's progress is looked at, and reported (ms). */
+#define MOVE_POLL_MS		200
+#define MOVE_NOTICE_MS		5000
+/* How long an abort waits for a walsender to leave the move's slot (ms). */
+#define MOVE_SLOT_WAIT_MS	10000
+
+/* The states that a move leaves only through abort or its next steps. */
+#define MOVE_ACTIVE \
+	"m.state OPERATOR(pg_catalog.<>) ALL (ARRAY['done', 'aborted']::pg_catalog.text[])"
+
+/* A connection to the target shard and the result being read. */
+typedef struct MoveConn
+{
+	PGconn	   *conn;
+	PGresult   *res;
+	int			shard;
+} MoveConn;
+
+/* What a move is, as its state row says. */
+typedef struct MoveRow
+{
+	int64		move_id;
+	int64		tenant;
+	int			source;
+	int			target;
+	char	   *state;
+	char	   *name;			/* publication, subscription and slot */
+	Oid			subid;			/* the subscription on the target, once made */
+} MoveRow;
+
+/* ----------------------------------------------------------------
+ * libpq to the target, every wait on the latch
+ * ----------------------------------------------------------------
+ */
+
+static void
+move_remote_error(MoveConn *mc, const char *what)
+{
+	const char *sqlstate = NULL;
+	const char *primary = NULL;
+	const char *detail = NULL;
+	int			code = ERRCODE_CONNECTION_FAILURE;
+
+	if (mc->res != NULL)
+	{
+		sqlstate = PQresultErrorField(mc->res, PG_DIAG_SQLSTATE);
+		primary = PQresultErrorField(mc->res, PG_DIAG_MESSAGE_PRIMARY);
+		detail = PQresultErrorField(mc->res, PG_DIAG_MESSAGE_DETAIL);
+	}
+	if (sqlstate != NULL && strlen(sqlstate) == 5 &&
+		strncmp(sqlstate, "00", 2) != 0 && strncmp(sqlstate, "01", 2) != 0 &&
+		strncmp(sqlstate, "02", 2) != 0)
+		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
+	primary = gb_secret_libpq_message(primary ? primary : PQerrorMessage(mc->conn));
+	if (detail != NULL)
+		detail = gb_secret_libpq_message(detail);
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("could not %s on target shard %d: %s", what, mc->shard, primary),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 errhint("The tenant is still served by this shard; gb_tenant_move_abort(tenant_id) undoes what the move did.")));
+}
+
+/* Wait until the socket is ready or the latch is set (cancel works). */
+static bool
+move_wait(MoveConn *mc, int io_event)
+{
+	int			rc;
+
+	if (PQsocket(mc->conn) < 0)
+		move_remote_error(mc, "keep the connection");
+	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_event,
+						   PQsocket(mc->conn), -1L, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return (rc & io_event) != 0;
+}
+
+static void
+move_connect(MoveConn *mc, int shard, const char *conninfo)
+{
+	const char *keywords[4] = {"dbname", "fallback_application_name", "client_encoding", NULL};
+	const char *values[4] = {conninfo, "gb_tenant_move", GetDatabaseEncodingName(), NULL};
+
+	mc->shard = shard;
+	mc->conn = PQconnectStartParams(keywords, values, 1);
+	if (mc->conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while connecting to shard %d", shard)));
+	if (PQstatus(mc->conn) != CONNECTION_BAD)
+	{
+		PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+
+		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+		{
+			if (move_wait(mc, status == PGRES_POLLING_READING ?
+						  WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE))
+				status = PQconnectPoll(mc->conn);
+		}
+	}
+	if (PQstatus(mc->conn) != CONNECTION_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to target shard %d", shard),
+				 errdetail_internal("%s", gb_secret_libpq_message(PQerrorMessage(mc->conn))),
+				 errhint("Check the connection_string of shard %d in gb_scale.shard_config.", shard)));
+}
+
+/* Run one statement with text parameters; its result stays in mc->res. */
+static PGresult *
+move_query(MoveConn *mc, const char *sql, int nparams, const char *const *params,
+		   ExecStatusType expected, const char *what)
+{
+	PGresult   *res;
+
+	PQclear(mc->res);
+	mc->res = NULL;
+	if (!PQsendQueryParams(mc->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		move_remote_error(mc, what);
+	for (;;)
+	{
+		while (PQisBusy(mc->conn))
+		{
+			if (move_wait(mc, WL_SOCKET_READABLE) && !PQconsumeInput(mc->conn))
+				move_remote_error(mc, what);
+		}
+		res = PQgetResult(mc->conn);
+		if (res == NULL)
+			break;
+		PQclear(mc->res);
+		mc->res = res;
+	}
+	if (mc->res == NULL || PQresultStatus(mc->res) != expected)
+		move_remote_error(mc, what);
+	return mc->res;
+}
+
+static void
+move_disconnect(MoveConn *mc)
+{
+	PQclear(mc->res);
+	mc->res = NULL;
+	PQfinish(mc->conn);
+	mc->conn = NULL;
+}
+
+/* ----------------------------------------------------------------
+ * Local SQL
+ * ----------------------------------------------------------------
+ */
+
+/* Run SQL here with int8/text parameters; returns SPI_processed. */
+static uint64
+move_exec(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_with_args failed (%d): %s", rc, sql);
+	return SPI_processed;
+}
+
+static void
+move_set_state(const MoveRow *m, const char *state)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(m->move_id), CStringGetTextDatum(state)};
+
+	move_exec("UPDATE gb_scale.tenant_move SET state = $2,"
+			  " finished_at = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'aborted']::pg_catalog.text[])"
+			  "   THEN pg_catalog.now() END,"
+			  " error = CASE WHEN $2 OPERATOR(pg_catalog.=) 'failed' THEN error END"
+			  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, types, values, SPI_OK_UPDATE);
+}
+
+/* The active move of TENANT, if any (read in the current transaction). */
+static bool
+move_find(int64 tenant, MoveRow *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(tenant)};
+	bool		isnull;
+
+	if (move_exec("SELECT m.move_id, m.source_shard, m.target_shard, m.state, m.slot_name::pg_catalog.text,"
+				  " m.target_subid FROM gb_scale.tenant_move m"
+				  " WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 AND " MOVE_ACTIVE
+				  " FOR UPDATE", 1, types, values, SPI_OK_SELECT) == 0)
+		return false;
+	m->tenant = tenant;
+	m->move_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	m->source = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	m->target = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	m->state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	m->name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	m->subid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull));
+	if (isnull)
+		m->subid = InvalidOid;
+	/* the values above live in SPI's procedure memory, past commits */
+	m->state = pstrdup(m->state);
+	m->name = pstrdup(m->name);
+	return true;
+}
+
+/* The connection string of SHARD in gb_scale.shard_config, or an error. */
+static char *
+move_shard_connstr(int shard, const char *role)
+{
+	Oid			types[1] = {INT2OID};
+	Datum		values[1] = {Int16GetDatum((int16) shard)};
+	char	   *connstr;
+
+	if (move_exec("SELECT s.connection_string FROM gb_scale.shard_config s"
+				  " WHERE s.shard_id OPERATOR(pg_catalog.=) $1", 1, types, values, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shard %d is not in gb_scale.shard_config", shard),
+				 errhint("Add the shard to the directory on every shard (gb_shard_sync) before moving tenants %s it.",
+						 role)));
+	connstr = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (connstr == NULL || connstr[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("shard %d has no connection_string in gb_scale.shard_config", shard),
+				 errdetail("A move connects to the target through its connection string, and the target's subscription to the source through the source's."),
+				 errhint("Set connection_string of shard %d on every shard (gb_shard_sync copies the directory).", shard)));
+	return pstrdup(connstr);
+}
+
+/* ----------------------------------------------------------------
+ * Preconditions
+ * ----------------------------------------------------------------
+ */
+
+static void
+move_require_superuser(const char *what)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("A move creates a replication slot and a publication here and, in PostgreSQL 15, a subscription on the target, which only a superuser may create."),
+				 errhint("Run it as a superuser; the roles of both shards' connection strings must be superusers too.")));
+}
+
+/*
+ * PostgreSQL 15 refuses UPDATE and DELETE on a table whose publication's row
+ * filter uses a column outside its replica identity, for every tenant: so
+ * every leaf of every moved table must have REPLICA IDENTITY FULL, or an
+ * identity index (its own, or its primary key by default) holding the
+ * tenant column.
+ */
+static void
+move_check_replica_identity(const GbTenantTable *t)
+{
+	Oid			types[2] = {REGCLASSOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(t->relid), CStringGetTextDatum(t->column)};
+
+	/* pg_partition_tree() has no row for a table outside any tree */
+	if (move_exec("WITH p AS (SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t WHERE t.isleaf"
+				  "  UNION ALL SELECT $1 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree($1)))"
+				  " SELECT p.relid::pg_catalog.text FROM p"
+				  " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid"
+				  " JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid"
+				  "  AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name"
+				  " WHERE c.relreplident OPERATOR(pg_catalog.<>) 'f'"
+				  " AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i"
+				  "  WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid"
+				  "  AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END"
+				  "  AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]))"
+				  " ORDER BY 1 LIMIT 1", 2, types, values, SPI_OK_SELECT) > 0)
+	{
+		char	   *leaf = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the replica identity of table %s does not include its tenant column %s",
+						leaf, quote_identifier(t->column)),
+				 errdetail("The move publishes updates and deletes of %s filtered on %s; PostgreSQL 15 then refuses every UPDATE and DELETE of a table whose replica identity lacks the filter's column.",
+						   gb_qualified_name(t->relid), quote_identifier(t->column)),
+				 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL, or add %s to a unique index and use ALTER TABLE %s REPLICA IDENTITY USING INDEX on it.",
+						 leaf, quote_identifier(t->column), leaf)));
+	}
+}
+
+/* Free slots and walsenders here: the move's slot and its table syncs. */
+static void
+move_check_slots(int ntables)
+{
+	int			needed = 1 + Min(ntables, 2);
+	int64		used;
+	int64		senders;
+	bool		isnull;
+
+	move_exec("SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots),"
+			  " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication)",
+			  0, NULL, NULL, SPI_OK_SELECT);
+	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	senders = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (max_replication_slots - used < needed || max_wal_senders - senders < needed)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("not enough free replication slots or WAL senders for a move"),
+				 errdetail("A move needs %d free of each here (its slot and up to two table syncs); " INT64_FORMAT " of max_replication_slots = %d and " INT64_FORMAT " of max_wal_senders = %d are in use.",
+						   needed, used, max_replication_slots, senders, max_wal_senders),
+				 errhint("Raise max_replication_slots and max_wal_senders (a restart), or wait for other moves to end.")));
+}
+
+/*
+ * The target has every moved table with every column (42P01, 42703), and no
+ * row of the tenant yet (a copy would collide with it).
+ */
+static void
+move_check_target(MoveConn *mc, List *tables, int64 tenant)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+		char	   *qname = gb_qualified_name(t->relid);
+		StringInfoData cols;
+		const char *params[2];
+		PGresult   *res;
+		char	   *sql;
+
+		initStringInfo(&cols);
+		move_exec("SELECT pg_catalog.array_agg(a.attname ORDER BY a.attnum)::pg_catalog.text"
+				  " FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1"
+				  " AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
+				  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT);
+		appendStringInfoString(&cols, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+
+		params[0] = qname;
+		params[1] = cols.data;
+		res = move_query(mc,
+						 "SELECT pg_catalog.to_regclass($1) IS NOT NULL,"
+						 " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(w.attname), ', ' ORDER BY w.ord)"
+						 "  FROM pg_catalog.unnest($2::pg_catalog.text[]) WITH ORDINALITY w(attname, ord)"
+						 "  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a"
+						 "   WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)"
+						 "   AND a.attname OPERATOR(pg_catalog.=) w.attname::pg_catalog.name"
+						 "   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped))",
+						 2, params, PGRES_TUPLES_OK, "check the moved tables");
+		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table %s does not exist on target shard %d", qname, mc->shard),
+					 errdetail("Every table holding tenants' rows is copied to a table of the same name on the target."),
+					 errhint("Create it on shard %d (the same schema as here), then call gb_tenant_move again.", mc->shard)));
+		if (!PQgetisnull(res, 0, 1))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table %s on target shard %d lacks column(s) %s", qname, mc->shard,
+							PQgetvalue(res, 0, 1)),
+					 errdetail("The target's table must have every column of this shard's."),
+					 errhint("Add them on shard %d, then call gb_tenant_move again.", mc->shard)));
+
+		sql = psprintf("SELECT EXISTS (SELECT FROM %s WHERE %s OPERATOR(pg_catalog.=) '" INT64_FORMAT "'::pg_catalog.int8)",
+					   qname, quote_identifier(t->column), tenant);
+		res = move_query(mc, sql, 0, NULL, PGRES_TUPLES_OK, "look for the tenant's rows");
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("target shard %d already holds rows of tenant " INT64_FORMAT " in table %s",
+							mc->shard, tenant, qname),
+					 errdetail("The copy would collide with them."),
+					 errhint("Find out where they come from; an earlier aborted move deletes its copies (gb_tenant_move_abort).")));
+	}
+}
+
+/* ----------------------------------------------------------------
+ * The move
+ * ----------------------------------------------------------------
+ */
+
+/* The publication: every table, filtered on the tenant, via the roots. */
+static void
+move_create_publication(const char *name, List *tables, int64 tenant)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE PUBLICATION %s FOR TABLE ", quote_identifier(name));
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+
+		appendStringInfo(&sql, "%s%s WHERE (%s OPERATOR(pg_catalog.=) '" INT64_FORMAT "'::pg_catalog.int8)",
+						 lc == list_head(tables) ? "" : ", ",
+						 gb_qualified_name(t->relid), quote_identifier(t->column), tenant);
+	}
+	appendStringInfoString(&sql, " WITH (publish_via_partition_root = true)");
+	move_exec(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/* Rows of the tenant per table on the target, as a jsonb object text. */
+static char *
+move_count_target(MoveConn *mc, List *tables, int64 tenant)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT pg_catalog.jsonb_build_object(");
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+		char	   *qname = gb_qualified_name(t->relid);
+
+		appendStringInfo(&sql, "%s%s, (SELECT pg_catalog.count(*) FROM %s WHERE %s OPERATOR(pg_catalog.=) '" INT64_FORMAT "'::pg_catalog.int8)",
+						 lc == list_head(tables) ? "" : ", ",
+						 quote_literal_cstr(qname), qname, quote_identifier(t->column), tenant);
+	}
+	appendStringInfoString(&sql, ")::pg_catalog.text");
+	return pstrdup(PQgetvalue(move_query(mc, sql.data, 0, NULL, PGRES_TUPLES_OK, "count the copied rows"), 0, 0));
+}
+
+/* The slot's lag behind this shard's WAL, in bytes; -1 when it is gone. */
+static int64
+move_lag(const char *slot)
+{
+	bool		isnull;
+	Datum		lag;
+
+	if (move_exec("SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::pg_catalog.int8"
+				  " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+				  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(slot)}, SPI_OK_SELECT) == 0)
+		return -1;
+	lag = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? INT64_MAX : DatumGetInt64(lag);
+}
+
+/*
+ * Wait until the target's initial copy is done and the slot has caught up;
+ * records rows_copied and lag_bytes.
+ */
+static void
+move_wait_catch_up(MoveRow *m, MoveConn *mc, List *tables)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) gb_move_timeout * 1000);
+	TimestampTz next_notice = 0;
+	bool		copied = false;
+	char		subid[16];
+	const char *params[1] = {subid};
+
+	snprintf(subid, sizeof(subid), "%u", m->subid);
+	for (;;)
+	{
+		PGresult   *res;
+		int			pending;
+		int64		lag;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		res = move_query(mc,
+						 "SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_subscription_rel r"
+						 "  WHERE r.srsubid OPERATOR(pg_catalog.=) $1::pg_catalog.oid"
+						 "  AND r.srsubstate OPERATOR(pg_catalog.<>) 'r'),"
+						 " (SELECT s.apply_error_count OPERATOR(pg_catalog.+) s.sync_error_count"
+						 "  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
+						 1, params, PGRES_TUPLES_OK, "follow the copy");
+		pending = atoi(PQgetvalue(res, 0, 0));
+		if (!PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the subscription %s on target shard %d reports errors", m->name, m->target),
+					 errdetail("Its table sync or apply worker failed %s time(s); the target's server log says why.",
+							   PQgetvalue(res, 0, 1)),
+					 errhint("Fix the cause, then gb_tenant_move_abort(" INT64_FORMAT ") and move again.", m->tenant)));
+		lag = move_lag(m->name);
+		if (lag < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the replication slot %s of the move of tenant " INT64_FORMAT " is gone", m->name, m->tenant),
+					 errhint("Call gb_tenant_move_abort(" INT64_FORMAT ") and move again.", m->tenant)));
+
+		if (pending == 0 && !copied)
+		{
+			char	   *counts = move_count_target(mc, tables, m->tenant);
+
+			move_exec("UPDATE gb_scale.tenant_move SET state = 'catching up', rows_copied = $2::pg_catalog.jsonb"
+					  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
+					  (Datum[]) {Int64GetDatum(m->move_id), CStringGetTextDatum(counts)}, SPI_OK_UPDATE);
+			SPI_commit();
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": initial copy to shard %d done, rows: %s; catching up",
+							m->tenant, m->target, counts)));
+			copied = true;
+		}
+		if (copied && lag <= gb_move_max_lag)
+		{
+			move_exec("UPDATE gb_scale.tenant_move SET lag_bytes = $2 WHERE move_id OPERATOR(pg_catalog.=) $1",
+					  2, (Oid[]) {INT8OID, INT8OID}, (Datum[]) {Int64GetDatum(m->move_id), Int64GetDatum(lag)},
+					  SPI_OK_UPDATE);
+			SPI_commit();
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": caught up with shard %d, " INT64_FORMAT " bytes behind",
+							m->tenant, m->target, lag)));
+			return;
+		}
+
+		now = GetCurrentTimestamp();
+		if (now >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("the move of tenant " INT64_FORMAT " did not catch up within gb_scale.move_timeout (%d s)",
+							m->tenant, gb_move_timeout),
+					 errdetail("%d table(s) still copying; the slot is " INT64_FORMAT " bytes behind.", pending, lag),
+					 errhint("The move stays as it is and the tenant is still served here: gb_tenant_move_abort(" INT64_FORMAT ") undoes it.",
+							 m->tenant)));
+		if (now >= next_notice)
+		{
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": %s, %d table(s) still copying, " INT64_FORMAT " bytes behind",
+							m->tenant, copied ? "catching up" : "copying", pending, lag)));
+			next_notice = TimestampTzPlusMilliseconds(now, MOVE_NOTICE_MS);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 MOVE_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+Datum
+gb_tenant_move(PG_FUNCTION_ARGS)
+{
+	int64		tenant = PG_GETARG_INT64(0);
+	int			target = PG_GETARG_INT16(1);
+	int			source;
+	bool		nonatomic;
+	MoveRow		m;
+	MoveConn   *mc;
+	List	   *tables;
+	char	   *target_connstr;
+	ListCell   *lc;
+	StringInfoData names;
+
+	nonatomic = fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+
+	/* Before anything else: who may, and whether the server can. */
+	move_require_superuser("move a tenant");
+	if (wal_level < WAL_LEVEL_LOGICAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("moving tenant " INT64_FORMAT " needs wal_level = logical", tenant),
+				 errdetail("The move copies the tenant's rows by logical replication; wal_level is %s.",
+						   GetConfigOption("wal_level", false, false)),
+				 errhint("Set wal_level = logical in postgresql.conf and restart the server.")));
+	if (!nonatomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("gb_tenant_move must be called with CALL outside a transaction block"),
+				 errdetail("It commits its steps as it goes."),
+				 errhint("Run CALL gb_tenant_move(" INT64_FORMAT ", %d) on its own.", tenant, target)));
+
+	source = gb_required_shard();
+	{
+		int			served = DatumGetInt16(DirectFunctionCall1(gb_shard_for_tenant, Int64GetDatum(tenant)));
+
+		if (served != source)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant " INT64_FORMAT " is served by shard %d, not by this shard (%d)", tenant, served, source),
+					 errhint("Call gb_tenant_move on shard %d.", served)));
+	}
+	if (target == source)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenant " INT64_FORMAT " is already on shard %d", tenant, target),
+				 errhint("Name another shard as the target.")));
+
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	target_connstr = move_shard_connstr(target, "to");
+	(void) move_shard_connstr(source, "from");
+	if (move_find(tenant, &m))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("tenant " INT64_FORMAT " is already being moved to shard %d (state %s)", tenant, m.target, m.state),
+				 errhint("Wait for it, or call gb_tenant_move_abort(" INT64_FORMAT ").", tenant)));
+
+	tables = gb_tenant_tables("move");
+	if (tables == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no table holds tenants' rows on this shard"),
+				 errhint("Register them with gb_tenant_isolation_enable or gb_partition_create(..., tenant_column => ...).")));
+	foreach(lc, tables)
+	{
+		move_check_replica_identity(lfirst(lc));
+	}
+	move_check_slots(list_length(tables));
+
+	mc = palloc0(sizeof(MoveConn));
+	PG_TRY();
+	{
+		char		subid[16];
+		const char *params[3];
+		PGresult   *res;
+
+		move_connect(mc, target, target_connstr);
+		move_check_target(mc, tables, tenant);
+
+		/* preparing: the row, with the names, then the publication */
+		move_exec("INSERT INTO gb_scale.tenant_move (tenant_id, source_shard, target_shard, state)"
+				  " VALUES ($1, $2, $3, 'preparing') RETURNING move_id", 3,
+				  (Oid[]) {INT8OID, INT2OID, INT2OID},
+				  (Datum[]) {Int64GetDatum(tenant), Int16GetDatum((int16) source), Int16GetDatum((int16) target)},
+				  SPI_OK_INSERT_RETURNING);
+		{
+			bool		isnull;
+
+			m.move_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		m.tenant = tenant;
+		m.source = source;
+		m.target = target;
+		m.subid = InvalidOid;
+		m.name = psprintf("gb_move_" INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
+		move_exec("UPDATE gb_scale.tenant_move SET publication = $2, subscription = $2, slot_name = $2"
+				  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
+				  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(m.name)}, SPI_OK_UPDATE);
+		move_create_publication(m.name, tables, tenant);
+		initStringInfo(&names);
+		foreach(lc, tables)
+		{
+			appendStringInfo(&names, "%s%s", lc == list_head(tables) ? "" : ", ",
+							 gb_qualified_name(((GbTenantTable *) lfirst(lc))->relid));
+		}
+		SPI_commit();
+		ereport(NOTICE,
+				(errmsg("tenant " INT64_FORMAT ": moving to shard %d, tables %s (publication %s)",
+						tenant, target, names.data, m.name)));
+
+		/*
+		 * copying: the slot, in a transaction that has no xid (its creation
+		 * waits for every transaction that has one), then the subscription
+		 */
+		move_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", 1,
+				  (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(m.name))},
+				  SPI_OK_SELECT);
+		move_set_state(&m, "copying");
+		SPI_commit();
+
+		snprintf(subid, sizeof(subid), "%d", source);
+		params[0] = m.name;
+		params[1] = m.name;
+		params[2] = subid;
+		res = move_query(mc, "SELECT gb_scale.tenant_move_subscribe($1, $2, $3)", 3, params,
+						 PGRES_TUPLES_OK, "create the subscription");
+		m.subid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+		move_exec("UPDATE gb_scale.tenant_move SET target_subid = $2 WHERE move_id OPERATOR(pg_catalog.=) $1",
+				  2, (Oid[]) {INT8OID, OIDOID}, (Datum[]) {Int64GetDatum(m.move_id), ObjectIdGetDatum(m.subid)},
+				  SPI_OK_UPDATE);
+		SPI_commit();
+		ereport(NOTICE,
+				(errmsg("tenant " INT64_FORMAT ": shard %d subscribed (slot %s), copying", tenant, target, m.name)));
+
+		move_wait_catch_up(&m, mc, tables);
+	}
+	PG_FINALLY();
+	{
+		if (mc->conn != NULL)
+			move_disconnect(mc);
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Drop a slot of the move here, ending the walsender that still streams
+ * from it (the target may be unreachable, or slow to notice).
+ */
+static void
+move_drop_slot(const char *slot)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MOVE_SLOT_WAIT_MS);
+	Datum		name = CStringGetTextDatum(slot);
+
+	for (;;)
+	{
+		bool		isnull;
+		Datum		pid;
+
+		CHECK_FOR_INTERRUPTS();
+		if (move_exec("SELECT s.active_pid FROM pg_catalog.pg_replication_slots s"
+					  " WHERE s.slot_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+					  1, (Oid[]) {TEXTOID}, &name, SPI_OK_SELECT) == 0)
+			return;
+		pid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			break;
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("replication slot %s is still in use by process %d", slot, DatumGetInt32(pid)),
+					 errhint("Call gb_tenant_move_abort again.")));
+		move_exec("SELECT pg_catalog.pg_terminate_backend($1)", 1, (Oid[]) {INT4OID}, &pid, SPI_OK_SELECT);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	move_exec("SELECT pg_catalog.pg_drop_replication_slot($1)", 1, (Oid[]) {NAMEOID},
+			  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(slot))}, SPI_OK_SELECT);
+}
+
+/* The target's part of an abort: subscription and copied rows. */
+static void
+move_abort_target(const MoveRow *m, List *tables)
+{
+	MoveConn   *mc = palloc0(sizeof(MoveConn));
+
+	PG_TRY();
+	{
+		const char *params[1] = {m->name};
+		ListCell   *lc;
+
+		move_connect(mc, m->target, move_shard_connstr(m->target, "to"));
+		move_query(mc, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the clean-up");
+		move_query(mc, "SELECT gb_scale.tenant_move_unsubscribe($1)", 1, params, PGRES_TUPLES_OK,
+				   "drop the subscription");
+		foreach(lc, tables)
+		{
+			GbTenantTable *t = lfirst(lc);
+
+			move_query(mc, psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) '" INT64_FORMAT "'::pg_catalog.int8",
+									gb_qualified_name(t->relid), quote_identifier(t->column), m->tenant),
+					   0, NULL, PGRES_COMMAND_OK, "delete the tenant's copied rows");
+		}
+		move_query(mc, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the clean-up");
+	}
+	PG_FINALLY();
+	{
+		if (mc->conn != NULL)
+			move_disconnect(mc);
+	}
+	PG_END_TRY();
+}
+
+Datum
+gb_tenant_move_abort(PG_FUNCTION_ARGS)
+{
+	int64		tenant = PG_GETARG_INT64(0);
+	MoveRow		m;
+	List	   *tables;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ErrorData  *target_error = NULL;
+
+	move_require_superuser("abort a tenant's move");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!move_find(tenant, &m))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant " INT64_FORMAT " has no move in progress on this shard", tenant),
+				 errhint("gb_scale.tenant_moves lists the moves; run the abort on the move's source shard.")));
+	tables = gb_tenant_tables("move");
+
+	/*
+	 * The target first, in a subtransaction: when it cannot be reached, the
+	 * slots and the publication here are dropped all the same.
+	 */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		move_abort_target(&m, tables);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		target_error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+	}
+	PG_END_TRY();
+
+	move_drop_slot(m.name);
+	if (OidIsValid(m.subid))
+	{
+		/* the table syncs' slots: pg_<subid>_sync_<relid>_<system id> */
+		char	   *pattern = psprintf("pg\\_%u\\_sync\\_%%", m.subid);
+		List	   *slots = NIL;
+		ListCell   *lc;
+
+		move_exec("SELECT s.slot_name::pg_catalog.text FROM pg_catalog.pg_replication_slots s"
+				  " WHERE s.slot_name OPERATOR(pg_catalog.~~) $1", 1, (Oid[]) {TEXTOID},
+				  (Datum[]) {CStringGetTextDatum(pattern)}, SPI_OK_SELECT);
+		for (uint64 i = 0; i < SPI_processed; i++)
+			slots = lappend(slots, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		foreach(lc, slots)
+		{
+			move_drop_slot(lfirst(lc));
+		}
+	}
+	move_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m.name)), 0, NULL, NULL, SPI_OK_UTILITY);
+
+	if (target_error != NULL)
+	{
+		char	   *error = psprintf("abort: target shard %d could not be cleaned (%s); its subscription %s and the tenant's copied rows may remain there, call gb_tenant_move_abort(" INT64_FORMAT ") again once it is reachable",
+									 m.target, target_error->message, m.name, tenant);
+
+		move_exec("UPDATE gb_scale.tenant_move SET state = 'failed', error = $2, lag_bytes = NULL"
+				  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
+				  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(error)}, SPI_OK_UPDATE);
+		ereport(WARNING,
+				(errmsg("tenant " INT64_FORMAT ": the move's slots and publication are dropped here, but target shard %d could not be cleaned",
+						tenant, m.target),
+				 errdetail_internal("%s", target_error->message),
+				 errhint("Call gb_tenant_move_abort(" INT64_FORMAT ") again once shard %d is reachable.", tenant, m.target)));
+	}
+	else
+	{
+		move_set_state(&m, "aborted");
+		move_exec("UPDATE gb_scale.tenant_move SET lag_bytes = NULL WHERE move_id OPERATOR(pg_catalog.=) $1",
+				  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(m.move_id)}, SPI_OK_UPDATE);
+		ereport(NOTICE,
+				(errmsg("tenant " INT64_FORMAT ": move to shard %d aborted; the tenant stays on shard %d",
+						tenant, m.target, m.source)));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------------------
+ * The target's side, called over libpq by the source
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Create the move's subscription to SOURCE_SHARD, whose connection string
+ * is read here from this shard's directory (no password travels), with the
+ * slot that the source made.  Returns its oid.
+ */
+Datum
+gb_tenant_move_subscribe(PG_FUNCTION_ARGS)
+{
+	char	   *name = NameStr(*PG_GETARG_NAME(0));
+	char	   *publication = NameStr(*PG_GETARG_NAME(1));
+	int			source = PG_GETARG_INT16(2);
+	CreateSubscriptionStmt *stmt = makeNode(CreateSubscriptionStmt);
+	ObjectAddress address;
+
+	move_require_superuser("subscribe to a tenant's move");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	stmt->subname = pstrdup(name);
+	stmt->conninfo = move_shard_connstr(source, "from");
+	stmt->publication = list_make1(makeString(pstrdup(publication)));
+	stmt->options = list_make4(makeDefElem("slot_name", (Node *) makeString(pstrdup(name)), -1),
+							   makeDefElem("create_slot", (Node *) makeString("false"), -1),
+							   makeDefElem("copy_data", (Node *) makeString("true"), -1),
+							   makeDefElem("enabled", (Node *) makeString("true"), -1));
+	address = CreateSubscription(make_parsestate(NULL), stmt, false);
+	SPI_finish();
+	PG_RETURN_OID(address.objectId);
+}
+
+/*
+ * Drop the move's subscription NAME, if any, without dropping a slot here
+ * (that needs a top-level command; the source drops the slots itself).
+ */
+Datum
+gb_tenant_move_unsubscribe(PG_FUNCTION_ARGS)
+{
+	char	   *name = NameStr(*PG_GETARG_NAME(0));
+	const char *qname = quote_identifier(name);
+	Datum		arg = CStringGetTextDatum(name);
+
+	move_require_superuser("drop a tenant's move subscription");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (move_exec("SELECT FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) $1::pg_catalog.name"
+				  " AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+				  "  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())",
+				  1, (Oid[]) {TEXTOID}, &arg, SPI_OK_SELECT) > 0)
+	{
+		move_exec(psprintf("ALTER SUBSCRIPTION %s DISABLE", qname), 0, NULL, NULL, SPI_OK_UTILITY);
+		move_exec(psprintf("ALTER SUBSCRIPTION %s SET (slot_name = NONE)", qname), 0, NULL, NULL, SPI_OK_UTILITY);
+		move_exec(psprintf("DROP SUBSCRIPTION %s", qname), 0, NULL, NULL, SPI_OK_UTILITY);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+void
+gb_tenant_move_init(void)
+{
+	DefineCustomIntVariable("gb_scale.move_timeout",
+							"Longest time gb_tenant_move waits for the copy to catch up.",
+							"After it the procedure stops with an error; the move stays until gb_tenant_move_abort.",
+							&gb_move_timeout,
+							3600, 1, INT_MAX / 1000,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.move_max_lag",
+							"Lag of a move's slot, in bytes, below which the copy has caught up.",
+							NULL,
+							&gb_move_max_lag,
+							1024 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+}

@@ -1,0 +1,294 @@
+# Moving a tenant online (issue 17), its first part: copy and catch-up.
+# Two shards started by test/shards.sh (1 USA, 4 DEU, wal_level = logical):
+#  1. the preconditions, each with its SQLSTATE: a non-superuser (42501),
+#     CALL inside a transaction block (2D000), a replica identity without
+#     the tenant column (55000, naming the table), a table (42P01) or column
+#     (42703) missing on the target, and wal_level below logical (55000,
+#     naming the setting; on a separate instance);
+#  2. CALL gb_tenant_move(42, 4) while a writer inserts, updates and deletes
+#     rows of tenant 42 (and of tenant 43) on shard 1: it returns caught up,
+#     gb_scale.tenant_moves shows the state and the rows copied, and the
+#     target then holds exactly the tenant's rows (same ids, same row
+#     contents), none of tenant 43;
+#  3. gb_tenant_move_abort leaves no slot on either shard, no publication or
+#     subscription, no row of the tenant on the target; the tenant is still
+#     served by shard 1 with all its rows.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use File::Copy;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $script = "$FindBin::RealBin/../shards.sh";
+
+unless ($ENV{PG_CONFIG})
+{
+	for my $d (split /:/, $ENV{PATH})
+	{
+		if (-x "$d/pg_config") { $ENV{PG_CONFIG} = "$d/pg_config"; last; }
+	}
+}
+
+my $base = PostgreSQL::Test::Utils::tempdir('shards');
+$ENV{GB_SHARDS_DIR} = $base;
+my $started = 0;
+my $writer;
+
+END
+{
+	my $rc = $?;
+	$writer->kill_kill if $writer;
+	if ($started)
+	{
+		for my $log (glob("$base/shard*/server.log"))
+		{
+			my ($id) = $log =~ m{/shard(\d+)/server\.log$};
+			copy($log, "$PostgreSQL::Test::Utils::log_path/200_tenant_move_copy_shard$id.log");
+		}
+		system($script, 'stop');
+	}
+	$? = $rc;
+}
+
+my ($out, $err) = ('', '');
+$started = 1;
+IPC::Run::run([ $script, 'start', '2' ], '>', \$out, '2>', \$err)
+  or BAIL_OUT("test/shards.sh start failed: $err");
+my %conn;
+for my $s (1, 4)
+{
+	($conn{$s}) = $out =~ /^export GB_SHARD_${s}_CONNSTR='([^']*)'/m;
+}
+
+# Run SQL on shard S as postgres (or USER): (exit code, stdout, stderr).
+sub psql_run
+{
+	my ($s, $sql, $user) = @_;
+	my ($o, $e) = ('', '');
+	IPC::Run::run(
+		[
+			'psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
+			'-v', 'VERBOSITY=verbose', '-d', "$conn{$s} user=" . ($user // 'postgres'), '-f', '-'
+		],
+		'<', \$sql, '>', \$o, '2>', \$e, IPC::Run::timeout(600));
+	chomp $o;
+	return ($? >> 8, $o, $e);
+}
+
+sub sq
+{
+	my ($s, $sql, $user) = @_;
+	my ($r, $o, $e) = psql_run($s, $sql, $user);
+	die "shard $s: $sql\n$e" if $r;
+	return $o;
+}
+
+# The error of SQL expected to fail: "SQLSTATE: message".
+sub q_error
+{
+	my ($s, $sql, $user) = @_;
+	my ($r, $o, $e) = psql_run($s, $sql, $user);
+	return 'no error' if $r == 0;
+	my ($state, $msg) = $e =~ /ERROR:\s+([0-9A-Z]{5}):\s+([^\n]*)/;
+	return defined $state ? "$state: $msg" : "no SQLSTATE in: $e";
+}
+
+# Per table: count and a hash of the tenant's rows in id order, without
+# shard_id (the column that says where a row is kept).
+sub tenant_digest
+{
+	my ($s, $tenant) = @_;
+	return sq($s, qq{
+		SELECT string_agg(t || '=' || n || ':' || h, ' ' ORDER BY t) FROM (
+		  SELECT 'gb.sessions' t, count(*) n, md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id)) h
+		    FROM gb.sessions r WHERE tenant_id = $tenant
+		  UNION ALL
+		  SELECT 'gb.messages', count(*), md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id))
+		    FROM gb.messages r WHERE tenant_id = $tenant
+		  UNION ALL
+		  SELECT 'gb.notes', count(*), md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id))
+		    FROM gb.notes r WHERE tenant_id = $tenant) d});
+}
+
+my $call = 'CALL gb_tenant_move(42, 4::smallint)';
+
+# --- the tenant's data on shard 1 ---------------------------------------
+sq(1, q{
+	INSERT INTO gb.sessions (tenant_id, user_ref)
+	  SELECT t, 'user' || g FROM generate_series(1, 2000) g, (VALUES (42), (43)) v(t);
+	INSERT INTO gb.messages (tenant_id, session_id, role, body)
+	  SELECT s.tenant_id, s.id, 1 + g % 2, 'message ' || g || ' of ' || s.user_ref
+	    FROM gb.sessions s, generate_series(1, 10) g;
+});
+is(sq(1, 'SELECT count(*) FROM gb.messages WHERE tenant_id = 42'), '20000', 'tenant 42 has 20000 messages on shard 1');
+
+# --- preconditions --------------------------------------------------------
+like(q_error(1, 'BEGIN; ' . $call . '; COMMIT;'), qr/^2D000: .*CALL outside a transaction block/,
+	'CALL inside a transaction block: 2D000');
+
+sq(1, q{
+	CREATE ROLE mover LOGIN;
+	GRANT EXECUTE ON PROCEDURE gb_tenant_move(bigint, smallint) TO mover;
+});
+like(q_error(1, $call, 'mover'), qr/^42501: permission denied to move a tenant/,
+	'a non-superuser may not move a tenant (42501), even with EXECUTE');
+like(q_error(1, $call, 'gb_app'), qr/^42501:/, 'PUBLIC may not call gb_tenant_move');
+
+like(q_error(1, $call), qr/^55000: the replica identity of table gb\.(sessions|messages) does not include its tenant column tenant_id/,
+	'a replica identity without the tenant column: 55000 naming the table');
+# Both ways out that the hint names: FULL, or a unique index with the column.
+sq(1, q{
+	ALTER TABLE gb.sessions REPLICA IDENTITY FULL;
+	CREATE UNIQUE INDEX messages_identity ON gb.messages (shard_id, id, tenant_id);
+	ALTER TABLE gb.messages REPLICA IDENTITY USING INDEX messages_identity;
+});
+
+# A third tenant table, missing on the target, then missing a column there.
+sq(1, q{
+	CREATE TABLE gb.notes (
+	    shard_id smallint NOT NULL DEFAULT gb_current_shard(),
+	    id bigint NOT NULL DEFAULT gb_next_id(),
+	    tenant_id bigint NOT NULL,
+	    note text NOT NULL,
+	    PRIMARY KEY (shard_id, id, tenant_id));
+	SELECT gb_tenant_isolation_enable('gb.notes');
+	INSERT INTO gb.notes (tenant_id, note) SELECT 42, 'note ' || g FROM generate_series(1, 50) g;
+});
+like(q_error(1, $call), qr/^42P01: table gb\.notes does not exist on target shard 4/,
+	'a table missing on the target: 42P01 naming it');
+sq(4, q{
+	CREATE TABLE gb.notes (
+	    shard_id smallint NOT NULL DEFAULT gb_current_shard(),
+	    id bigint NOT NULL DEFAULT gb_next_id(),
+	    tenant_id bigint NOT NULL,
+	    PRIMARY KEY (shard_id, id, tenant_id));
+	SELECT gb_tenant_isolation_enable('gb.notes');
+});
+like(q_error(1, $call), qr/^42703: table gb\.notes on target shard 4 lacks column\(s\) note/,
+	'a column missing on the target: 42703 naming it');
+sq(4, q{ALTER TABLE gb.notes ADD COLUMN note text NOT NULL});
+is(sq(1, 'SELECT count(*) FROM gb_scale.tenant_move'), '0', 'failed preconditions leave no move behind');
+is(sq(1, 'SELECT count(*) FROM pg_replication_slots') . sq(1, 'SELECT count(*) FROM pg_publication'), '00',
+	'nor a slot or publication');
+
+# wal_level below logical, on an instance of its own.
+{
+	my $node = PostgreSQL::Test::Cluster->new('replica_wal');
+	$node->init;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'gb_scale'\nwal_level = replica\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
+	my ($ret, $o, $e) = $node->psql('postgres', $call, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($e, qr/ERROR:\s+55000: moving tenant 42 needs wal_level = logical/, 'wal_level = replica: 55000 naming the setting');
+	like($e, qr/HINT:\s+Set wal_level = logical/, 'with the setting to change');
+	$node->stop;
+}
+
+# --- the move, while the tenant writes -----------------------------------
+my $writer_sql = q{
+DO $$
+DECLARE
+    n int := 0;
+    s bigint := (SELECT min(id) FROM gb.sessions WHERE tenant_id = 42);
+BEGIN
+    LOOP
+        EXIT WHEN n > 200 AND to_regclass('public.writer_go') IS NOT NULL;
+        n := n + 1;
+        INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES (42, s, 1, 'written ' || n);
+        INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES (43, s, 1, 'other ' || n);
+        IF n % 5 = 0 THEN
+            UPDATE gb.messages SET body = body || ' (edited)'
+             WHERE tenant_id = 42 AND id = (SELECT min(id) FROM gb.messages WHERE tenant_id = 42 AND body NOT LIKE '%edited%');
+        END IF;
+        IF n % 7 = 0 THEN
+            DELETE FROM gb.messages WHERE tenant_id = 42
+               AND id = (SELECT max(id) FROM gb.messages WHERE tenant_id = 42 AND body LIKE 'written %');
+        END IF;
+        COMMIT;
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+END $$;
+};
+my ($w_out, $w_err) = ('', '');
+$writer = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', "$conn{1} user=postgres", '-c', $writer_sql ],
+	'>', \$w_out, '2>', \$w_err);
+# The writer is writing before the move starts.
+my $before = sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43});
+for (1 .. 600)
+{
+	last if sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43}) > $before + 20;
+	usleep(50_000);
+}
+
+my ($r, $o, $e) = psql_run(1, $call);
+is($r, 0, 'CALL gb_tenant_move(42, 4) returns') or diag($e);
+like($e, qr/NOTICE:  00000: tenant 42: moving to shard 4, tables gb\.sessions, gb\.messages, gb\.notes/,
+	'NOTICE: the move starts, with its tables');
+like($e, qr/NOTICE:  00000: tenant 42: initial copy to shard 4 done/, 'NOTICE: the copy is done');
+like($e, qr/NOTICE:  00000: tenant 42: caught up with shard 4/, 'NOTICE: caught up');
+unlike($e, qr/password/i, 'no password in what the move says');
+
+is( sq(1, q{SELECT source_shard || ' ' || target_shard || ' ' || state || ' ' || (finished_at IS NULL)
+	|| ' ' || (rows_copied->>'gb.sessions') || ' ' || ((rows_copied->>'gb.messages')::int >= 20000)
+	|| ' ' || (rows_copied->>'gb.notes') || ' ' || (lag_bytes IS NOT NULL) || ' ' || (error IS NULL)
+	FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
+	'1 4 catching up true 2000 true 50 true true',
+	'gb_scale.tenant_moves: catching up, rows copied per table, a lag');
+like(q_error(1, $call), qr/^55006: tenant 42 is already being moved to shard 4/, 'one move of a tenant at a time');
+is(sq(1, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'gb\_move\_42\_%' AND NOT temporary}), '1',
+	'the move has its slot on the source');
+is(sq(4, q{SELECT count(*) FROM pg_subscription WHERE subname LIKE 'gb\_move\_42\_%' AND subenabled}), '1',
+	'and its subscription on the target');
+
+# Stop the writer, then the target converges to exactly the tenant's rows.
+sq(1, 'CREATE TABLE public.writer_go ()');
+$writer->finish;
+is($w_err, '', 'the writer ran without an error');
+my $writes = sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND body LIKE 'written %'});
+ok($writes > 0, "the writer wrote rows of tenant 42 during the move ($writes kept)");
+ok(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND body LIKE '%(edited)'}) > 0,
+	'and updated some');
+my $source = tenant_digest(1, 42);
+my $target = '';
+for (1 .. 300)
+{
+	$target = tenant_digest(4, 42);
+	last if $target eq $source;
+	usleep(100_000);
+}
+is($target, $source, 'the target holds every row of tenant 42 (same ids, equal row hashes)');
+is(sq(4, q{SELECT count(*) FROM gb.messages WHERE tenant_id <> 42}) . sq(4, q{SELECT count(*) FROM gb.sessions WHERE tenant_id <> 42}),
+	'00', 'and no row of another tenant');
+is(sq(1, q{SELECT gb_shard_for_tenant(42)}), '1', 'the tenant is still served by shard 1');
+
+# --- abort ---------------------------------------------------------------
+my $kept = tenant_digest(1, 42);
+($r, $o, $e) = psql_run(1, 'SELECT gb_tenant_move_abort(42)');
+is($r, 0, 'gb_tenant_move_abort(42)') or diag($e);
+like($e, qr/move to shard 4 aborted; the tenant stays on shard 1/, 'NOTICE: aborted');
+is(sq(1, 'SELECT count(*) FROM pg_replication_slots'), '0', 'no slot left on the source');
+is(sq(4, 'SELECT count(*) FROM pg_replication_slots'), '0', 'nor on the target');
+is(sq(1, 'SELECT count(*) FROM pg_publication'), '0', 'no publication left');
+is(sq(4, 'SELECT count(*) FROM pg_subscription'), '0', 'no subscription left');
+is( sq(4, q{SELECT (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42) + (SELECT count(*) FROM gb.messages WHERE tenant_id = 42)
+	+ (SELECT count(*) FROM gb.notes WHERE tenant_id = 42)}),
+	'0', 'no row of the tenant left on the target');
+is(tenant_digest(1, 42), $kept, 'the source keeps every row of the tenant');
+is(sq(1, q{SELECT state || ' ' || (finished_at IS NOT NULL) || ' ' || (error IS NULL) FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
+	'aborted true true', 'gb_scale.tenant_moves: aborted');
+like(q_error(1, 'SELECT gb_tenant_move_abort(42)'), qr/^55000: tenant 42 has no move in progress/,
+	'a second abort: nothing in progress');
+
+# The view: for gb_scale_admin, not for PUBLIC.
+like(q_error(1, 'SELECT * FROM gb_scale.tenant_moves', 'gb_app'), qr/^42501:/, 'PUBLIC may not read the moves');
+sq(1, 'GRANT gb_scale_admin TO mover');
+is(sq(1, 'SELECT count(*) FROM gb_scale.tenant_moves', 'mover'), '1', 'gb_scale_admin may');
+
+done_testing();
