@@ -371,7 +371,8 @@ move_check_replica_identity(const GbTenantTable *t)
 				  " WHERE c.relreplident OPERATOR(pg_catalog.<>) 'f'"
 				  " AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i"
 				  "  WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid"
-				  "  AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END"
+				  "  AND CASE WHEN c.relreplident OPERATOR(pg_catalog.=) 'd' THEN i.indisprimary"
+				  "   WHEN c.relreplident OPERATOR(pg_catalog.=) 'i' THEN i.indisreplident ELSE false END"
 				  "  AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]))"
 				  " ORDER BY 1 LIMIT 1", 2, types, values, SPI_OK_SELECT) > 0)
 	{
@@ -631,8 +632,8 @@ move_wait_catch_up(MoveRow *m, MoveConn *mc, List *tables)
 Datum
 gb_tenant_move(PG_FUNCTION_ARGS)
 {
-	int64		tenant = PG_GETARG_INT64(0);
-	int			target = PG_GETARG_INT16(1);
+	int64		tenant;
+	int			target;
 	int			source;
 	bool		nonatomic;
 	MoveRow		m;
@@ -642,6 +643,13 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	StringInfoData names;
 
+	/* a procedure cannot be STRICT */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("gb_tenant_move needs a tenant_id and a target_shard, not NULL")));
+	tenant = PG_GETARG_INT64(0);
+	target = PG_GETARG_INT16(1);
 	nonatomic = fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
 

@@ -1,6 +1,7 @@
 # Moving a tenant online (issue 17), its first part: copy and catch-up.
 # Two shards started by test/shards.sh (1 USA, 4 DEU, wal_level = logical):
-#  1. the preconditions, each with its SQLSTATE: a non-superuser (42501),
+#  1. the preconditions, each with its SQLSTATE: a NULL argument (22004),
+#     a non-superuser (42501),
 #     CALL inside a transaction block (2D000), a replica identity without
 #     the tenant column (55000, naming the table), a table (42P01) or column
 #     (42703) missing on the target, and wal_level below logical (55000,
@@ -129,6 +130,7 @@ sq(1, q{
 is(sq(1, 'SELECT count(*) FROM gb.messages WHERE tenant_id = 42'), '20000', 'tenant 42 has 20000 messages on shard 1');
 
 # --- preconditions --------------------------------------------------------
+like(q_error(1, 'CALL gb_tenant_move(NULL, 4::smallint)'), qr/^22004:/, 'a NULL tenant: 22004');
 like(q_error(1, 'BEGIN; ' . $call . '; COMMIT;'), qr/^2D000: .*CALL outside a transaction block/,
 	'CALL inside a transaction block: 2D000');
 
