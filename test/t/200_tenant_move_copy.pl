@@ -13,7 +13,10 @@
 #     contents), none of tenant 43;
 #  3. gb_tenant_move_abort leaves no slot on either shard, no publication or
 #     subscription, no row of the tenant on the target; the tenant is still
-#     served by shard 1 with all its rows.
+#     served by shard 1 with all its rows;
+#  4. an abort while the target is down drops the slots and the publication
+#     at once and leaves the move failed; a second abort, once the target is
+#     back, removes its subscription and copied rows.
 use strict;
 use warnings;
 
@@ -288,9 +291,38 @@ is(sq(1, q{SELECT state || ' ' || (finished_at IS NOT NULL) || ' ' || (error IS 
 like(q_error(1, 'SELECT gb_tenant_move_abort(42)'), qr/^55000: tenant 42 has no move in progress/,
 	'a second abort: nothing in progress');
 
+# --- abort while the target is down --------------------------------------
+# The slots and the publication go at once (nothing holds WAL on the
+# source); the move stays failed, saying what remains on the target, until
+# a second abort, once the target is back, cleans that too.
+($r, $o, $e) = psql_run(1, $call);
+is($r, 0, 'a second move of tenant 42 reaches catching up') or diag($e);
+my $pgdata4 = "$base/shard4/data";
+system('pg_ctl', '-D', $pgdata4, '-m', 'immediate', '-w', 'stop') == 0 or die 'could not stop shard 4';
+($r, $o, $e) = psql_run(1, 'SELECT gb_tenant_move_abort(42)');
+is($r, 0, 'gb_tenant_move_abort with the target down returns');
+like($e, qr/WARNING: .*target shard 4 could not be cleaned/, 'with a WARNING about the target');
+is(sq(1, 'SELECT count(*) FROM pg_replication_slots') . sq(1, 'SELECT count(*) FROM pg_publication'), '00',
+	'no slot or publication left on the source');
+like(sq(1, q{SELECT state || ': ' || error FROM gb_scale.tenant_moves WHERE tenant_id = 42 AND finished_at IS NULL}),
+	qr/^failed: abort: target shard 4 could not be cleaned .*subscription gb_move_42_\d+ and the tenant's copied rows may remain there/,
+	'the move is failed, saying what remains on the target');
+is(sq(1, 'SELECT gb_shard_for_tenant(42)'), '1', 'the tenant is still served by shard 1');
+system('env', 'SHARD_ID=4', 'pg_ctl', '-D', $pgdata4, '-l', "$base/shard4/server.log", '-w', 'start') == 0
+  or die 'could not start shard 4';
+($r, $o, $e) = psql_run(1, 'SELECT gb_tenant_move_abort(42)');
+is($r, 0, 'a second abort, with the target back') or diag($e);
+is( sq(4, q{SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FROM pg_replication_slots)
+	+ (SELECT count(*) FROM gb.messages WHERE tenant_id = 42) + (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42)}),
+	'0', 'the target has no subscription, slot or row of the tenant left');
+is(sq(1, 'SELECT count(*) FROM pg_replication_slots'), '0', 'nor the source a slot');
+is(sq(1, q{SELECT string_agg(state, ' ' ORDER BY started_at) FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
+	'aborted aborted', 'both moves are aborted');
+is(tenant_digest(1, 42), $kept, 'the source still holds every row of the tenant');
+
 # The view: for gb_scale_admin, not for PUBLIC.
 like(q_error(1, 'SELECT * FROM gb_scale.tenant_moves', 'gb_app'), qr/^42501:/, 'PUBLIC may not read the moves');
 sq(1, 'GRANT gb_scale_admin TO mover');
-is(sq(1, 'SELECT count(*) FROM gb_scale.tenant_moves', 'mover'), '1', 'gb_scale_admin may');
+is(sq(1, 'SELECT count(*) FROM gb_scale.tenant_moves', 'mover'), '2', 'gb_scale_admin may');
 
 done_testing();
