@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "citus_glue.h"
 #include "partition.h"
 #include "routing.h"
 #include "tenant_guard.h"
@@ -50,17 +51,20 @@
 #include "nodes/parsenodes.h"
 #include "tcop/deparse_utility.h"
 #include "tcop/pquery.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_isolation_on_ddl);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* Whether a statement can have made a table a member of another's tree. */
 static bool
@@ -421,9 +425,44 @@ gb_refuse_tenant_with_holdable_cursor(void)
 				 errhint("CLOSE the cursor first, or declare it WITHOUT HOLD.")));
 }
 
+/*
+ * COPY FROM into a distributed table under row level security.  PostgreSQL
+ * refuses it for a plain table, but Citus takes the COPY first and writes
+ * rows to the shards it holds on this node with no policy checked: refused
+ * here, before Citus sees it, as PostgreSQL refuses it.
+ */
+static void
+gb_guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from &&
+		((CopyStmt *) parsetree)->relation != NULL && gb_citus_present())
+	{
+		Oid			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED &&
+			gb_citus_is_distributed(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("COPY FROM not supported with row-level security"),
+					 errdetail("Table %s is distributed by Citus and has row level security.",
+							   gb_qualified_name(relid)),
+					 errhint("Use INSERT statements instead.")));
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
 void
 gb_tenant_guard_init(void)
 {
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = gb_guard_executor_start;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = gb_guard_process_utility;
 }
