@@ -82,6 +82,7 @@ void
 gb_citus_forward_command(const char *command)
 {
 	VariableSetStmt *stmt = makeNode(VariableSetStmt);
+	int			nestlevel;
 
 	/*
 	 * Remote transaction blocks from now on: outside one, a read-only router
@@ -97,5 +98,10 @@ gb_citus_forward_command(const char *command)
 	stmt->kind = VAR_SET_VALUE;
 	stmt->name = "gb_scale.tenant_id";
 	stmt->is_local = true;
+	/* as Citus calls it: with SET LOCAL propagation on (it asserts so) */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	((GbCitusSetFn) gb_citus_symbol("PostprocessVariableSetStmt")) (stmt, command);
+	AtEOXact_GUC(true, nestlevel);
 }

@@ -26,15 +26,17 @@ use GbScaleTest;
 my @nodes = citus_cluster(2);
 my ($coord, @workers) = @nodes;
 
-# every shard of TABLE has row level security forced and the four policies
+# every shard of TABLE has row level security (forced, unless NOFORCE: a
+# partition's) and the four policies
 sub shards_isolated
 {
-	my ($table) = @_;
+	my ($table, $noforce) = @_;
+	my $force = $noforce ? 'NOT c.relforcerowsecurity' : 'c.relforcerowsecurity';
 	return $coord->safe_psql(
 		'postgres', qq{
 SELECT count(*) FILTER (WHERE result = 't') || '/' || count(*)
   FROM run_command_on_shards('$table', \$\$
-    SELECT c.relrowsecurity AND c.relforcerowsecurity
+    SELECT c.relrowsecurity AND $force
            AND (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid
                  AND p.polname IN ('gb_tenant_read', 'gb_tenant_insert',
                                    'gb_tenant_update', 'gb_tenant_delete')) = 4
@@ -99,6 +101,20 @@ is(shards_isolated('app.conv3'), "0/$nshards", 'disabling removes the policies f
 is($coord->safe_psql('postgres',
 		"SELECT count(*) FROM run_command_on_shards('app.conv3', \$\$SELECT relrowsecurity FROM pg_class WHERE oid = '%s'::regclass\$\$) WHERE result = 'f'"),
 	$nshards, 'and turns row level security off on every shard');
+
+# a distributed partitioned table: the shards of its partitions, also of a
+# partition made after isolation was enabled
+psql_as(
+	$coord, 'postgres', 'app_owner', q{
+CREATE TABLE app.events (tenant_id bigint NOT NULL, at date NOT NULL, v int) PARTITION BY RANGE (at);
+CREATE TABLE app.events_2025 PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+SELECT create_distributed_table('app.events', 'tenant_id', colocate_with => 'app.conv');
+SELECT gb_tenant_isolation_enable('app.events');
+CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+GRANT SELECT, INSERT ON app.events TO app;
+});
+is(join(' ', map { shards_isolated($_, 1) } ('app.events_2025', 'app.events_2026')),
+	"$nshards/$nshards $nshards/$nshards", 'every shard of every partition has the policies');
 
 # every query shape, as the application with tenant 3
 sub as_tenant
@@ -219,6 +235,14 @@ $e = sql_error($coord, 'postgres',
 	"BEGIN; SELECT gb_set_tenant(3);", user => 'intruder');
 like($e->{message}, qr/permission denied for function gb_set_tenant/, 'the intruder cannot call gb_set_tenant');
 
+# the partitioned table: each partition's shards check the tenant
+is(as_tenant(4, "INSERT INTO app.events VALUES (4, '2025-06-01', 1), (4, '2026-06-01', 2); SELECT count(*) FROM app.events;"),
+	'2', 'rows of the tenant in both partitions');
+$e = sql_error($coord, 'postgres',
+	"BEGIN; SELECT gb_set_tenant(4); INSERT INTO app.events VALUES (5, '2026-06-01', 1);", user => 'app');
+like($e->{message}, qr/new row violates row-level security policy/, 'another tenant\'s row refused in the new partition');
+is(as_tenant(5, 'SELECT count(*) FROM app.events;'), '0', 'another tenant sees none of them');
+
 # export and purge of isolated distributed tables
 is($coord->safe_psql('postgres',
 		"SELECT table_name, count(*) FROM gb_tenant_export(5) GROUP BY 1 ORDER BY 1"),
@@ -226,8 +250,10 @@ is($coord->safe_psql('postgres',
 is(psql_as($coord, 'postgres', 'app_owner',
 		"SELECT table_name, count(*), min((row_data->>'tenant_id')::bigint), max((row_data->>'tenant_id')::bigint) FROM gb_tenant_export(3) GROUP BY 1 ORDER BY 1"),
 	"app.conv|10|3|3\napp.conv2|12|3|3", 'gb_tenant_export as the owner: every row of tenant 3, no other');
+is(psql_as($coord, 'postgres', 'app_owner', 'SELECT table_name, count(*) FROM gb_tenant_export(4) GROUP BY 1 ORDER BY 1'),
+	"app.conv|10\napp.events|2", 'gb_tenant_export of a distributed partitioned table');
 is(psql_as($coord, 'postgres', 'app_owner', 'SELECT table_name, rows_removed FROM gb_tenant_purge(3) ORDER BY 1'),
-	"app.conv|10\napp.conv2|12", 'gb_tenant_purge removes the tenant\'s rows');
+	"app.conv|10\napp.conv2|12\napp.events|0", 'gb_tenant_purge removes the tenant\'s rows');
 is($coord->safe_psql('postgres', 'SELECT count(*) FILTER (WHERE tenant_id = 3), count(*) FROM app.conv'),
 	'0|90', 'tenant 3 is gone, every other row stays');
 is(as_tenant(4, 'SELECT count(*) FROM app.conv;'), '10', 'after the purge the others still work');
