@@ -78,6 +78,28 @@ gb_citus_is_distributed(Oid relid)
 	return distributed;
 }
 
+bool
+gb_citus_has_local_placements(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	bool		local;
+
+	if (!gb_citus_present())
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_dist_shard s"
+							  " JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+							  " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+							  " AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_catalog.pg_dist_placement");
+	local = SPI_processed > 0;
+	SPI_finish();
+	return local;
+}
+
 void
 gb_citus_forward_command(const char *command)
 {

@@ -49,6 +49,8 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/extensible.h"
+#include "nodes/plannodes.h"
 #include "tcop/deparse_utility.h"
 #include "tcop/pquery.h"
 #include "tcop/utility.h"
@@ -350,12 +352,49 @@ gb_tenant_is_set_now(void)
 }
 
 /*
+ * Citus runs an INSERT ... SELECT that it cannot push down to the shards
+ * either by repartitioning (INSERT on the shards: the policies apply) or by
+ * pulling the rows to this node (LIMIT, ORDER BY, a merge step) and writing
+ * them with COPY: into shards on other nodes by COPY FROM, which they refuse
+ * under row level security, and into shards held on this node directly,
+ * with no policy checked.  The plan does not say which (short of Citus'
+ * private structures), so where this node holds shards of a target with
+ * row level security, both are refused, before anything is written.  Citus
+ * keeps the query's range table in the plan: the target is the relation the
+ * query needs INSERT on.
+ */
+static void
+gb_refuse_insert_select_via_coordinator(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->commandType != CMD_INSERT || stmt->planTree == NULL || !IsA(stmt->planTree, CustomScan) ||
+		strcmp(((CustomScan *) stmt->planTree)->methods->CustomName, "Citus INSERT ... SELECT") != 0)
+		return;
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && (rte->requiredPerms & ACL_INSERT) &&
+			check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED &&
+			gb_citus_has_local_placements(rte->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("INSERT ... SELECT through the coordinator is not supported with row-level security"),
+					 errdetail("Citus could write the rows into the shards of table %s on this node with COPY, which row level security does not check.",
+							   gb_qualified_name(rte->relid)),
+					 errhint("Use an INSERT ... SELECT that Citus pushes down to the shards (colocated tables, no LIMIT or ORDER BY), or INSERT ... VALUES.")));
+	}
+}
+
+/*
  * A holdable cursor being started (its portal is still being defined) while
  * a tenant is set: refused before its query runs.
  */
 static void
 gb_guard_executor_start(QueryDesc *queryDesc, int eflags)
 {
+	gb_refuse_insert_select_via_coordinator(queryDesc->plannedstmt);
 	if (ActivePortal != NULL && (ActivePortal->cursorOptions & CURSOR_OPT_HOLD) &&
 		ActivePortal->status == PORTAL_DEFINED && gb_tenant_is_set_now())
 		ereport(ERROR,

@@ -175,7 +175,7 @@ $e = sql_error($coord, 'postgres',
 	"BEGIN; SELECT gb_set_tenant(3); INSERT INTO app.conv2 SELECT tenant_id, id + 200, body FROM app.conv ORDER BY id LIMIT 2;",
 	user => 'app');
 like($e->{message}, qr/COPY FROM not supported with row-level security/,
-	'INSERT..SELECT through the coordinator is refused');
+	'INSERT..SELECT through the coordinator is refused by the workers');
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM app.conv2 WHERE id > 200'), '0', 'and wrote nothing');
 
 # COPY out reads the tenant's rows; COPY FROM is refused, as PostgreSQL
@@ -186,7 +186,47 @@ is(as_tenant(4, 'COPY app.conv (tenant_id) TO STDOUT;'), join("\n", ('4') x 10),
 $e = sql_error($coord, 'postgres',
 	"BEGIN; SELECT gb_set_tenant(3); COPY app.conv FROM STDIN;\n4\t50\tx\n\\.\n", user => 'app');
 like($e->{message}, qr/COPY FROM not supported with row-level security/, 'COPY FROM is refused');
+like($e->{stderr}, qr/Table app\.conv is distributed by Citus/, 'on the coordinator, before Citus writes a row');
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM app.conv WHERE id = 50'), '0', 'and wrote nothing');
+
+# shards on the coordinator too (local execution): the tenant holds there;
+# COPY FROM and INSERT..SELECT pulled to the coordinator, which Citus would
+# write into its local shards with no policy checked, are refused before a
+# row is written
+$coord->safe_psql('postgres',
+	"SELECT citus_set_node_property('127.0.0.1', " . $coord->port . ", 'shouldhaveshards', true)");
+psql_as(
+	$coord, 'postgres', 'app_owner', q{
+CREATE TABLE app.local (tenant_id bigint NOT NULL, id int NOT NULL);
+SELECT create_distributed_table('app.local', 'tenant_id', colocate_with => 'none');
+INSERT INTO app.local SELECT t, i FROM generate_series(1, 10) t, generate_series(1, 3) i;
+SELECT gb_tenant_isolation_enable('app.local');
+GRANT SELECT, INSERT, UPDATE, DELETE ON app.local TO app;
+});
+is($coord->safe_psql('postgres', "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'app.local'::regclass"),
+	'3', 'app.local has shards on the coordinator and both workers');
+is(shards_isolated('app.local'), "$nshards/$nshards", 'every shard has the policies, the coordinator\'s too');
+is(as_tenant(2, 'SELECT count(*), min(tenant_id), max(tenant_id) FROM app.local; UPDATE app.local SET id = id + 10; SELECT count(*) FROM app.local WHERE id > 10;'),
+	"3|2|2\n3", 'reads and writes on every node, the coordinator\'s shards included, are the tenant\'s');
+# another tenant whose shard is on the coordinator: only local shards written
+my $local_tenant = $coord->safe_psql(
+	'postgres', q{
+SELECT min(t) FROM generate_series(11, 1000) t
+ WHERE (SELECT s.nodeport FROM citus_shards s
+         WHERE s.shardid = get_shard_id_for_distribution_column('app.local', t)) = } . $coord->port);
+$e = sql_error($coord, 'postgres',
+	"BEGIN; SELECT gb_set_tenant(2); INSERT INTO app.local SELECT $local_tenant, id + 100 FROM app.local ORDER BY 2 LIMIT 2; COMMIT;",
+	user => 'app');
+is($e->{state}, '0A000', 'INSERT..SELECT pulled to a coordinator holding shards is refused');
+like($e->{message}, qr/INSERT \.\.\. SELECT through the coordinator is not supported with row-level security/,
+	'by the coordinator, naming the reason');
+$e = sql_error($coord, 'postgres',
+	"BEGIN; SELECT gb_set_tenant(2); COPY app.local FROM STDIN;\n$local_tenant\t99\n\\.\nCOMMIT;", user => 'app');
+like($e->{message}, qr/COPY FROM not supported with row-level security/, 'COPY FROM into it is refused');
+is($coord->safe_psql('postgres', 'SELECT count(*) FROM app.local WHERE id = 99 OR id > 100'), '0',
+	'no row was written for another tenant');
+$coord->safe_psql('postgres',
+	"SELECT citus_set_node_property('127.0.0.1', " . $coord->port . ", 'shouldhaveshards', false)");
 
 # no tenant: no rows, writes refused on the worker
 is(psql_as($coord, 'postgres', 'app', 'SELECT count(*) FROM app.conv'), '0', 'no tenant: no rows');
@@ -246,16 +286,18 @@ is(as_tenant(5, 'SELECT count(*) FROM app.events;'), '0', 'another tenant sees n
 # export and purge of isolated distributed tables
 is($coord->safe_psql('postgres',
 		"SELECT table_name, count(*) FROM gb_tenant_export(5) GROUP BY 1 ORDER BY 1"),
-	"app.conv|10", 'gb_tenant_export (as a superuser) returns the tenant\'s rows from the workers');
+	"app.conv|10\napp.local|3", 'gb_tenant_export (as a superuser) returns the tenant\'s rows from the workers');
 is(psql_as($coord, 'postgres', 'app_owner',
 		"SELECT table_name, count(*), min((row_data->>'tenant_id')::bigint), max((row_data->>'tenant_id')::bigint) FROM gb_tenant_export(3) GROUP BY 1 ORDER BY 1"),
-	"app.conv|10|3|3\napp.conv2|12|3|3", 'gb_tenant_export as the owner: every row of tenant 3, no other');
+	"app.conv|10|3|3\napp.conv2|12|3|3\napp.local|3|3|3", 'gb_tenant_export as the owner: every row of tenant 3, no other');
 is(psql_as($coord, 'postgres', 'app_owner', 'SELECT table_name, count(*) FROM gb_tenant_export(4) GROUP BY 1 ORDER BY 1'),
-	"app.conv|10\napp.events|2", 'gb_tenant_export of a distributed partitioned table');
+	"app.conv|10\napp.events|2\napp.local|3", 'gb_tenant_export of a distributed partitioned table');
 is(psql_as($coord, 'postgres', 'app_owner', 'SELECT table_name, rows_removed FROM gb_tenant_purge(3) ORDER BY 1'),
-	"app.conv|10\napp.conv2|12\napp.events|0", 'gb_tenant_purge removes the tenant\'s rows');
+	"app.conv|10\napp.conv2|12\napp.events|0\napp.local|3", 'gb_tenant_purge removes the tenant\'s rows');
 is($coord->safe_psql('postgres', 'SELECT count(*) FILTER (WHERE tenant_id = 3), count(*) FROM app.conv'),
 	'0|90', 'tenant 3 is gone, every other row stays');
+is($coord->safe_psql('postgres', 'SELECT count(*) FILTER (WHERE tenant_id = 3), count(*) FROM app.local'),
+	'0|27', 'also from the coordinator\'s shards');
 is(as_tenant(4, 'SELECT count(*) FROM app.conv;'), '10', 'after the purge the others still work');
 
 $_->stop for @nodes;
