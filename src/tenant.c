@@ -19,6 +19,12 @@
  * have policies for other roles, and the owner's maintenance (which moves
  * rows between partitions) reaches them directly.
  *
+ * On Citus the policies are DDL that Citus sends to the shards, and the
+ * tenant is forwarded to every node a distributed query of the transaction
+ * uses, as Citus forwards SET LOCAL (gb_tenant_forward); each node checks
+ * the role the query runs as before it takes the tenant
+ * (gb_forwarded_tenant), since any client may call that function.
+ *
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
