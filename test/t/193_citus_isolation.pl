@@ -233,6 +233,19 @@ is(psql_as($coord, 'postgres', 'app', 'SELECT count(*) FROM app.conv'), '0', 'no
 $e = sql_error($coord, 'postgres', "UPDATE app.conv SET body = 'z' WHERE tenant_id = 3", user => 'app');
 like($e->{message}, qr/no tenant is set for this transaction/, 'no tenant: writes refused');
 
+# subplans (a CTE Citus plans first) and prepared statements, whose plans
+# Citus caches after five runs: each transaction sees its own tenant
+is(as_tenant(4, 'WITH top AS (SELECT id FROM app.conv ORDER BY id DESC LIMIT 3)
+SELECT count(*), min(c.tenant_id), max(c.tenant_id) FROM app.conv c WHERE c.id IN (SELECT id FROM top);'),
+	'3|4|4', 'a query with a subplan reads the tenant\'s rows in both steps');
+my $prepared = "PREPARE multi AS SELECT count(*), min(tenant_id), max(tenant_id) FROM app.conv WHERE id <= 8;
+PREPARE router(bigint) AS SELECT count(*) FROM app.conv WHERE tenant_id = \$1;\n";
+$prepared .= "BEGIN; SELECT gb_set_tenant($_) \\gset\nEXECUTE multi; EXECUTE router($_); EXECUTE router(" . ($_ % 10 + 1) . "); COMMIT;\n"
+  for (1, 2, 4 .. 10);
+is(psql_as($coord, 'postgres', 'app', $prepared),
+	join("\n", map { "8|$_|$_\n10\n0" } (1, 2, 4 .. 10)),
+	'prepared statements run nine times, a tenant each: always its rows only');
+
 # switching tenants inside a transaction, also after the workers were used,
 # and a rolled-back savepoint
 is(as_tenant(3, 'SELECT count(*) FROM app.conv; SELECT gb_set_tenant(5) \gset
