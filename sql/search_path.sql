@@ -669,7 +669,8 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
              WHERE s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
     (159, $$SELECT r.min_tenant_id, r.max_tenant_id, r.shard_id, r.explicit, r.region_code, r.datacenter,
                    r.host, r.port, r.dbname
-              FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$);
+              FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$),
+    (139, $$SELECT gb_scale.forwarded_tenant(5)$$);
 
 -- Per-tenant statistics: values that do not move between phases (a reset
 -- of a tenant that has no entry, the capacity); mallory is refused alike.

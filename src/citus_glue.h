@@ -22,4 +22,16 @@ extern bool gb_citus_ddl_propagation(void);
  */
 extern void gb_citus_send_to_workers(const char *command);
 
+/* RELID is a table Citus distributes (pg_dist_partition; false without Citus). */
+extern bool gb_citus_is_distributed(Oid relid);
+
+/* This node holds shards of RELID (false without Citus). */
+extern bool gb_citus_has_local_placements(Oid relid);
+
+/*
+ * Run COMMAND on every node this transaction's distributed queries use,
+ * now and for the rest of the (sub)transaction, as Citus does SET LOCAL.
+ */
+extern void gb_citus_forward_command(const char *command);
+
 #endif							/* GB_CITUS_GLUE_H */
