@@ -89,6 +89,9 @@ SELECT bytes = citus_total_relation_size('$p10') AND bytes > 256 * 1024
 	't', 'gb_partition_list gives the size of the partition on the shards');
 is(q1(qq{SELECT "rows" FROM gb_partition_list('app.msgs') WHERE partition = '$p10'::regclass}),
 	'3000', '... and the row estimate summed over the shards');
+is(q1(q{SELECT gb_scale.sizing_rows('app.msgs')}), '3000', 'the sizing figures count the rows on the shards');
+is(q1(q{SELECT count(*) || '/' || sum(row_count) FROM gb_scale.sizing_tenant_rows('app.msgs')}), '40/3000',
+	'... per tenant too');
 
 # A table with retention and no default partition (which the worker retired
 # with DETACH ... CONCURRENTLY on a single node), with expired partitions.
