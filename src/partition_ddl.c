@@ -528,7 +528,7 @@ gb_refuse_firing_move_citus(Oid tree)
 		if (what != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot move rows of Citus table %s between partitions: %s \"%s\" on %s would act on the move",
+					 errmsg("cannot move rows of Citus table %s to another partition: %s \"%s\" on %s would act on the move",
 							gb_qualified_name(tree), what, name, gb_qualified_name(RelationGetRelid(rel))),
 					 errdetail("On Citus the workers move the rows with DELETE and INSERT, which fire triggers and foreign-key actions."),
 					 errhint("Disable it for the move, or move the rows by hand.")));

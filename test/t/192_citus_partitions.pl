@@ -39,7 +39,7 @@ CREATE SCHEMA app;
 CREATE TABLE app.msgs (tenant_id bigint NOT NULL, id bigint NOT NULL, created_at timestamptz NOT NULL,
                        body text, PRIMARY KEY (tenant_id, id, created_at)) PARTITION BY RANGE (created_at);
 SELECT create_distributed_table('app.msgs', 'tenant_id');
-SELECT gb_partition_create('app.msgs', 'created_at', '1 day', premake => '2 days',
+SELECT gb_partition_create('app.msgs', 'created_at', '1 day', premake => '2 days', tenant_column => 'tenant_id',
                            default_partition => true) > 0;
 INSERT INTO app.msgs SELECT t % 40, t, date_trunc('day', now()) + interval '10 days 1 hour', repeat('x', 200)
   FROM generate_series(1, 3000) t;
@@ -170,6 +170,22 @@ ok($coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM app.msgs_defau
 is(day_partitions(20), '1', 'into a partition of their own day');
 is(q1(q{SELECT count(*) FROM app.msgs WHERE body = 'w'}), '200', 'no row lost');
 set_instance_setting($coord, 'gb_scale.maintenance_naptime', '0');
+
+# a drain the workers cannot make without firing a trigger: refused, in last_error
+q1(q{
+CREATE TABLE app.trg (tenant_id bigint NOT NULL, created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at);
+SELECT create_distributed_table('app.trg', 'tenant_id');
+SELECT gb_partition_create('app.trg', 'created_at', '1 day', premake => '1 day', default_partition => true) > 0;
+CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN OLD; END$$;
+SET citus.enable_unsafe_triggers = on;
+CREATE TRIGGER audit_del BEFORE DELETE ON app.trg_default FOR EACH ROW EXECUTE FUNCTION app.audit();
+INSERT INTO app.trg VALUES (1, now() + interval '10 days');
+});
+q1(q{CALL gb_run_maintenance('app.trg')});
+like(q1(q{SELECT last_error FROM gb_scale.partition_status WHERE parent = 'app.trg'::regclass}),
+	qr/cannot move rows of Citus table app\.trg_default to another partition: trigger "audit_del" on app\.trg_default would act on the move/,
+	'a drain that would fire a trigger on the workers is refused, and says so in last_error');
+is(q1('SELECT count(*) FROM app.trg_default'), '1', '... the row stays in the default');
 
 # layouts Citus cannot distribute
 q1(q{
