@@ -77,7 +77,12 @@ gb_citus_query_value(const char *sql, Oid relid)
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *result = NULL;
+	int			nestlevel;
 
+	/* some of Citus' functions are PL/pgSQL that name objects unqualified */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
@@ -90,6 +95,7 @@ gb_citus_query_value(const char *sql, Oid relid)
 			result = MemoryContextStrdup(cxt, value);
 	}
 	SPI_finish();
+	AtEOXact_GUC(false, nestlevel);
 	return result;
 }
 

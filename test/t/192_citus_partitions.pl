@@ -32,7 +32,14 @@ use GbScaleTest;
 my @nodes = citus_cluster(2, "timezone = 'UTC'\n");
 my ($coord, @workers) = @nodes;
 
-sub q1 { return $coord->safe_psql('postgres', $_[0]); }
+# one query on the coordinator; its error ends the test, and is shown
+sub q1
+{
+	my ($ret, $out, $err) = $coord->psql('postgres', $_[0]);
+	(my $msg = "query failed: $_[0]: $err") =~ s/\s+/ /g;
+	BAIL_OUT($msg) if $ret != 0;
+	return $out;
+}
 
 q1(q{
 CREATE SCHEMA app;
@@ -89,6 +96,19 @@ SELECT bytes = citus_total_relation_size('$p10') AND bytes > 256 * 1024
 	't', 'gb_partition_list gives the size of the partition on the shards');
 is(q1(qq{SELECT "rows" FROM gb_partition_list('app.msgs') WHERE partition = '$p10'::regclass}),
 	'3000', '... and the row estimate summed over the shards');
+# Citus' run_command_on_shards is PL/pgSQL naming format() unqualified: a
+# schema first in the caller's search_path must not take it over
+q1(q{
+CREATE SCHEMA evil;
+CREATE TABLE evil.hits (n int);
+CREATE FUNCTION evil.format(text, text) RETURNS text LANGUAGE plpgsql
+  AS $$BEGIN INSERT INTO evil.hits VALUES (1); RETURN $1; END$$;
+});
+is(q1(qq{SET search_path = evil, pg_catalog, public;
+SELECT "rows" FROM gb_partition_list('app.msgs') WHERE partition = '$p10'::regclass}),
+	'3000', 'the row estimate with a hostile schema first in search_path');
+is(q1('SELECT count(*) FROM evil.hits'), '0', '... which ran none of its functions');
+
 is(q1(q{SELECT gb_scale.sizing_rows('app.msgs')}), '3000', 'the sizing figures count the rows on the shards');
 is(q1(q{SELECT count(*) || '/' || sum(row_count) FROM gb_scale.sizing_tenant_rows('app.msgs')}), '40/3000',
 	'... per tenant too');
