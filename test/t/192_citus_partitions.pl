@@ -166,6 +166,7 @@ for my $i (1 .. 40)
 	$errors .= "$i: $app->{stderr}\n" if $ret != 0;
 }
 $app->quit;
+note(sprintf('longest application query while retirement retried: %.3f s', $max_s));
 is($errors, '', "the application's inserts and reads all succeed while retirement retries");
 cmp_ok($max_s, '<', 5, 'none of them waits for the long reader (its queries stay short)');
 is(q1($expired), $n_expired, 'the expired partitions stay while the reader holds the table');
