@@ -8,10 +8,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "citus_glue.h"
@@ -20,6 +22,7 @@ typedef bool (*GbCitusBoolFn) (void);
 typedef void (*GbCitusCommandFn) (const char *command);
 typedef void (*GbCitusVoidFn) (void);
 typedef void (*GbCitusSetFn) (VariableSetStmt *stmt, const char *command);
+typedef bool (*GbCitusRelationFn) (Oid relid);
 
 static void *
 gb_citus_symbol(const char *name)
@@ -59,23 +62,79 @@ gb_citus_send_to_workers(const char *command)
 }
 
 bool
-gb_citus_is_distributed(Oid relid)
+gb_citus_table(Oid relid)
+{
+	if (!gb_citus_present())
+		return false;
+	return ((GbCitusRelationFn) gb_citus_symbol("IsCitusTable")) (relid);
+}
+
+/*
+ * One value of a query of Citus' functions about RELID ($1), as text in the
+ * caller's memory context; NULL for no row or NULL.
+ */
+static char *
+gb_citus_query_value(const char *sql, Oid relid)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	bool		distributed;
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *result = NULL;
+	int			nestlevel;
 
-	if (!gb_citus_present())
-		return false;
+	/* some of Citus' functions are PL/pgSQL that name objects unqualified */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_dist_partition p"
-							  " WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_catalog.pg_dist_partition");
-	distributed = SPI_processed > 0;
+	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not ask Citus about relation %u", relid);
+	if (SPI_processed == 1)
+	{
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (value != NULL)
+			result = MemoryContextStrdup(cxt, value);
+	}
 	SPI_finish();
-	return distributed;
+	AtEOXact_GUC(false, nestlevel);
+	return result;
+}
+
+char *
+gb_citus_distribution_column(Oid relid)
+{
+	return gb_citus_query_value("SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)"
+								" FROM pg_catalog.pg_dist_partition p"
+								" WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1"
+								" AND p.partkey IS NOT NULL", relid);
+}
+
+int64
+gb_citus_total_size(Oid relid)
+{
+	char	   *value = gb_citus_query_value("SELECT pg_catalog.citus_total_relation_size($1)", relid);
+
+	return value == NULL ? 0 : pg_strtoint64(value);
+}
+
+bool
+gb_citus_estimated_rows(Oid relid, int64 *rows)
+{
+	/* %s is each shard's name; a shard never analyzed has reltuples -1 */
+	char	   *value = gb_citus_query_value("SELECT pg_catalog.sum(r.n) FROM"
+										   " (SELECT CASE WHEN s.success AND s.result OPERATOR(pg_catalog.~) '^[0-9]+$'"
+										   " THEN s.result::pg_catalog.int8 END AS n"
+										   " FROM pg_catalog.run_command_on_shards($1,"
+										   " 'SELECT c.reltuples::pg_catalog.int8 FROM pg_catalog.pg_class c"
+										   " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(''%s'')') s) r",
+										   relid);
+
+	if (value == NULL)
+		return false;
+	*rows = pg_strtoint64(value);
+	return true;
 }
 
 bool

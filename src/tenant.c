@@ -469,7 +469,7 @@ gb_isolation_ddl_on_tree(Oid relid, Oid owner, const char *column, bool enable)
 	 * A distributed table's rows are on the shards: the policies must reach
 	 * them, even where the session turned Citus' DDL propagation off.
 	 */
-	if (gb_citus_is_distributed(relid))
+	if (gb_citus_table(relid))
 		(void) set_config_option("citus.enable_ddl_propagation", "on", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	foreach(lc, members)

@@ -483,7 +483,7 @@ gb_guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 		Oid			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
 
 		if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED &&
-			gb_citus_is_distributed(relid))
+			gb_citus_table(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("COPY FROM not supported with row-level security"),
