@@ -18,6 +18,7 @@ OBJS = \
 	src/routing.o \
 	src/routing_map.o \
 	src/routing_routes.o \
+	src/routing_citus.o \
 	src/shard_sync.o \
 	src/shard_secret.o \
 	src/tenant.o \
