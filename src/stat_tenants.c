@@ -172,6 +172,15 @@ static GbStatKey gb_stat_owner;
 /* This process's CPU time (ms) when the CPU being attributed began; < 0: none. */
 static double gb_stat_cpu_mark = -1;
 
+/* The transaction ending runs COMMIT/ROLLBACK PREPARED: counted at PREPARE. */
+static bool gb_stat_finishing_prepared = false;
+
+/*
+ * Citus' connections between nodes name themselves so (Citus tells its own
+ * backends apart by this prefix of application_name).
+ */
+#define GB_CITUS_INTERNAL_APPNAME	"citus_internal gpid="
+
 static Size
 gb_stat_hash_size(void)
 {
@@ -464,6 +473,18 @@ gb_stat_elapsed_ms(instr_time start)
 	return INSTR_TIME_GET_MILLISEC(now);
 }
 
+/*
+ * This backend serves one of Citus' connections between nodes.  Its
+ * transactions count only when they ran a statement that counted: those
+ * with only Citus' bookkeeping are not the application's.
+ */
+static bool
+gb_stat_citus_internal(void)
+{
+	return application_name != NULL &&
+		strncmp(application_name, GB_CITUS_INTERNAL_APPNAME, strlen(GB_CITUS_INTERNAL_APPNAME)) == 0;
+}
+
 static void
 gb_stat_xact_callback(XactEvent event, void *arg)
 {
@@ -472,11 +493,13 @@ gb_stat_xact_callback(XactEvent event, void *arg)
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE)
 		return;
-	if (!gb_stat_active() || IsParallelWorker())
+	if (!gb_stat_active() || IsParallelWorker() || gb_stat_finishing_prepared ||
+		(!gb_stat_owner_known && gb_stat_citus_internal()))
 	{
 		/* counting resumes with fresh marks, never with CPU spent meanwhile */
 		gb_stat_cpu_mark = -1;
 		gb_stat_owner_known = false;
+		gb_stat_finishing_prepared = false;
 		memset(&gb_stat_statement, 0, sizeof(gb_stat_statement));
 		return;
 	}
@@ -604,6 +627,29 @@ gb_stat_executor_finish(QueryDesc *queryDesc)
 		gb_stat_statement.exec_time_ms += gb_stat_elapsed_ms(start);
 }
 
+/*
+ * A statement of Citus' own bookkeeping, sent by another node over Citus'
+ * connections (assign_distributed_transaction_id at the start of each
+ * distributed transaction, metadata calls, the deadlock detector's polls):
+ * it reads no table.  Not a statement of the tenant: the node that received
+ * the application's statement counts that, this one counts the shard
+ * queries it runs.
+ */
+static bool
+gb_stat_citus_bookkeeping(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (!gb_stat_citus_internal())
+		return false;
+	foreach(lc, stmt->rtable)
+	{
+		if (lfirst_node(RangeTblEntry, lc)->rtekind == RTE_RELATION)
+			return false;
+	}
+	return true;
+}
+
 static void
 gb_stat_executor_end(QueryDesc *queryDesc)
 {
@@ -630,6 +676,11 @@ gb_stat_executor_end(QueryDesc *queryDesc)
 			add.cpu_time_ms = gb_stat_cpu_take();
 			gb_stat_flush(&key, &add);
 		}
+		return;
+	}
+	if (top && gb_stat_citus_bookkeeping(queryDesc->plannedstmt))
+	{
+		memset(&gb_stat_statement, 0, sizeof(gb_stat_statement));
 		return;
 	}
 	if (top || gb_stat_tenants_track == GB_STAT_TRACK_ALL)
@@ -661,6 +712,12 @@ gb_stat_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 	int64		changed_before = gb_stat_rows_changed(&gb_stat_statement);
 	bool		write;
 	instr_time	start;
+
+	/* its transaction was counted by PREPARE TRANSACTION */
+	if (IsA(stmt, TransactionStmt) &&
+		(((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED ||
+		 ((TransactionStmt *) stmt)->kind == TRANS_STMT_ROLLBACK_PREPARED))
+		gb_stat_finishing_prepared = true;
 
 	if (!counting)
 	{

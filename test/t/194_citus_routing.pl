@@ -191,6 +191,10 @@ my ($rc, $out, $err) = $coord->psql('postgres', 'SELECT gb_tenant_assign(5, 1::s
 like($err, qr/cannot place tenant 5 with gb_tenant_assign: Citus places tenants here.*\n.*\n.*isolate_tenant_to_new_shard/,
 	'gb_tenant_assign is refused: Citus places tenants');
 
+($rc, $out, $err) = $coord->psql('postgres', 'SELECT * FROM gb_shard_routes()');
+like($err, qr/gb_shard_routes cannot list routes: Citus places tenants here/,
+	'gb_shard_routes is refused: Citus hashes tenants, it makes no tenant ranges');
+
 # a node missing from the directory: an error naming the node, not a guess
 ($rc, $out, $err) = $workers[0]->psql(
 	'postgres', qq{
@@ -221,11 +225,26 @@ like($err, qr/table gb_scale\.shard_config named by gb_scale\.citus_tenant_table
 	'a table that is not distributed is refused');
 $coord->safe_psql('postgres', 'DROP TABLE app.audit');
 
-# ---- per-tenant statistics of a router query ----
+# ---- per-tenant statistics on a coordinator with workers ----
+# The coordinator counts the application's statements, once, for the tenant
+# set there; the worker that runs the shard query counts that shard-level
+# work (its own view of the node: under the tenant set on the worker, if
+# any); Citus' bookkeeping between nodes (assign_distributed_transaction_id,
+# COMMIT PREPARED of a two-phase commit) counts as no statement and no
+# second transaction.
 $tenant = 11;
 $shard = $coord->safe_psql('postgres', "SELECT gb_shard_for_tenant($tenant)");
 $holder = $nodes[ $shard - 1 ];
 my ($idle) = grep { $_ != $holder } @workers;
+my $stat_tenant = qq{
+SELECT reads, writes, rows_returned, rows_updated, xacts FROM gb_stat_tenants
+ WHERE database = current_database() AND tenant_id = $tenant};
+# every entry of the node summed (the reset itself is one read of one row
+# in one transaction)
+my $stat_node = q{
+SELECT sum(reads), sum(writes), sum(rows_returned), sum(rows_updated), sum(xacts)
+  FROM gb_stat_tenants WHERE database = current_database()};
+
 $_->safe_psql('postgres', 'SELECT gb_stat_tenants_reset()') for @nodes;
 $coord->safe_psql(
 	'postgres', qq{
@@ -234,12 +253,22 @@ SELECT gb_set_tenant($tenant);
 SELECT v FROM app.accounts WHERE tenant_id = $tenant;
 UPDATE app.accounts SET v = v + 1 WHERE tenant_id = $tenant;
 COMMIT;});
-my $stat_sql = qq{
-SELECT coalesce(tenant_id::text, 'none'), reads, writes, rows_returned, rows_updated, xacts
-  FROM gb_stat_tenants WHERE database = current_database() ORDER BY tenant_id NULLS FIRST};
-diag('coordinator: ' . $coord->safe_psql('postgres', $stat_sql));
-diag('holder: ' . $holder->safe_psql('postgres', $stat_sql));
-diag('idle: ' . $idle->safe_psql('postgres', $stat_sql));
+is($coord->safe_psql('postgres', $stat_tenant), '2|1|2|1|1',
+	'the coordinator counts the tenant\'s router statements and transaction once');
+is($holder->safe_psql('postgres', $stat_node), '2|1|2|1|2',
+	'the worker holding the tenant counts the shard read and write once, and one transaction');
+is($idle->safe_psql('postgres', $stat_node), '1|0|1|0|1',
+	'the other worker counts nothing of it');
+
+# a write to two workers: two-phase commit
+my ($there_tenant) = grep { $coord->safe_psql('postgres', "SELECT gb_shard_for_tenant($_)") == $shard_of_port{ $idle->port } } 1 .. 50;
+$_->safe_psql('postgres', 'SELECT gb_stat_tenants_reset()') for @nodes;
+$coord->safe_psql('postgres',
+	"UPDATE app.accounts SET v = v + 1 WHERE tenant_id IN ($tenant, $there_tenant)");
+is($coord->safe_psql('postgres', $stat_node), '1|1|1|2|2',
+	'the coordinator counts the multi-shard write once');
+is(join("\n", map { $_->safe_psql('postgres', $stat_node) } @workers), join("\n", ('1|1|1|1|2') x 2),
+	'each worker counts its shard write and one transaction (prepared and committed)');
 
 $_->stop for @nodes;
 done_testing();
