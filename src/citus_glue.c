@@ -15,6 +15,7 @@
 #include "citus_glue.h"
 
 typedef bool (*GbCitusBoolFn) (void);
+typedef bool (*GbCitusRelationFn) (Oid relid);
 typedef void (*GbCitusCommandFn) (const char *command);
 
 static void *
@@ -52,4 +53,14 @@ void
 gb_citus_send_to_workers(const char *command)
 {
 	((GbCitusCommandFn) gb_citus_symbol("SendCommandToWorkersWithMetadata")) (command);
+}
+
+bool
+gb_citus_relation_is_shard(Oid relid)
+{
+	static GbCitusRelationFn is_shard = NULL;
+
+	if (is_shard == NULL)
+		is_shard = (GbCitusRelationFn) gb_citus_symbol("RelationIsAKnownShard");
+	return is_shard(relid);
 }

@@ -22,4 +22,7 @@ extern bool gb_citus_ddl_propagation(void);
  */
 extern void gb_citus_send_to_workers(const char *command);
 
+/* RELID is a shard of one of Citus' tables on this node (Citus loaded). */
+extern bool gb_citus_relation_is_shard(Oid relid);
+
 #endif							/* GB_CITUS_GLUE_H */
