@@ -19,10 +19,10 @@
 #include "citus_glue.h"
 
 typedef bool (*GbCitusBoolFn) (void);
+typedef bool (*GbCitusRelationFn) (Oid relid);
 typedef void (*GbCitusCommandFn) (const char *command);
 typedef void (*GbCitusVoidFn) (void);
 typedef void (*GbCitusSetFn) (VariableSetStmt *stmt, const char *command);
-typedef bool (*GbCitusRelationFn) (Oid relid);
 
 static void *
 gb_citus_symbol(const char *name)
@@ -185,4 +185,14 @@ gb_citus_forward_command(const char *command)
 							 GUC_ACTION_SAVE, true, 0, false);
 	((GbCitusSetFn) gb_citus_symbol("PostprocessVariableSetStmt")) (stmt, command);
 	AtEOXact_GUC(true, nestlevel);
+}
+
+bool
+gb_citus_relation_is_shard(Oid relid)
+{
+	static GbCitusRelationFn is_shard = NULL;
+
+	if (is_shard == NULL)
+		is_shard = (GbCitusRelationFn) gb_citus_symbol("RelationIsAKnownShard");
+	return is_shard(relid);
 }

@@ -50,4 +50,7 @@ extern int64 gb_citus_total_size(Oid relid);
  */
 extern bool gb_citus_estimated_rows(Oid relid, int64 *rows);
 
+/* RELID is a shard of one of Citus' tables on this node (Citus loaded). */
+extern bool gb_citus_relation_is_shard(Oid relid);
+
 #endif							/* GB_CITUS_GLUE_H */
