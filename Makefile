@@ -18,6 +18,7 @@ OBJS = \
 	src/routing.o \
 	src/routing_map.o \
 	src/routing_routes.o \
+	src/routing_citus.o \
 	src/shard_sync.o \
 	src/shard_secret.o \
 	src/tenant_move.o \
@@ -33,7 +34,7 @@ OBJS = \
 DATA = gb_scale--1.0.sql
 PGFILEDESC = "gb_scale - snowflake IDs, enum domains, partitions and shard routing"
 
-REGRESS = ids enums enum_hardening partitions partition_bounds partition_drain partition_archive partition_rename partition_horizon partition_guardrail shard_sync shard_sync_buckets shard_sync_settings shard_sync_tiers shard_fdw shard_secret routing routing_map shard_routes tenant tenant_partitions tenant_cursors tenant_fkeys tenant_settings tenant_export_tiers partition_moves hostile_owner hostile_owner_plan stat_tenants tenant_limits tenant_quotas quota_hostile_owner sizing parallel privileges functions search_path
+REGRESS = ids enums enum_hardening partitions partition_bounds partition_drain partition_archive partition_rename partition_horizon partition_guardrail shard_sync shard_sync_buckets shard_sync_settings shard_sync_tiers shard_fdw shard_secret routing routing_map routing_citus shard_routes tenant tenant_partitions tenant_cursors tenant_fkeys tenant_settings tenant_export_tiers partition_moves hostile_owner hostile_owner_plan stat_tenants tenant_limits tenant_quotas quota_hostile_owner sizing parallel privileges functions search_path
 REGRESS_OPTS = --inputdir=. --load-extension=gb_scale
 ISOLATION = enum_concurrency routing_cache tenant_settings_cache routing_assign routing_shared purge_fkey_race move_concurrency shard_routes_assign tenant_limits_xacts tenant_quotas_race
 ISOLATION_OPTS = --load-extension=gb_scale

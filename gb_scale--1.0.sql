@@ -659,12 +659,23 @@ LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION gb_scale.current_tenant() IS
   'the transaction''s tenant (gb_set_tenant), or NULL';
 
-CREATE FUNCTION gb_scale.tenant_for_write(isolated regclass)
+-- The table's name as text: the same policy expression on every Citus node.
+CREATE FUNCTION gb_scale.tenant_for_write(isolated text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'gb_tenant_for_write'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION gb_scale.tenant_for_write(regclass) IS
+COMMENT ON FUNCTION gb_scale.tenant_for_write(text) IS
   'the transaction''s tenant; an error naming the table when none is set';
+
+-- Citus: the tenant of a distributed query's transaction, sent by the node
+-- that runs it on its connections as the query's role; checks that role
+-- itself (src/tenant.c), so PUBLIC keeps EXECUTE.
+CREATE FUNCTION gb_scale.forwarded_tenant(tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_forwarded_tenant'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION gb_scale.forwarded_tenant(bigint) IS
+  'Citus only: the tenant forwarded by the node running a distributed query';
 
 CREATE FUNCTION @extschema@.gb_tenant_isolation_enable(tbl regclass, tenant_column name DEFAULT 'tenant_id')
 RETURNS void

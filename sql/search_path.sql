@@ -669,7 +669,8 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
              WHERE s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()$$),
     (159, $$SELECT r.min_tenant_id, r.max_tenant_id, r.shard_id, r.explicit, r.region_code, r.datacenter,
                    r.host, r.port, r.dbname
-              FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$);
+              FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$),
+    (139, $$SELECT gb_scale.forwarded_tenant(5)$$);
 
 -- Tenant moves: refused here before anything starts (no wal_level =
 -- logical, no move in progress, no shard 999), with the same errors in

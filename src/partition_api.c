@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "partition.h"
+#include "citus_glue.h"
 #include "routing.h"
 
 #include "access/htup_details.h"
@@ -96,6 +97,22 @@ gb_check_horizon(const char *what, const Interval *iv, GbGranularity g)
 				 errmsg("%s \"%s\" is shorter than the granularity \"%s\"", what, gb_interval_text(iv),
 						gb_granularity_name(g)),
 				 errhint("Give a %s of at least one partition's length.", what)));
+}
+
+/*
+ * Citus distributes a partitioned table only when its partitions are plain
+ * tables: a layout with partitions under partitions cannot be made on one.
+ */
+static void
+gb_refuse_citus_layout(Oid parent, const char *layout)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("table %s is distributed by Citus, which cannot hold %s", gb_qualified_name(parent), layout),
+			 errdetail("Citus does not distribute multi-level partitioned tables."),
+			 errhint("Register it with time partitions alone; Citus spreads tenants over its shards, and gives a big tenant"
+					 " a shard of its own with isolate_tenant_to_new_shard('%s', tenant_id, 'CASCADE').",
+					 gb_qualified_name(parent))));
 }
 
 static void
@@ -402,6 +419,8 @@ gb_partition_create(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("table %s is partitioned by HASH", gb_qualified_name(parent)),
 				 errhint("gb_scale manages tables partitioned by RANGE on time or by LIST on the tenant.")));
+	if ((cfg.is_list || cfg.tenant_buckets > 0) && gb_citus_table(parent))
+		gb_refuse_citus_layout(parent, cfg.is_list ? "the LIST layout by tenant" : "tenant hash buckets");
 
 	{
 		Oid			types[10] = {OIDOID, TEXTOID, INTERVALOID, INTERVALOID, INTERVALOID, INT4OID,
@@ -648,6 +667,8 @@ gb_tenant_dedicate(PG_FUNCTION_ARGS)
 
 	gb_require_owner(parent);
 	cfg = gb_registration(parent);
+	if (gb_citus_table(parent))
+		gb_refuse_citus_layout(parent, "a tenant's own partitions (gb_tenant_dedicate)");
 	if (!cfg->is_list)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
@@ -768,7 +789,17 @@ gb_list_emit(ReturnSetInfo *rsinfo, const GbPeriodCtx *ctx, const GbListRow *r)
 	nulls[7] = reltuples < 0;
 	values[7] = Int64GetDatum((int64) reltuples);
 	ReleaseSysCache(tup);
-	values[8] = DirectFunctionCall1(pg_total_relation_size, ObjectIdGetDatum(r->relid));
+	if (gb_citus_table(r->relid))
+	{
+		/* the coordinator's relation is an empty shell: the shards' figures */
+		int64		rows = 0;
+
+		nulls[7] = !gb_citus_estimated_rows(r->relid, &rows);
+		values[7] = Int64GetDatum(rows);
+		values[8] = Int64GetDatum(gb_citus_total_size(r->relid));
+	}
+	else
+		values[8] = DirectFunctionCall1(pg_total_relation_size, ObjectIdGetDatum(r->relid));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

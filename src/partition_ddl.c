@@ -19,6 +19,7 @@
  *-------------------------------------------------------------------------
  */
 #include "partition.h"
+#include "citus_glue.h"
 #include "routing.h"
 
 #include "access/genam.h"
@@ -31,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "commands/extension.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_rewrite.h"
@@ -467,6 +469,73 @@ gb_refuse_firing_move(Oid tree)
 	}
 }
 
+/* Whether a foreign key references RELID; *NAME gets the first one's name. */
+static bool
+gb_is_referenced(Oid relid, const char **name)
+{
+	Relation	rel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_constraint_confrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	while (!found && (tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_FOREIGN)
+		{
+			*name = pstrdup(NameStr(con->conname));
+			found = true;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * A move between Citus tables runs on the workers as ordinary DELETE and
+ * INSERT: refused when an enabled INSERT or DELETE trigger of a relation of
+ * TREE, or a foreign key referencing one, would act on it.
+ */
+static void
+gb_refuse_firing_move_citus(Oid tree)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(tree, RowExclusiveLock, NULL))
+	{
+		Relation	rel = relation_open(lfirst_oid(lc), NoLock);
+		const char *what = NULL;
+		const char *name = NULL;
+
+		for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers && what == NULL; i++)
+		{
+			const Trigger *tg = &rel->trigdesc->triggers[i];
+
+			if (tg->tgenabled != TRIGGER_DISABLED && !tg->tgisinternal &&
+				(TRIGGER_FOR_INSERT(tg->tgtype) || TRIGGER_FOR_DELETE(tg->tgtype)))
+			{
+				what = "trigger";
+				name = tg->tgname;
+			}
+		}
+		if (what == NULL && gb_is_referenced(RelationGetRelid(rel), &name))
+			what = "foreign key";
+		if (what != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot move rows of Citus table %s to another partition: %s \"%s\" on %s would act on the move",
+							gb_qualified_name(tree), what, name, gb_qualified_name(RelationGetRelid(rel))),
+					 errdetail("On Citus the workers move the rows with DELETE and INSERT, which fire triggers and foreign-key actions."),
+					 errhint("Disable it for the move, or move the rows by hand.")));
+		relation_close(rel, NoLock);
+	}
+}
+
 /*
  * The statement of the move running in this backend, if any.  While it
  * runs, code of the table's owner (a CHECK constraint or a generated column
@@ -626,6 +695,52 @@ gb_move_rows(Oid source, Oid dest, const char *columns, const char *qual)
 	return moved;
 }
 
+/*
+ * Move rows as gb_move_rows does, between Citus tables colocated by their
+ * distribution column: an INSERT ... SELECT that each worker runs on its own
+ * shards, then a DELETE of the same rows, in Citus' distributed transaction
+ * (two-phase commit).  The workers run them in their own sessions, where
+ * session_replication_role stays origin: triggers and foreign-key actions
+ * would fire there, so a move is refused where one would.
+ */
+static uint64
+gb_move_rows_citus(Oid source, Oid dest, const char *columns, const char *qual)
+{
+	char	   *qsource = gb_qualified_name(source);
+	uint64		moved;
+
+	gb_refuse_firing_move_citus(source);
+	moved = gb_exec_count(psprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s",
+								   gb_qualified_name(dest), columns, columns, qsource, qual));
+	if (gb_exec_count(psprintf("DELETE FROM %s WHERE %s", qsource, qual)) != moved)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("rows of default partition %s changed while they were moved", qsource),
+				 errhint("The next maintenance pass moves them.")));
+	return moved;
+}
+
+/*
+ * Distribute the new table QNAME as Citus table TREE is, colocated with it,
+ * before anything is moved into it or it is attached: Citus attaches a
+ * partition shard by shard, and each shard of the default must by then hold
+ * no row of the partition's range.
+ */
+static void
+gb_distribute_like(Oid tree, const char *qname)
+{
+	char	   *column = gb_citus_distribution_column(tree);
+
+	if (column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("Citus table %s has no distribution column", gb_qualified_name(tree)),
+				 errhint("gb_scale maintains Citus tables distributed by a column (create_distributed_table).")));
+	gb_exec_sql(psprintf("SELECT pg_catalog.create_distributed_table(%s, %s, colocate_with => %s)",
+						 quote_literal_cstr(qname), quote_literal_cstr(column),
+						 quote_literal_cstr(gb_qualified_name(tree))));
+}
+
 static const char *gb_like_options =
 "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE "
 "INCLUDING COMPRESSION INCLUDING STATISTICS";
@@ -700,6 +815,7 @@ gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *
 	char	   *qual = psprintf("%s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s",
 								qcol, lo_lit, qcol, hi_lit);
 	bool		fill = false;	/* rows of the range wait in the default */
+	bool		citus = gb_citus_table(tree);
 	StringInfoData sql;
 
 	initStringInfo(&sql);
@@ -710,6 +826,8 @@ gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *
 		appendStringInfoString(&sql, with);
 	gb_exec_sql(sql.data);
 	gb_copy_grants(grants_from, qname);
+	if (citus)
+		gb_distribute_like(tree, qname);
 
 	for (int b = 0; b < cfg->tenant_buckets; b++)
 	{
@@ -733,7 +851,8 @@ gb_create_range_partition(const GbPartConfig *cfg, Oid tree, const GbPeriodCtx *
 
 		relation_close(deflt, NoLock);
 		gb_exec_sql(psprintf("ALTER TABLE %s ADD CONSTRAINT gb_scale_period CHECK (%s)", qname, qual));
-		n = gb_move_rows(bounds->default_oid, get_relname_relid(name, nsp), columns, qual);
+		n = citus ? gb_move_rows_citus(bounds->default_oid, get_relname_relid(name, nsp), columns, qual) :
+			gb_move_rows(bounds->default_oid, get_relname_relid(name, nsp), columns, qual);
 		if (moved)
 			*moved += (int64) n;
 	}

@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "partition.h"
+#include "citus_glue.h"
 #include "routing.h"
 
 #include "access/relation.h"
@@ -361,14 +362,17 @@ gb_config_record_many(List *parents, TimestampTz now)
 					2, types, values, NULL);
 }
 
-/* Whether a plain table holds any row visible now; partitioned ones by SQL. */
+/*
+ * Whether a plain table holds any row visible now; partitioned ones and
+ * Citus tables (whose rows are in their shards) by SQL.
+ */
 bool
 gb_has_rows(Oid relid)
 {
 	Relation	rel;
 	bool		found;
 
-	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE || gb_citus_table(relid))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -860,7 +864,8 @@ gb_maintain_tree(GbTreeJob *job)
 					continue;
 				if (job->dry_run)
 					goto due;
-				if (job->concurrent_detach && !OidIsValid(bounds->default_oid))
+				/* Citus refuses DETACH ... CONCURRENTLY: a plain one, as CALL does */
+				if (job->concurrent_detach && !OidIsValid(bounds->default_oid) && !gb_citus_table(tree))
 				{
 					GbPendingDetach *p = palloc0(sizeof(GbPendingDetach));
 

@@ -83,6 +83,9 @@ typedef struct GbShard
 	int64		min_tenant;
 	int64		max_tenant;
 	char	   *connection;		/* NULL when the row has none */
+	char	   *host;			/* of connection, once endpoint_read */
+	char	   *port;
+	bool		endpoint_read;
 	int16		shard_id;
 	bool		active;
 } GbShard;
@@ -120,6 +123,7 @@ gb_routing_relcache_callback(Oid relid)
 void
 gb_routing_init(void)
 {
+	gb_routing_citus_init();
 	gb_register_relcache_callback(gb_routing_relcache_callback);
 	gb_routing_map_init();
 }
@@ -266,6 +270,8 @@ gb_load_shards(void)
 		s = &gb_shards[gb_nshards++];
 		s->shard_id = DatumGetInt16(shard);
 		s->connection = null_connection ? NULL : TextDatumGetCString(connection);
+		s->host = s->port = NULL;
+		s->endpoint_read = false;
 		/* is_active has a default but may be NULL: only true is active */
 		s->active = !null_active && DatumGetBool(active) && !null_min && !null_max;
 		s->min_tenant = null_min ? 0 : DatumGetInt64(min_tenant);
@@ -346,10 +352,79 @@ gb_lookup_tenant(int64 tenant)
 	return shard;
 }
 
+/* Whether shard S's connection string names host NODENAME and port NODEPORT. */
+static bool
+gb_shard_is_node(GbShard *s, const char *nodename, int nodeport)
+{
+	long		port;
+	char	   *end;
+
+	if (s->connection == NULL)
+		return false;
+	if (!s->endpoint_read)
+	{
+		MemoryContext old = MemoryContextSwitchTo(gb_routing_context);
+		char	   *dbname;
+
+		gb_conninfo_endpoint(s->connection, &s->host, &s->port, &dbname);
+		MemoryContextSwitchTo(old);
+		s->endpoint_read = true;
+	}
+	if (s->host == NULL || pg_strcasecmp(s->host, nodename) != 0)
+		return false;
+	/* a list of ports (several hosts) names no single node */
+	port = strtol(s->port != NULL ? s->port : DEF_PGPORT_STR, &end, 10);
+	return *end == '\0' && port == nodeport;
+}
+
+/*
+ * The shard of gb_scale.shard_config that is the Citus node NODENAME:NODEPORT
+ * holding TENANT (an active one first), or an error naming the node.
+ */
+static int16
+gb_citus_node_shard(int64 tenant, const char *nodename, int nodeport)
+{
+	const GbShard *inactive = NULL;
+
+	gb_routing_ready();
+	for (int i = 0; i < gb_nshards; i++)
+	{
+		GbShard    *s = &gb_shards[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (!gb_shard_is_node(s, nodename, nodeport))
+			continue;
+		if (s->active)
+			return s->shard_id;
+		if (inactive == NULL)
+			inactive = s;
+	}
+	if (inactive != NULL)
+		return inactive->shard_id;
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("no shard in %s.%s is the Citus node %s:%d holding tenant " INT64_FORMAT,
+					GB_INTERNAL_SCHEMA, GB_SHARD_CONFIG_TABLE, nodename, nodeport, tenant),
+			 errdetail("With Citus, a tenant's shard is the node holding its placement, found by the host and port of the shards' connection strings."),
+			 errhint("Add a row for the node (its gb_scale.shard_id, a connection string with host=%s port=%d) to %s.%s on every node.",
+					 nodename, nodeport, GB_INTERNAL_SCHEMA, GB_SHARD_CONFIG_TABLE)));
+	return -1;					/* keep the compiler quiet */
+}
+
+/*
+ * TENANT's shard: with Citus as the engine, the node holding its placement;
+ * else its map entry, else the active shard whose range holds it.
+ */
 static int16
 gb_required_tenant_shard(int64 tenant)
 {
-	int16		shard = gb_lookup_tenant(tenant);
+	char	   *nodename;
+	int			nodeport;
+	int16		shard;
+
+	if (gb_citus_tenant_node(tenant, &nodename, &nodeport))
+		return gb_citus_node_shard(tenant, nodename, nodeport);
+	shard = gb_lookup_tenant(tenant);
 
 	if (shard < 0)
 		ereport(ERROR,
@@ -405,6 +480,14 @@ gb_tenant_assign(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		isnull;
 	bool		active;
+	Oid			citus_table = gb_citus_tenant_relid();
+
+	if (OidIsValid(citus_table))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot place tenant " INT64_FORMAT " with gb_tenant_assign: Citus places tenants here", tenant),
+				 errdetail("Tenants are routed by the placement of table %s's shards.", get_rel_name(citus_table)),
+				 errhint("Give a tenant its own shard with isolate_tenant_to_new_shard() and move shards with citus_move_shard_placement().")));
 
 	if (shard < 0 || shard > GB_MAX_SHARD_ID)
 		ereport(ERROR,

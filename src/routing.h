@@ -35,6 +35,12 @@ extern void gb_routing_shmem_request(void);
 extern void gb_routing_shmem_init(void);
 extern int16 gb_map_shard(Oid relid, int64 tenant);
 
+/* routing_citus.c: where Citus holds a tenant, when Citus is the engine */
+extern char *gb_citus_tenant_table;
+extern void gb_routing_citus_init(void);
+extern Oid	gb_citus_tenant_relid(void);
+extern bool gb_citus_tenant_node(int64 tenant, char **nodename, int *nodeport);
+
 /* tenant.c */
 
 /* A table holding tenants' rows: isolated, or partitioned by tenant. */

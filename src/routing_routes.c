@@ -38,6 +38,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -337,7 +338,16 @@ gb_shard_routes(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	MemoryContext row_context;
 	MemoryContext old;
+	Oid			citus_table = gb_citus_tenant_relid();
 
+	/* Citus hashes tenant ids: its placement makes no tenant ranges */
+	if (OidIsValid(citus_table))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("gb_shard_routes cannot list routes: Citus places tenants here"),
+				 errdetail("Citus places tenants by a hash of their id (table %s), not by tenant ranges.",
+						   get_rel_name(citus_table)),
+				 errhint("Send queries to any Citus node, which routes them itself, or ask gb_shard_for_tenant() per tenant.")));
 	InitMaterializedSRF(fcinfo, 0);
 	memset(&r, 0, sizeof(r));
 	r.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;

@@ -38,6 +38,13 @@
  *   rows of its nested statements do not count.
  * Only client sessions (and their parallel workers) count: not autovacuum
  * nor background workers such as the partition maintenance worker.
+ * Under Citus each node counts its own part: the node receiving the
+ * application's statement counts it once, a worker the shard queries it
+ * runs.  Not counted: Citus' bookkeeping between nodes (table-less
+ * statements over its internal connections, and their transactions when
+ * they ran nothing else), the nested executor run of a shard query that
+ * Citus executes locally inside a distributed statement, and the
+ * transaction of COMMIT/ROLLBACK PREPARED (counted at PREPARE).
  *
  * Locking: gb_stat->lock guards the hash table, shared to find an entry and
  * update it, exclusive to add, evict or remove entries.  An entry's counters
@@ -53,6 +60,7 @@
 #include "gb_scale.h"
 #include "routing.h"
 #include "stat_tenants.h"
+#include "citus_glue.h"
 
 #include <math.h>
 #include <sys/resource.h>
@@ -69,6 +77,8 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "nodes/extensible.h"
+#include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -162,6 +172,9 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 /* Executor (and COPY, CALL, DO) nesting depth; 0 is a top-level statement. */
 static int	gb_stat_nesting = 0;
 
+/* gb_stat_nesting inside the innermost run of a Citus distributed plan; -1: none. */
+static int	gb_stat_citus_level = -1;
+
 /* Counters of the top-level statement running, nested work included. */
 static GbStatCounters gb_stat_statement;
 
@@ -171,6 +184,15 @@ static GbStatKey gb_stat_owner;
 
 /* This process's CPU time (ms) when the CPU being attributed began; < 0: none. */
 static double gb_stat_cpu_mark = -1;
+
+/* The transaction ending runs COMMIT/ROLLBACK PREPARED: counted at PREPARE. */
+static bool gb_stat_finishing_prepared = false;
+
+/*
+ * Citus' connections between nodes name themselves so (Citus tells its own
+ * backends apart by this prefix of application_name).
+ */
+#define GB_CITUS_INTERNAL_APPNAME	"citus_internal gpid="
 
 static Size
 gb_stat_hash_size(void)
@@ -464,6 +486,18 @@ gb_stat_elapsed_ms(instr_time start)
 	return INSTR_TIME_GET_MILLISEC(now);
 }
 
+/*
+ * This backend serves one of Citus' connections between nodes.  Its
+ * transactions count only when they ran a statement that counted: those
+ * with only Citus' bookkeeping are not the application's.
+ */
+static bool
+gb_stat_citus_internal(void)
+{
+	return application_name != NULL &&
+		strncmp(application_name, GB_CITUS_INTERNAL_APPNAME, strlen(GB_CITUS_INTERNAL_APPNAME)) == 0;
+}
+
 static void
 gb_stat_xact_callback(XactEvent event, void *arg)
 {
@@ -472,11 +506,13 @@ gb_stat_xact_callback(XactEvent event, void *arg)
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE)
 		return;
-	if (!gb_stat_active() || IsParallelWorker())
+	if (!gb_stat_active() || IsParallelWorker() || gb_stat_finishing_prepared ||
+		(!gb_stat_owner_known && gb_stat_citus_internal()))
 	{
 		/* counting resumes with fresh marks, never with CPU spent meanwhile */
 		gb_stat_cpu_mark = -1;
 		gb_stat_owner_known = false;
+		gb_stat_finishing_prepared = false;
 		memset(&gb_stat_statement, 0, sizeof(gb_stat_statement));
 		return;
 	}
@@ -526,6 +562,38 @@ gb_stat_count_rows(QueryDesc *queryDesc, bool top)
 	}
 }
 
+/* A plan that Citus distributes (its custom scan at the top). */
+static bool
+gb_stat_citus_plan(QueryDesc *queryDesc)
+{
+	Plan	   *plan = queryDesc->plannedstmt->planTree;
+
+	return plan != NULL && IsA(plan, CustomScan) && ((CustomScan *) plan)->methods != NULL &&
+		strncmp(((CustomScan *) plan)->methods->CustomName, "Citus", strlen("Citus")) == 0;
+}
+
+/*
+ * A shard query that Citus runs in this backend through the executor, on a
+ * shard held by this node, for the distributed statement running around it
+ * (local execution): that statement counts it, with its rows.
+ */
+static bool
+gb_stat_citus_local_task(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+
+	if (gb_stat_citus_level < 0 || gb_stat_nesting != gb_stat_citus_level)
+		return false;
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION && gb_citus_relation_is_shard(rte->relid))
+			return true;
+	}
+	return false;
+}
+
 static void
 gb_stat_executor_start(QueryDesc *queryDesc, int eflags)
 {
@@ -544,12 +612,16 @@ gb_stat_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 {
 	bool		top = gb_stat_nesting == 0;
 	bool		counting = gb_stat_active() && !IsParallelWorker();
+	bool		local_task = counting && gb_stat_citus_local_task(queryDesc);
+	int			citus_level = gb_stat_citus_level;
 	instr_time	start;
 
 	INSTR_TIME_SET_ZERO(start);
 	if (top && counting)
 		INSTR_TIME_SET_CURRENT(start);
 	gb_stat_nesting++;
+	if (counting && gb_stat_citus_plan(queryDesc))
+		gb_stat_citus_level = gb_stat_nesting;
 	PG_TRY();
 	{
 		if (prev_executor_run)
@@ -560,13 +632,15 @@ gb_stat_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 	PG_CATCH();
 	{
 		gb_stat_nesting--;
+		gb_stat_citus_level = citus_level;
 		if (top && counting)
 			gb_stat_statement_failed(gb_stat_elapsed_ms(start));
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	gb_stat_nesting--;
-	if (!counting)
+	gb_stat_citus_level = citus_level;
+	if (!counting || local_task)
 		return;
 	if (top)
 		gb_stat_statement.exec_time_ms += gb_stat_elapsed_ms(start);
@@ -604,12 +678,36 @@ gb_stat_executor_finish(QueryDesc *queryDesc)
 		gb_stat_statement.exec_time_ms += gb_stat_elapsed_ms(start);
 }
 
+/*
+ * A statement of Citus' own bookkeeping, sent by another node over Citus'
+ * connections (assign_distributed_transaction_id at the start of each
+ * distributed transaction, metadata calls, the deadlock detector's polls):
+ * it reads no table.  Not a statement of the tenant: the node that received
+ * the application's statement counts that, this one counts the shard
+ * queries it runs.
+ */
+static bool
+gb_stat_citus_bookkeeping(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (!gb_stat_citus_internal())
+		return false;
+	foreach(lc, stmt->rtable)
+	{
+		if (lfirst_node(RangeTblEntry, lc)->rtekind == RTE_RELATION)
+			return false;
+	}
+	return true;
+}
+
 static void
 gb_stat_executor_end(QueryDesc *queryDesc)
 {
 	bool		top = gb_stat_nesting == 0;
 	bool		active = gb_stat_active();
 	bool		explain_only = (queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
+	bool		local_task = !top && active && gb_stat_citus_local_task(queryDesc);
 	bool		write = queryDesc->operation != CMD_SELECT || queryDesc->plannedstmt->hasModifyingCTE;
 
 	if (prev_executor_end)
@@ -632,6 +730,13 @@ gb_stat_executor_end(QueryDesc *queryDesc)
 		}
 		return;
 	}
+	if (top && gb_stat_citus_bookkeeping(queryDesc->plannedstmt))
+	{
+		memset(&gb_stat_statement, 0, sizeof(gb_stat_statement));
+		return;
+	}
+	if (!top && local_task)
+		return;
 	if (top || gb_stat_tenants_track == GB_STAT_TRACK_ALL)
 	{
 		if (write)
@@ -661,6 +766,12 @@ gb_stat_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 	int64		changed_before = gb_stat_rows_changed(&gb_stat_statement);
 	bool		write;
 	instr_time	start;
+
+	/* its transaction was counted by PREPARE TRANSACTION */
+	if (IsA(stmt, TransactionStmt) &&
+		(((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED ||
+		 ((TransactionStmt *) stmt)->kind == TRANS_STMT_ROLLBACK_PREPARED))
+		gb_stat_finishing_prepared = true;
 
 	if (!counting)
 	{

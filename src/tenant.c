@@ -19,9 +19,16 @@
  * have policies for other roles, and the owner's maintenance (which moves
  * rows between partitions) reaches them directly.
  *
+ * On Citus the policies are DDL that Citus sends to the shards, and the
+ * tenant is forwarded to every node a distributed query of the transaction
+ * uses, as Citus forwards SET LOCAL (gb_tenant_forward); each node checks
+ * the role the query runs as before it takes the tenant
+ * (gb_forwarded_tenant), since any client may call that function.
+ *
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "citus_glue.h"
 #include "partition.h"
 #include "routing.h"
 #include "tenant_guard.h"
@@ -32,19 +39,27 @@
 #include <stdlib.h>
 
 #include "access/parallel.h"
+#include "access/genam.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
 #include "catalog/partition.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -54,6 +69,7 @@
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_set_tenant);
+PG_FUNCTION_INFO_V1(gb_forwarded_tenant);
 PG_FUNCTION_INFO_V1(gb_current_tenant);
 PG_FUNCTION_INFO_V1(gb_tenant_for_write);
 PG_FUNCTION_INFO_V1(gb_tenant_isolation_enable);
@@ -136,6 +152,22 @@ gb_set_tenant_setting(const char *value, GucAction action)
 }
 
 /*
+ * Citus: the nodes this transaction's distributed queries run on get the
+ * transaction's tenant too, now and for the rest of the (sub)transaction,
+ * through gb_scale.forwarded_tenant() (below), which each node checks.
+ * Without Citus nothing is sent.
+ */
+static void
+gb_tenant_forward(void)
+{
+	if (!gb_citus_present())
+		return;
+	gb_citus_forward_command(gb_tenant_is_set ?
+							 psprintf("SELECT gb_scale.forwarded_tenant(" INT64_FORMAT ")", gb_tenant_value) :
+							 "SELECT gb_scale.forwarded_tenant(NULL)");
+}
+
+/*
  * The tenant for one piece of the extension's own work, until _end, which
  * also undoes any other setting changed meanwhile.
  */
@@ -145,6 +177,7 @@ gb_tenant_scope_begin(int64 tenant_id)
 	int			nestlevel = NewGUCNestLevel();
 
 	gb_set_tenant_setting(psprintf(INT64_FORMAT, tenant_id), GUC_ACTION_SAVE);
+	gb_tenant_forward();
 	return nestlevel;
 }
 
@@ -152,6 +185,7 @@ void
 gb_tenant_scope_end(int nestlevel)
 {
 	AtEOXact_GUC(false, nestlevel);
+	gb_tenant_forward();
 }
 
 Datum
@@ -161,8 +195,98 @@ gb_set_tenant(PG_FUNCTION_ARGS)
 		gb_refuse_tenant_with_holdable_cursor();
 	gb_set_tenant_setting(PG_ARGISNULL(0) ? "" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0)),
 						  GUC_ACTION_LOCAL);
+	gb_tenant_forward();
 	gb_tenant_settings_apply(!PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0));
 	gb_tenant_limits_enter(!PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0));
+	PG_RETURN_VOID();
+}
+
+/* The schema gb_scale was created in (where gb_set_tenant is). */
+static Oid
+gb_extension_schema(void)
+{
+	Relation	extensions = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			schema = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("gb_scale"));
+	scan = systable_beginscan(extensions, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(extensions, AccessShareLock);
+	if (!OidIsValid(schema))
+		elog(ERROR, "extension gb_scale is not installed in this database");
+	return schema;
+}
+
+/*
+ * Whether ROLE may take a tenant forwarded by another node: it may call
+ * gb_set_tenant() here, or it could read every tenant's rows on this node
+ * anyway (gb_scale_admin, a superuser, or the owner of every relation that
+ * has the isolation's policies: the export and purge of those tables run as
+ * their owner).
+ */
+static bool
+gb_may_take_forwarded_tenant(Oid role)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Oid			setter;
+	Relation	policies;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		owns_all = true;
+
+	setter = LookupFuncName(list_make2(makeString(get_namespace_name(gb_extension_schema())),
+									   makeString("gb_set_tenant")),
+							1, argtypes, true);
+	if ((OidIsValid(setter) && pg_proc_aclcheck(setter, role, ACL_EXECUTE) == ACLCHECK_OK) || gb_is_admin(role))
+		return true;
+	policies = table_open(PolicyRelationId, AccessShareLock);
+	scan = systable_beginscan(policies, InvalidOid, false, NULL, 0, NULL);
+	while (owns_all && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tuple);
+
+		CHECK_FOR_INTERRUPTS();
+		if (strcmp(NameStr(pol->polname), "gb_tenant_read") == 0)
+			owns_all = has_privs_of_role(role, gb_rel_owner(pol->polrelid));
+	}
+	systable_endscan(scan);
+	table_close(policies, AccessShareLock);
+	return owns_all;
+}
+
+/*
+ * The tenant of the transaction that runs this one: sent by the node whose
+ * distributed query runs here (gb_tenant_forward), on Citus' connection, as
+ * that query's role.  Set like gb_set_tenant() sets it, without the
+ * tenant's settings and limits (those apply where the client is).
+ */
+Datum
+gb_forwarded_tenant(PG_FUNCTION_ARGS)
+{
+	if (!gb_citus_present())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("gb_scale.forwarded_tenant() is only for Citus"),
+				 errdetail("The extension citus does not exist in database \"%s\".", get_database_name(MyDatabaseId)),
+				 errhint("Call SELECT gb_set_tenant(tenant_id) to set the transaction's tenant.")));
+	if (!PG_ARGISNULL(0) && !gb_may_take_forwarded_tenant(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set tenant " INT64_FORMAT " for role \"%s\"",
+						PG_GETARG_INT64(0), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("A forwarded tenant is taken from a role that may execute gb_set_tenant(bigint) on this node, or that may read every tenant's rows here."),
+				 errhint("GRANT EXECUTE ON FUNCTION gb_set_tenant(bigint) to the role on every node, e.g. with run_command_on_all_nodes().")));
+	if (!PG_ARGISNULL(0))
+		gb_refuse_tenant_with_holdable_cursor();
+	gb_set_tenant_setting(PG_ARGISNULL(0) ? "" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0)),
+						  GUC_ACTION_LOCAL);
 	PG_RETURN_VOID();
 }
 
@@ -199,7 +323,7 @@ gb_tenant_for_write(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no tenant is set for this transaction"),
 				 errdetail("Table %s isolates its rows by tenant; writing to it needs the transaction's tenant.",
-						   gb_qualified_name(PG_GETARG_OID(0))),
+						   text_to_cstring(PG_GETARG_TEXT_PP(0))),
 				 errhint("Call SELECT gb_set_tenant(tenant_id) earlier in the same transaction.")));
 	PG_RETURN_INT64(gb_tenant_value);
 }
@@ -213,33 +337,39 @@ gb_is_admin(Oid roleid)
 	return superuser_arg(roleid) || (OidIsValid(admin) && has_privs_of_role(roleid, admin));
 }
 
-/* The policies of one relation; FORCE only on the isolated table itself. */
-static char *
-gb_isolation_sql(const char *qname, const char *column, Oid isolated, bool force)
+static void
+gb_isolation_drop_policies(const char *qname)
+{
+	static const char *const names[] = {"gb_tenant_read", "gb_tenant_insert", "gb_tenant_update", "gb_tenant_delete"};
+
+	for (int i = 0; i < (int) lengthof(names); i++)
+		gb_exec_sql(psprintf("DROP POLICY IF EXISTS %s ON %s", names[i], qname));
+}
+
+/*
+ * Give one relation the policies; FORCE only on the isolated table itself.
+ * One statement at a time: Citus sends each to the shards of a distributed
+ * table, and takes no string of several.  The write policies name the
+ * isolated table by text, not regclass, so that the same expression holds
+ * on every node (and on every shard) whatever the table's OID there.
+ */
+static void
+gb_isolation_exec(const char *qname, const char *column, Oid isolated, bool force)
 {
 	const char *qcol = quote_identifier(column);
 	char	   *reading = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.current_tenant()", qcol);
-	char	   *writing = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.tenant_for_write(%s::pg_catalog.regclass)",
+	char	   *writing = psprintf("%s OPERATOR(pg_catalog.=) gb_scale.tenant_for_write(%s)",
 								   qcol, quote_literal_cstr(gb_qualified_name(isolated)));
-	StringInfoData sql;
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY;", qname);
+	gb_exec_sql(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", qname));
 	if (force)
-		appendStringInfo(&sql, "ALTER TABLE %s FORCE ROW LEVEL SECURITY;", qname);
-	appendStringInfo(&sql,
-					 "DROP POLICY IF EXISTS gb_tenant_read ON %s;"
-					 "DROP POLICY IF EXISTS gb_tenant_insert ON %s;"
-					 "DROP POLICY IF EXISTS gb_tenant_update ON %s;"
-					 "DROP POLICY IF EXISTS gb_tenant_delete ON %s;",
-					 qname, qname, qname, qname);
-	appendStringInfo(&sql,
-					 "CREATE POLICY gb_tenant_read ON %s FOR SELECT USING (%s);"
-					 "CREATE POLICY gb_tenant_insert ON %s FOR INSERT WITH CHECK (%s);"
-					 "CREATE POLICY gb_tenant_update ON %s FOR UPDATE USING (%s) WITH CHECK (%s);"
-					 "CREATE POLICY gb_tenant_delete ON %s FOR DELETE USING (%s);",
-					 qname, reading, qname, writing, qname, writing, writing, qname, writing);
-	return sql.data;
+		gb_exec_sql(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", qname));
+	gb_isolation_drop_policies(qname);
+	gb_exec_sql(psprintf("CREATE POLICY gb_tenant_read ON %s FOR SELECT USING (%s)", qname, reading));
+	gb_exec_sql(psprintf("CREATE POLICY gb_tenant_insert ON %s FOR INSERT WITH CHECK (%s)", qname, writing));
+	gb_exec_sql(psprintf("CREATE POLICY gb_tenant_update ON %s FOR UPDATE USING (%s) WITH CHECK (%s)",
+						 qname, writing, writing));
+	gb_exec_sql(psprintf("CREATE POLICY gb_tenant_delete ON %s FOR DELETE USING (%s)", qname, writing));
 }
 
 /* The tenant column isolation uses for RELID, or NULL when not isolated. */
@@ -278,7 +408,7 @@ gb_isolation_apply_to_new(Oid registered, const char *qualified_name)
 	nestlevel = NewGUCNestLevel();
 	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	gb_exec_sql(gb_isolation_sql(qualified_name, column, registered, false));
+	gb_isolation_exec(qualified_name, column, registered, false);
 	AtEOXact_GUC(false, nestlevel);
 }
 
@@ -334,21 +464,27 @@ gb_isolation_ddl_on_tree(Oid relid, Oid owner, const char *column, bool enable)
 	/* DROP POLICY IF EXISTS makes it repeatable; its notices are noise */
 	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * A distributed table's rows are on the shards: the policies must reach
+	 * them, even where the session turned Citus' DDL propagation off.
+	 */
+	if (gb_citus_table(relid))
+		(void) set_config_option("citus.enable_ddl_propagation", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	foreach(lc, members)
 	{
 		Oid			member = lfirst_oid(lc);
 		char	   *qname = gb_qualified_name(member);
 
 		if (enable)
-			gb_exec_sql(gb_isolation_sql(qname, column, relid, member == relid));
+			gb_isolation_exec(qname, column, relid, member == relid);
 		else
-			gb_exec_sql(psprintf("DROP POLICY IF EXISTS gb_tenant_read ON %s;"
-								 "DROP POLICY IF EXISTS gb_tenant_insert ON %s;"
-								 "DROP POLICY IF EXISTS gb_tenant_update ON %s;"
-								 "DROP POLICY IF EXISTS gb_tenant_delete ON %s;"
-								 "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY;"
-								 "ALTER TABLE %s DISABLE ROW LEVEL SECURITY;",
-								 qname, qname, qname, qname, qname, qname));
+		{
+			gb_isolation_drop_policies(qname);
+			gb_exec_sql(psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", qname));
+			gb_exec_sql(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", qname));
+		}
 	}
 	gb_as_owner_end(save_userid, save_sec, nestlevel);
 }

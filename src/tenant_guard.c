@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gb_scale.h"
+#include "citus_glue.h"
 #include "partition.h"
 #include "routing.h"
 #include "tenant_guard.h"
@@ -48,19 +49,24 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/extensible.h"
+#include "nodes/plannodes.h"
 #include "tcop/deparse_utility.h"
 #include "tcop/pquery.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(gb_isolation_on_ddl);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* Whether a statement can have made a table a member of another's tree. */
 static bool
@@ -346,12 +352,49 @@ gb_tenant_is_set_now(void)
 }
 
 /*
+ * Citus runs an INSERT ... SELECT that it cannot push down to the shards
+ * either by repartitioning (INSERT on the shards: the policies apply) or by
+ * pulling the rows to this node (LIMIT, ORDER BY, a merge step) and writing
+ * them with COPY: into shards on other nodes by COPY FROM, which they refuse
+ * under row level security, and into shards held on this node directly,
+ * with no policy checked.  The plan does not say which (short of Citus'
+ * private structures), so where this node holds shards of a target with
+ * row level security, both are refused, before anything is written.  Citus
+ * keeps the query's range table in the plan: the target is the relation the
+ * query needs INSERT on.
+ */
+static void
+gb_refuse_insert_select_via_coordinator(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->commandType != CMD_INSERT || stmt->planTree == NULL || !IsA(stmt->planTree, CustomScan) ||
+		strcmp(((CustomScan *) stmt->planTree)->methods->CustomName, "Citus INSERT ... SELECT") != 0)
+		return;
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && (rte->requiredPerms & ACL_INSERT) &&
+			check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED &&
+			gb_citus_has_local_placements(rte->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("INSERT ... SELECT through the coordinator is not supported with row-level security"),
+					 errdetail("Citus could write the rows into the shards of table %s on this node with COPY, which row level security does not check.",
+							   gb_qualified_name(rte->relid)),
+					 errhint("Use an INSERT ... SELECT that Citus pushes down to the shards (colocated tables, no LIMIT or ORDER BY), or INSERT ... VALUES.")));
+	}
+}
+
+/*
  * A holdable cursor being started (its portal is still being defined) while
  * a tenant is set: refused before its query runs.
  */
 static void
 gb_guard_executor_start(QueryDesc *queryDesc, int eflags)
 {
+	gb_refuse_insert_select_via_coordinator(queryDesc->plannedstmt);
 	if (ActivePortal != NULL && (ActivePortal->cursorOptions & CURSOR_OPT_HOLD) &&
 		ActivePortal->status == PORTAL_DEFINED && gb_tenant_is_set_now())
 		ereport(ERROR,
@@ -421,9 +464,44 @@ gb_refuse_tenant_with_holdable_cursor(void)
 				 errhint("CLOSE the cursor first, or declare it WITHOUT HOLD.")));
 }
 
+/*
+ * COPY FROM into a distributed table under row level security.  PostgreSQL
+ * refuses it for a plain table, but Citus takes the COPY first and writes
+ * rows to the shards it holds on this node with no policy checked: refused
+ * here, before Citus sees it, as PostgreSQL refuses it.
+ */
+static void
+gb_guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from &&
+		((CopyStmt *) parsetree)->relation != NULL && gb_citus_present())
+	{
+		Oid			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED &&
+			gb_citus_table(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("COPY FROM not supported with row-level security"),
+					 errdetail("Table %s is distributed by Citus and has row level security.",
+							   gb_qualified_name(relid)),
+					 errhint("Use INSERT statements instead.")));
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
 void
 gb_tenant_guard_init(void)
 {
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = gb_guard_executor_start;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = gb_guard_process_utility;
 }

@@ -65,36 +65,33 @@ COMMIT;
 	"\n21", "a tenant's router queries run on the single node");
 is( $node->safe_psql(
 		'postgres', q{
-SELECT reads, writes, rows_returned, xacts FROM gb_stat_tenants
+SELECT reads, writes, rows_returned, rows_inserted, xacts FROM gb_stat_tenants
  WHERE database = current_database() AND tenant_id = 7}),
-	'2|1|2|1',
-	'gb_stat_tenants counts the tenant\'s statements and transaction');
-# Not asserted: rows_inserted is 2 here, not 1.  Citus runs the statement on
-# a local shard through the executor a second time, and gb_stat_tenants
-# counts the rows of nested executor runs (as it must for triggers); telling
-# the two apart is work for Citus support.
+	'2|1|2|1|1',
+	'gb_stat_tenants counts the tenant\'s statements, rows and transaction once');
+# Citus runs the statement on the local shard through the executor a second
+# time, nested in the distributed one: that run's rows are not counted again.
 is( $node->safe_psql(
 		'postgres', q{
 SELECT read_count_in_this_period, query_count_in_this_period FROM citus_stat_tenants
  WHERE tenant_attribute = '7'}),
 	'1|2', 'citus_stat_tenants counts the same queries for tenant 7');
 
-# gb_scale's caches behind the shared slot still hear of changes: a shard
-# added to the directory is routed to by the next statement of a session
-# that used the directory before.
+# gb_scale's caches behind the shared slot still hear of changes: with Citus
+# as the engine (ct_accounts is distributed by tenant_id) a tenant's shard is
+# the directory's row for the node holding it, and a change of that row is
+# routed by the next statement of a session that used the directory before.
 is( $node->safe_psql(
-		'postgres', q{
+		'postgres', qq{
 INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string,
                                    is_primary, is_active, min_tenant_id, max_tenant_id)
-VALUES (1, 'USA', 'us-east-1', 'dbname=postgres', true, true, 1, 1000);
-SELECT gb_shard_for_tenant(5) IS NULL;
-INSERT INTO gb_scale.shard_config (shard_id, region_code, datacenter, connection_string,
-                                   is_primary, is_active, min_tenant_id, max_tenant_id)
-VALUES (2, 'USA', 'us-west-2', 'dbname=postgres', false, true, 1001, 2000);
+VALUES (1, 'USA', 'us-east-1', 'host=127.0.0.1 port=$port dbname=postgres', true, true, 1, 1000);
+SELECT gb_shard_for_tenant(5);
+UPDATE gb_scale.shard_config SET shard_id = 2 WHERE shard_id = 1;
 SELECT gb_shard_for_tenant(1500);
 }),
-	"f\n2",
-	'the routing cache sees a shard added in the same session');
+	"1\n2",
+	'the routing cache sees a shard changed in the same session');
 
 $node->stop;
 done_testing();
