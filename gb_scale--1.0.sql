@@ -743,7 +743,8 @@ CREATE TABLE gb_scale.tenant_move (
     publication  name,
     subscription name,
     slot_name    name,
-    target_subid oid
+    target_subid oid,
+    keep_source_until timestamptz
 );
 COMMENT ON TABLE gb_scale.tenant_move IS 'gb_scale moves: each tenant move started on this shard and its state';
 -- One move of a tenant at a time, until it is done or aborted.
@@ -759,18 +760,27 @@ SELECT m.tenant_id, m.source_shard, m.target_shard, m.state, m.started_at, m.fin
        COALESCE(CASE WHEN s.confirmed_flush_lsn IS NOT NULL
                      THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::pg_catalog.int8
                 END, m.lag_bytes) AS lag_bytes,
-       m.pause, m.error
+       m.pause, m.error, m.keep_source_until
   FROM gb_scale.tenant_move m
   LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name OPERATOR(pg_catalog.=) m.slot_name;
 REVOKE ALL ON gb_scale.tenant_moves FROM PUBLIC;
 GRANT SELECT ON gb_scale.tenant_moves TO gb_scale_admin;
 
-CREATE PROCEDURE @extschema@.gb_tenant_move(tenant_id bigint, target_shard smallint)
+CREATE PROCEDURE @extschema@.gb_tenant_move(tenant_id bigint, target_shard smallint,
+                                            keep_source interval DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'gb_tenant_move'
 LANGUAGE C;
-COMMENT ON PROCEDURE @extschema@.gb_tenant_move(bigint, smallint) IS
-  'move a tenant from this shard to another while it writes: copy and catch-up by logical replication (superuser)';
-REVOKE ALL ON PROCEDURE @extschema@.gb_tenant_move(bigint, smallint) FROM PUBLIC;
+COMMENT ON PROCEDURE @extschema@.gb_tenant_move(bigint, smallint, interval) IS
+  'move a tenant from this shard to another while it writes: copy, catch-up, a short pause, the switch, the cleanup (superuser)';
+REVOKE ALL ON PROCEDURE @extschema@.gb_tenant_move(bigint, smallint, interval) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.gb_tenant_move_finish(tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_move_finish'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_move_finish(bigint) IS
+  'after a move''s keep_source window: purge the tenant''s rows on the source, the move is done (superuser)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_move_finish(bigint) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.gb_tenant_move_abort(tenant_id bigint)
 RETURNS void
@@ -791,6 +801,12 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'gb_tenant_move_unsubscribe'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION gb_scale.tenant_move_unsubscribe(name) FROM PUBLIC;
+-- The fence: a row trigger that moves install on every tenant table.
+CREATE FUNCTION gb_scale.tenant_move_fence()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_tenant_move_fence'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_fence() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Plan tiers, tenant settings and configuration (src/tenant_settings.c)

@@ -84,6 +84,7 @@ gb_shmem_request(void)
 	gb_stat_tenants_shmem_request();
 	gb_tenant_limits_shmem_request();
 	gb_tenant_quotas_shmem_request();
+	gb_tenant_move_shmem_request();
 }
 
 static void
@@ -96,6 +97,7 @@ gb_shmem_startup(void)
 	gb_stat_tenants_shmem_init();
 	gb_tenant_limits_shmem_init();
 	gb_tenant_quotas_shmem_init();
+	gb_tenant_move_shmem_init();
 }
 
 /*

@@ -26,6 +26,7 @@ extern int	gb_required_shard(void);
 extern void gb_routing_init(void);
 extern Oid	gb_directory_relid(const char *relname);
 extern AttrNumber gb_directory_attnum(Relation rel, const char *name, Oid typid);
+extern int16 gb_lookup_tenant(int64 tenant);
 
 /* routing_map.c */
 extern int	gb_routing_map_cache_rows;
@@ -75,5 +76,8 @@ extern void gb_shard_sync_init(void);
 
 /* tenant_move.c */
 extern void gb_tenant_move_init(void);
+extern void gb_tenant_move_shmem_request(void);
+extern void gb_tenant_move_shmem_init(void);
+extern bool gb_move_fence_bypass;
 
 #endif							/* GB_ROUTING_H */

@@ -1230,44 +1230,58 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 	tables = gb_referencing_first(gb_tenant_tables("purge"));
 	settings = gb_tenant_settings_held(tenant, "purge");
 	gb_purge_check_references(tables, tenant);
-	foreach(lc, tables)
+
+	/*
+	 * A tenant that moved away is purged where a move's fence refuses its
+	 * writes (tenant_move.c): its own deletes pass.
+	 */
+	gb_move_fence_bypass = true;
+	PG_TRY();
 	{
-		GbTenantTable *t = lfirst(lc);
-		GbOwnerScope scope;
-		int64		removed = 0;
-		Oid			subtree = gb_dedicated_subtree(t->relid, tenant);
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
-
-		gb_owner_scope_begin(t, tenant, &scope);
-		if (OidIsValid(subtree))
+		foreach(lc, tables)
 		{
-			char	   *qsubtree = gb_qualified_name(subtree);
+			GbTenantTable *t = lfirst(lc);
+			GbOwnerScope scope;
+			int64		removed = 0;
+			Oid			subtree = gb_dedicated_subtree(t->relid, tenant);
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
 
-			if (gb_tree_is_referenced(subtree))
+			gb_owner_scope_begin(t, tenant, &scope);
+			if (OidIsValid(subtree))
 			{
-				/*
-				 * PostgreSQL drops no partition that a foreign key
-				 * references: its rows go by DELETE, with the keys' actions
-				 * (checked above), then it leaves the tree.
-				 */
-				removed += (int64) gb_exec_count(psprintf("DELETE FROM %s", qsubtree));
-				gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s",
-									 gb_qualified_name(get_partition_parent(subtree, false)), qsubtree));
-			}
-			else
-				removed += gb_count_rows(subtree);
-			gb_exec_sql(psprintf("DROP TABLE %s", qsubtree));
-		}
-		removed += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
-												  gb_qualified_name(t->relid), quote_identifier(t->column), tenant));
-		gb_owner_scope_end(&scope);
-		CommandCounterIncrement();
+				char	   *qsubtree = gb_qualified_name(subtree);
 
-		values[0] = ObjectIdGetDatum(t->relid);
-		values[1] = Int64GetDatum(removed);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				if (gb_tree_is_referenced(subtree))
+				{
+					/*
+					 * PostgreSQL drops no partition that a foreign key
+					 * references: its rows go by DELETE, with the keys' actions
+					 * (checked above), then it leaves the tree.
+					 */
+					removed += (int64) gb_exec_count(psprintf("DELETE FROM %s", qsubtree));
+					gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s",
+										 gb_qualified_name(get_partition_parent(subtree, false)), qsubtree));
+				}
+				else
+					removed += gb_count_rows(subtree);
+				gb_exec_sql(psprintf("DROP TABLE %s", qsubtree));
+			}
+			removed += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
+													  gb_qualified_name(t->relid), quote_identifier(t->column), tenant));
+			gb_owner_scope_end(&scope);
+			CommandCounterIncrement();
+
+			values[0] = ObjectIdGetDatum(t->relid);
+			values[1] = Int64GetDatum(removed);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
+	PG_FINALLY();
+	{
+		gb_move_fence_bypass = false;
+	}
+	PG_END_TRY();
 	if (settings)
 		gb_tenant_settings_purge(tenant, rsinfo);
 	return (Datum) 0;

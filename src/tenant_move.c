@@ -72,6 +72,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/subscriptioncmds.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -83,9 +84,17 @@
 #include "parser/parse_node.h"
 #include "replication/slot.h"
 #include "replication/walsender.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -93,12 +102,50 @@ PG_FUNCTION_INFO_V1(gb_tenant_move);
 PG_FUNCTION_INFO_V1(gb_tenant_move_abort);
 PG_FUNCTION_INFO_V1(gb_tenant_move_subscribe);
 PG_FUNCTION_INFO_V1(gb_tenant_move_unsubscribe);
+PG_FUNCTION_INFO_V1(gb_tenant_move_fence);
+PG_FUNCTION_INFO_V1(gb_tenant_move_finish);
 
 extern Datum gb_shard_for_tenant(PG_FUNCTION_ARGS);
+extern Datum gb_tenant_assign(PG_FUNCTION_ARGS);
+
+/* Set by gb_tenant_purge: its own deletes pass the fence. */
+bool		gb_move_fence_bypass = false;
+
+/*
+ * The tenants being moved from this server's databases, in shared memory:
+ * the fence takes the pause lock only for them, so that the writes of the
+ * other tenants cost a look at the count.  Cleared by a restart, like the
+ * lock itself.
+ */
+#define MOVE_MAX_MOVING		64
+/* locktag_field4 of the pause lock (advisory locks use 1 and 2) */
+#define MOVE_LOCK_KIND		17
+
+typedef struct MoveSharedEntry
+{
+	Oid			database;
+	int64		tenant;
+} MoveSharedEntry;
+
+typedef struct MoveShared
+{
+	slock_t		mutex;
+	pg_atomic_uint32 count;
+	MoveSharedEntry entries[MOVE_MAX_MOVING];
+} MoveShared;
+
+static MoveShared *move_shared = NULL;
+
+/* The name of the fence trigger on every tenant table. */
+#define MOVE_FENCE_TRIGGER	"gb_tenant_fence"
+/* Rows per batch of the target's shard_id rewrite. */
+#define MOVE_REWRITE_BATCH	5000
 
 /* gb_scale.move_timeout (seconds) and gb_scale.move_max_lag (bytes). */
 static int	gb_move_timeout = 3600;
 static int	gb_move_max_lag = 1024 * 1024;
+/* gb_scale.move_switch: off stops a CALL once caught up, before the pause */
+static bool gb_move_switch = true;
 
 /* How often the copy's progress is looked at, and reported (ms). */
 #define MOVE_POLL_MS		200
@@ -330,6 +377,270 @@ move_shard_connstr(int shard, const char *role)
 				 errdetail("A move connects to the target through its connection string, and the target's subscription to the source through the source's."),
 				 errhint("Set connection_string of shard %d on every shard (gb_shard_sync copies the directory).", shard)));
 	return pstrdup(connstr);
+}
+
+/* ----------------------------------------------------------------
+ * The pause and the fence
+ * ----------------------------------------------------------------
+ */
+
+void
+gb_tenant_move_shmem_request(void)
+{
+	RequestAddinShmemSpace(sizeof(MoveShared));
+}
+
+void
+gb_tenant_move_shmem_init(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	move_shared = ShmemInitStruct("gb_scale tenant_move", sizeof(MoveShared), &found);
+	if (!found)
+	{
+		SpinLockInit(&move_shared->mutex);
+		pg_atomic_init_u32(&move_shared->count, 0);
+		memset(move_shared->entries, 0, sizeof(move_shared->entries));
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* The lock that pauses TENANT's writes here: one per database and tenant. */
+static void
+move_pause_locktag(LOCKTAG *tag, int64 tenant)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) tenant >> 32),
+						 (uint32) tenant, MOVE_LOCK_KIND);
+}
+
+/* The lock that one CALL gb_tenant_move of TENANT holds for its session. */
+static void
+move_call_locktag(LOCKTAG *tag, int64 tenant)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) tenant >> 32),
+						 (uint32) tenant, MOVE_LOCK_KIND + 1);
+}
+
+static bool
+move_is_moving(int64 tenant)
+{
+	bool		found = false;
+
+	if (move_shared == NULL || pg_atomic_read_u32(&move_shared->count) == 0)
+		return false;
+	SpinLockAcquire(&move_shared->mutex);
+	for (int i = 0; i < MOVE_MAX_MOVING; i++)
+	{
+		if (move_shared->entries[i].database == MyDatabaseId &&
+			move_shared->entries[i].tenant == tenant)
+		{
+			found = true;
+			break;
+		}
+	}
+	SpinLockRelease(&move_shared->mutex);
+	return found;
+}
+
+/*
+ * Mark TENANT as moving, then wait for every transaction already running:
+ * they may have passed the fence before the mark, without the pause lock.
+ * Every later one takes the lock for the tenant's writes.
+ */
+static void
+move_mark_moving(int64 tenant)
+{
+	int			free_entry = -1;
+	bool		found = false;
+	VirtualTransactionId *running;
+	int			nrunning;
+
+	if (move_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("moving tenant " INT64_FORMAT " needs gb_scale in shared_preload_libraries", tenant),
+				 errhint("Add gb_scale to shared_preload_libraries and restart the server.")));
+	SpinLockAcquire(&move_shared->mutex);
+	for (int i = 0; i < MOVE_MAX_MOVING; i++)
+	{
+		if (move_shared->entries[i].database == MyDatabaseId &&
+			move_shared->entries[i].tenant == tenant)
+			found = true;
+		else if (free_entry < 0 && move_shared->entries[i].database == InvalidOid)
+			free_entry = i;
+	}
+	if (!found && free_entry >= 0)
+	{
+		move_shared->entries[free_entry].database = MyDatabaseId;
+		move_shared->entries[free_entry].tenant = tenant;
+		pg_atomic_fetch_add_u32(&move_shared->count, 1);
+	}
+	SpinLockRelease(&move_shared->mutex);
+	if (!found && free_entry < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many tenants are being moved from this server (at most %d)", MOVE_MAX_MOVING),
+				 errhint("Finish or abort other moves first.")));
+
+	running = GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
+									PROC_IS_AUTOVACUUM | PROC_IN_VACUUM, &nrunning);
+	for (int i = 0; i < nrunning; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) VirtualXactLock(running[i], true);
+	}
+}
+
+static void
+move_unmark_moving(int64 tenant)
+{
+	if (move_shared == NULL)
+		return;
+	SpinLockAcquire(&move_shared->mutex);
+	for (int i = 0; i < MOVE_MAX_MOVING; i++)
+	{
+		if (move_shared->entries[i].database == MyDatabaseId &&
+			move_shared->entries[i].tenant == tenant)
+		{
+			move_shared->entries[i].database = InvalidOid;
+			move_shared->entries[i].tenant = 0;
+			pg_atomic_fetch_sub_u32(&move_shared->count, 1);
+			break;
+		}
+	}
+	SpinLockRelease(&move_shared->mutex);
+}
+
+/*
+ * The fence, for one write of TENANT here: while the tenant moves, the
+ * write holds the pause lock in share mode until its transaction ends (so
+ * the switch waits for it, and it waits for the switch); then the tenant
+ * must still be served by this shard.
+ */
+static void
+move_fence_check(int64 tenant)
+{
+	bool		waited = false;
+	int16		served;
+	int			here;
+
+	if (gb_move_fence_bypass)
+		return;
+	if (move_is_moving(tenant))
+	{
+		LOCKTAG		tag;
+
+		move_pause_locktag(&tag, tenant);
+		if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		{
+			(void) LockAcquire(&tag, ShareLock, false, false);
+			waited = true;
+		}
+	}
+	served = gb_lookup_tenant(tenant);
+	if (served < 0)
+		return;
+	here = gb_required_shard();
+	if (served != here)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("tenant " INT64_FORMAT " is served by shard %d, not by this shard (%d)", tenant, served, here),
+				 waited ?
+				 errdetail("The tenant moved to shard %d while this write waited for the switch; nothing of this transaction was kept.", served) :
+				 errdetail("The tenant's rows are written on shard %d only, so that they are never split between shards.", served),
+				 errhint("Route the tenant's writes to shard %d (gb_shard_connection) and retry the transaction there.", served)));
+}
+
+/* The tenant of a row, from the column named by the trigger's argument. */
+static bool
+move_row_tenant(Relation rel, HeapTuple tuple, const char *column, int64 *tenant)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			attnum = SPI_fnumber(desc, column);
+	bool		isnull;
+	Datum		value;
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("table %s has no tenant column %s for its trigger %s",
+						RelationGetRelationName(rel), quote_identifier(column), MOVE_FENCE_TRIGGER),
+				 errhint("Drop the trigger; the next move of a tenant installs it again.")));
+	value = heap_getattr(tuple, attnum, desc, &isnull);
+	if (isnull)
+		return false;
+	switch (TupleDescAttr(desc, attnum - 1)->atttypid)
+	{
+		case INT8OID:
+			*tenant = DatumGetInt64(value);
+			break;
+		case INT4OID:
+			*tenant = DatumGetInt32(value);
+			break;
+		case INT2OID:
+			*tenant = DatumGetInt16(value);
+			break;
+		default:
+			return false;
+	}
+	return true;
+}
+
+/*
+ * gb_scale.tenant_move_fence(tenant_column): BEFORE INSERT OR UPDATE OR
+ * DELETE row trigger of every tenant table on a shard that a move touched.
+ * Enabled on origin only: the target's apply (session_replication_role =
+ * replica) writes rows of a tenant it does not serve yet.
+ */
+Datum
+gb_tenant_move_fence(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *column;
+	int64		tenant;
+	HeapTuple	result;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || trigdata->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("gb_scale.tenant_move_fence must be a BEFORE row trigger with the tenant column as its argument")));
+	column = trigdata->tg_trigger->tgargs[0];
+	result = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+
+	if (move_row_tenant(trigdata->tg_relation, trigdata->tg_trigtuple, column, &tenant))
+		move_fence_check(tenant);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		int64		new_tenant;
+
+		if (move_row_tenant(trigdata->tg_relation, trigdata->tg_newtuple, column, &new_tenant) &&
+			new_tenant != tenant)
+			move_fence_check(new_tenant);
+	}
+	return PointerGetDatum(result);
+}
+
+/* The fence on every tenant table (cloned to partitions), if not there. */
+static void
+move_install_fence(List *tables)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+
+		if (move_exec("SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1"
+					  " AND g.tgname OPERATOR(pg_catalog.=) '" MOVE_FENCE_TRIGGER "'",
+					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) > 0)
+			continue;
+		move_exec(psprintf("CREATE TRIGGER " MOVE_FENCE_TRIGGER " BEFORE INSERT OR UPDATE OR DELETE ON %s"
+						   " FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_move_fence(%s)",
+						   gb_qualified_name(t->relid), quote_literal_cstr(t->column)),
+				  0, NULL, NULL, SPI_OK_UTILITY);
+	}
 }
 
 /* ----------------------------------------------------------------
@@ -629,6 +940,203 @@ move_wait_catch_up(MoveRow *m, MoveConn *mc, List *tables)
 	}
 }
 
+static void move_drop_slot(const char *slot);
+
+/*
+ * paused, then switched: the tenant's writes here wait on the pause lock,
+ * the target confirms this shard's last WAL position, and the directory
+ * changes on both shards.  The lock is the transaction's: the commit that
+ * records the switch releases it, and a cancel or a crash releases it with
+ * the tenant still here.
+ */
+static void
+move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
+{
+	LOCKTAG		tag;
+	TimestampTz paused_at;
+	TimestampTz deadline;
+	char	   *lsn;
+	double		pause;
+	char		tenant_text[32];
+	char		target_text[16];
+	const char *params[2] = {tenant_text, target_text};
+
+	move_set_state(m, "paused");
+	SPI_commit();
+
+	move_pause_locktag(&tag, m->tenant);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	paused_at = GetCurrentTimestamp();
+	ereport(NOTICE,
+			(errmsg("tenant " INT64_FORMAT ": writes paused, switching to shard %d", m->tenant, m->target)));
+
+	/* every write of the tenant committed here is before this position */
+	move_exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text", 0, NULL, NULL, SPI_OK_SELECT);
+	lsn = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	deadline = TimestampTzPlusMilliseconds(paused_at, (int64) gb_move_timeout * 1000);
+	for (;;)
+	{
+		bool		isnull;
+		Datum		done;
+
+		CHECK_FOR_INTERRUPTS();
+		if (move_exec("SELECT s.confirmed_flush_lsn OPERATOR(pg_catalog.>=) $2::pg_catalog.pg_lsn"
+					  " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+					  2, (Oid[]) {TEXTOID, TEXTOID},
+					  (Datum[]) {CStringGetTextDatum(m->name), CStringGetTextDatum(lsn)}, SPI_OK_SELECT) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("replication slot %s of tenant " INT64_FORMAT "'s move is gone", m->name, m->tenant),
+					 errhint("The tenant is still served by this shard; call gb_tenant_move_abort(" INT64_FORMAT ").", m->tenant)));
+		done = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull && DatumGetBool(done))
+			break;
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("target shard %d did not confirm WAL position %s within gb_scale.move_timeout", m->target, lsn),
+					 errhint("The tenant is still served by this shard and writable; call gb_tenant_move again later, or gb_tenant_move_abort(" INT64_FORMAT ").", m->tenant)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	/*
+	 * The target's entry first, left uncommitted until this shard's commit:
+	 * if that commit fails the target does not serve the tenant; if the
+	 * target's commit fails after it, the tenant is refused on both until a
+	 * new CALL finishes the move (it assigns the target again).
+	 */
+	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
+	snprintf(target_text, sizeof(target_text), "%d", m->target);
+	move_query(mc, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the switch");
+	move_query(mc, psprintf("SELECT %s.gb_tenant_assign($1::pg_catalog.int8, $2::pg_catalog.int2)",
+							quote_identifier(target_schema)),
+			   2, params, PGRES_TUPLES_OK, "assign the tenant");
+	(void) DirectFunctionCall2(gb_tenant_assign, Int64GetDatum(m->tenant), Int16GetDatum((int16) m->target));
+	pause = (double) (GetCurrentTimestamp() - paused_at) / 1000000.0;
+	move_exec("UPDATE gb_scale.tenant_move SET state = 'switched', lag_bytes = 0,"
+			  " pause = pg_catalog.make_interval(secs => $2)"
+			  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, FLOAT8OID},
+			  (Datum[]) {Int64GetDatum(m->move_id), Float8GetDatum(pause)}, SPI_OK_UPDATE);
+	SPI_commit();
+	move_query(mc, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the switch");
+	ereport(NOTICE,
+			(errmsg("tenant " INT64_FORMAT ": switched to shard %d; its writes waited %.3f s",
+					m->tenant, m->target, pause)));
+}
+
+/* This shard's part of a move's end: its slots and its publication. */
+static void
+move_drop_source_objects(const MoveRow *m)
+{
+	move_drop_slot(m->name);
+	if (OidIsValid(m->subid))
+	{
+		/* the table syncs' slots: pg_<subid>_sync_<relid>_<system id> */
+		char	   *pattern = psprintf("pg\\_%u\\_sync\\_%%", m->subid);
+		List	   *slots = NIL;
+		ListCell   *lc;
+
+		move_exec("SELECT s.slot_name::pg_catalog.text FROM pg_catalog.pg_replication_slots s"
+				  " WHERE s.slot_name OPERATOR(pg_catalog.~~) $1", 1, (Oid[]) {TEXTOID},
+				  (Datum[]) {CStringGetTextDatum(pattern)}, SPI_OK_SELECT);
+		for (uint64 i = 0; i < SPI_processed; i++)
+			slots = lappend(slots, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		foreach(lc, slots)
+		{
+			move_drop_slot(lfirst(lc));
+		}
+	}
+	move_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), 0, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/*
+ * Delete the tenant's rows here (gb_tenant_purge): the move is done once
+ * the caller commits.
+ */
+static void
+move_purge_source(MoveRow *m, const char *schema)
+{
+	bool		isnull;
+	Datum		removed;
+
+	move_exec(psprintf("SELECT pg_catalog.sum(p.rows_removed)::pg_catalog.int8 FROM %s.gb_tenant_purge($1) p",
+					   quote_identifier(schema)),
+			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(m->tenant)}, SPI_OK_SELECT);
+	removed = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	move_set_state(m, "done");
+	move_unmark_moving(m->tenant);
+	ereport(NOTICE,
+			(errmsg("tenant " INT64_FORMAT ": move to shard %d done, " INT64_FORMAT " row(s) purged here",
+					m->tenant, m->target, isnull ? 0 : DatumGetInt64(removed))));
+}
+
+/*
+ * cleaning: the target (serving the tenant, its entry written again in case
+ * the switch's commit there was lost) drops the subscription; the slots and
+ * the publication go here; the target's copies get its shard_id, in batches
+ * now that no apply looks them up by the source's key; the rows here are
+ * purged now, or after keep_source (gb_tenant_move_finish).
+ */
+static void
+move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source,
+			 const char *schema, const char *target_schema)
+{
+	char		tenant_text[32];
+	char		target_text[16];
+	const char *params[2] = {tenant_text, target_text};
+	ListCell   *lc;
+
+	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
+	snprintf(target_text, sizeof(target_text), "%d", m->target);
+	move_set_state(m, "cleaning");
+	SPI_commit();
+
+	move_query(mc, psprintf("SELECT %s.gb_tenant_assign($1::pg_catalog.int8, $2::pg_catalog.int2)",
+							quote_identifier(target_schema)),
+			   2, params, PGRES_TUPLES_OK, "assign the tenant");
+	move_query(mc, "SELECT gb_scale.tenant_move_unsubscribe($1)", 1, (const char *[]) {m->name},
+			   PGRES_TUPLES_OK, "drop the subscription");
+	move_drop_source_objects(m);
+	SPI_commit();
+
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+		char	   *qname = gb_qualified_name(t->relid);
+		char	   *sql;
+		uint64		batch;
+
+		if (get_attnum(t->relid, "shard_id") == InvalidAttrNumber)
+			continue;
+		sql = psprintf("UPDATE %s SET shard_id = $2::pg_catalog.int2"
+					   " WHERE (tableoid, ctid) OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT (r.tableoid, r.ctid) FROM %s r"
+					   "  WHERE r.%s OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
+					   "  AND r.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2 LIMIT %d))",
+					   qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH);
+		do
+		{
+			CHECK_FOR_INTERRUPTS();
+			batch = strtoull(PQcmdTuples(move_query(mc, sql, 2, params, PGRES_COMMAND_OK,
+													"rewrite shard_id of the copied rows")), NULL, 10);
+		} while (batch > 0);
+	}
+
+	if (keep_source != NULL)
+	{
+		move_exec("UPDATE gb_scale.tenant_move SET keep_source_until = pg_catalog.now() OPERATOR(pg_catalog.+) $2"
+				  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, INTERVALOID},
+				  (Datum[]) {Int64GetDatum(m->move_id), IntervalPGetDatum(keep_source)}, SPI_OK_UPDATE);
+		SPI_commit();
+		ereport(NOTICE,
+				(errmsg("tenant " INT64_FORMAT ": served by shard %d; its rows stay here for keep_source, until gb_tenant_move_finish(" INT64_FORMAT ") after that",
+						m->tenant, m->target, m->tenant)));
+		return;
+	}
+	move_purge_source(m, schema);
+	SPI_commit();
+}
+
 Datum
 gb_tenant_move(PG_FUNCTION_ARGS)
 {
@@ -636,10 +1144,15 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 	int			target;
 	int			source;
 	bool		nonatomic;
+	Interval   *keep_source = NULL;
 	MoveRow		m;
 	MoveConn   *mc;
 	List	   *tables;
 	char	   *target_connstr;
+	char	   *schema;
+	bool		resume;
+	bool		switched;
+	LOCKTAG		call_tag;
 	ListCell   *lc;
 	StringInfoData names;
 
@@ -650,6 +1163,8 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 				 errmsg("gb_tenant_move needs a tenant_id and a target_shard, not NULL")));
 	tenant = PG_GETARG_INT64(0);
 	target = PG_GETARG_INT16(1);
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+		keep_source = PG_GETARG_INTERVAL_P(2);
 	nonatomic = fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
 
@@ -668,116 +1183,187 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 				 errmsg("gb_tenant_move must be called with CALL outside a transaction block"),
 				 errdetail("It commits its steps as it goes."),
 				 errhint("Run CALL gb_tenant_move(" INT64_FORMAT ", %d) on its own.", tenant, target)));
+	/* the extension's schema: the procedure's own */
+	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	source = gb_required_shard();
-	{
-		int			served = DatumGetInt16(DirectFunctionCall1(gb_shard_for_tenant, Int64GetDatum(tenant)));
-
-		if (served != source)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("tenant " INT64_FORMAT " is served by shard %d, not by this shard (%d)", tenant, served, source),
-					 errhint("Call gb_tenant_move on shard %d.", served)));
-	}
-	if (target == source)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tenant " INT64_FORMAT " is already on shard %d", tenant, target),
-				 errhint("Name another shard as the target.")));
-
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	target_connstr = move_shard_connstr(target, "to");
-	(void) move_shard_connstr(source, "from");
-	if (move_find(tenant, &m))
+
+	/*
+	 * One CALL per tenant at a time (a session lock, released below or when
+	 * the session ends); a move stopped once caught up, or later, goes on
+	 * when it is called again with the same target.
+	 */
+	move_call_locktag(&call_tag, tenant);
+	if (LockAcquire(&call_tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("tenant " INT64_FORMAT " is already being moved to shard %d (state %s)", tenant, m.target, m.state),
-				 errhint("Wait for it, or call gb_tenant_move_abort(" INT64_FORMAT ").", tenant)));
-
-	tables = gb_tenant_tables("move");
-	if (tables == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no table holds tenants' rows on this shard"),
-				 errhint("Register them with gb_tenant_isolation_enable or gb_partition_create(..., tenant_column => ...).")));
-	foreach(lc, tables)
-	{
-		move_check_replica_identity(lfirst(lc));
-	}
-	move_check_slots(list_length(tables));
-
-	mc = palloc0(sizeof(MoveConn));
+				 errmsg("tenant " INT64_FORMAT " is being moved by another session", tenant),
+				 errhint("Wait for its CALL gb_tenant_move to end, or cancel it.")));
 	PG_TRY();
 	{
-		char		subid[16];
-		const char *params[3];
-		PGresult   *res;
-
-		move_connect(mc, target, target_connstr);
-		move_check_target(mc, tables, tenant);
-
-		/* preparing: the row, with the names, then the publication */
-		move_exec("INSERT INTO gb_scale.tenant_move (tenant_id, source_shard, target_shard, state)"
-				  " VALUES ($1, $2, $3, 'preparing') RETURNING move_id", 3,
-				  (Oid[]) {INT8OID, INT2OID, INT2OID},
-				  (Datum[]) {Int64GetDatum(tenant), Int16GetDatum((int16) source), Int16GetDatum((int16) target)},
-				  SPI_OK_INSERT_RETURNING);
+		resume = move_find(tenant, &m);
+		if (resume && (m.target != target ||
+					   (strcmp(m.state, "catching up") != 0 && strcmp(m.state, "paused") != 0 &&
+						strcmp(m.state, "switched") != 0 && strcmp(m.state, "cleaning") != 0)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("tenant " INT64_FORMAT " is already being moved to shard %d (state %s)", tenant, m.target, m.state),
+					 errhint("Call gb_tenant_move(" INT64_FORMAT ", %d) to go on with it once it has caught up, or gb_tenant_move_abort(" INT64_FORMAT ").",
+							 tenant, m.target, tenant)));
+		switched = resume && (strcmp(m.state, "switched") == 0 || strcmp(m.state, "cleaning") == 0);
+		if (!switched)
 		{
-			bool		isnull;
+			int			served = DatumGetInt16(DirectFunctionCall1(gb_shard_for_tenant, Int64GetDatum(tenant)));
 
-			m.move_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			if (served != source)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("tenant " INT64_FORMAT " is served by shard %d, not by this shard (%d)", tenant, served, source),
+						 errhint("Call gb_tenant_move on shard %d.", served)));
+			if (target == source)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("tenant " INT64_FORMAT " is already on shard %d", tenant, target),
+						 errhint("Name another shard as the target.")));
 		}
-		m.tenant = tenant;
-		m.source = source;
-		m.target = target;
-		m.subid = InvalidOid;
-		m.name = psprintf("gb_move_" INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
-		move_exec("UPDATE gb_scale.tenant_move SET publication = $2, subscription = $2, slot_name = $2"
-				  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
-				  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(m.name)}, SPI_OK_UPDATE);
-		move_create_publication(m.name, tables, tenant);
-		initStringInfo(&names);
-		foreach(lc, tables)
+		target_connstr = move_shard_connstr(target, "to");
+		(void) move_shard_connstr(source, "from");
+
+		tables = gb_tenant_tables("move");
+		if (tables == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no table holds tenants' rows on this shard"),
+					 errhint("Register them with gb_tenant_isolation_enable or gb_partition_create(..., tenant_column => ...).")));
+		if (!resume)
 		{
-			appendStringInfo(&names, "%s%s", lc == list_head(tables) ? "" : ", ",
-							 gb_qualified_name(((GbTenantTable *) lfirst(lc))->relid));
+			foreach(lc, tables)
+			{
+				move_check_replica_identity(lfirst(lc));
+			}
+			move_check_slots(list_length(tables));
 		}
-		SPI_commit();
-		ereport(NOTICE,
-				(errmsg("tenant " INT64_FORMAT ": moving to shard %d, tables %s (publication %s)",
-						tenant, target, names.data, m.name)));
 
-		/*
-		 * copying: the slot, in a transaction that has no xid (its creation
-		 * waits for every transaction that has one), then the subscription
-		 */
-		move_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", 1,
-				  (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(m.name))},
-				  SPI_OK_SELECT);
-		move_set_state(&m, "copying");
-		SPI_commit();
+		mc = palloc0(sizeof(MoveConn));
+		PG_TRY();
+		{
+			char		subid[16];
+			const char *params[3];
+			PGresult   *res;
+			char	   *target_schema;
 
-		snprintf(subid, sizeof(subid), "%d", source);
-		params[0] = m.name;
-		params[1] = m.name;
-		params[2] = subid;
-		res = move_query(mc, "SELECT gb_scale.tenant_move_subscribe($1, $2, $3)", 3, params,
-						 PGRES_TUPLES_OK, "create the subscription");
-		m.subid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-		move_exec("UPDATE gb_scale.tenant_move SET target_subid = $2 WHERE move_id OPERATOR(pg_catalog.=) $1",
-				  2, (Oid[]) {INT8OID, OIDOID}, (Datum[]) {Int64GetDatum(m.move_id), ObjectIdGetDatum(m.subid)},
-				  SPI_OK_UPDATE);
-		SPI_commit();
-		ereport(NOTICE,
-				(errmsg("tenant " INT64_FORMAT ": shard %d subscribed (slot %s), copying", tenant, target, m.name)));
+			move_connect(mc, target, target_connstr);
+			res = move_query(mc, "SELECT n.nspname FROM pg_catalog.pg_extension e"
+							 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+							 " WHERE e.extname OPERATOR(pg_catalog.=) 'gb_scale'", 0, NULL, PGRES_TUPLES_OK,
+							 "find gb_scale");
+			if (PQntuples(res) != 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("extension gb_scale is not installed on target shard %d", target),
+						 errhint("CREATE EXTENSION gb_scale there first.")));
+			target_schema = pstrdup(PQgetvalue(res, 0, 0));
 
-		move_wait_catch_up(&m, mc, tables);
+			if (resume)
+			{
+				ereport(NOTICE,
+						(errmsg("tenant " INT64_FORMAT ": going on with its move to shard %d (state %s)", tenant, target, m.state)));
+				if (!switched)
+				{
+					/* after a restart, the mark is gone */
+					move_mark_moving(tenant);
+					move_wait_catch_up(&m, mc, tables);
+					if (gb_move_switch)
+						move_switch(&m, mc, target_schema);
+				}
+				if (gb_move_switch || switched)
+					move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+			}
+			else
+			{
+				move_check_target(mc, tables, tenant);
+
+				/*
+				 * preparing: the row, with the names, the fence and the
+				 * publication
+				 */
+				move_exec("INSERT INTO gb_scale.tenant_move (tenant_id, source_shard, target_shard, state)"
+						  " VALUES ($1, $2, $3, 'preparing') RETURNING move_id", 3,
+						  (Oid[]) {INT8OID, INT2OID, INT2OID},
+						  (Datum[]) {Int64GetDatum(tenant), Int16GetDatum((int16) source), Int16GetDatum((int16) target)},
+						  SPI_OK_INSERT_RETURNING);
+				{
+					bool		isnull;
+
+					m.move_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				}
+				m.tenant = tenant;
+				m.source = source;
+				m.target = target;
+				m.subid = InvalidOid;
+				m.name = psprintf("gb_move_" INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
+				move_exec("UPDATE gb_scale.tenant_move SET publication = $2, subscription = $2, slot_name = $2"
+						  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
+						  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(m.name)}, SPI_OK_UPDATE);
+				move_install_fence(tables);
+				move_create_publication(m.name, tables, tenant);
+				initStringInfo(&names);
+				foreach(lc, tables)
+				{
+					appendStringInfo(&names, "%s%s", lc == list_head(tables) ? "" : ", ",
+									 gb_qualified_name(((GbTenantTable *) lfirst(lc))->relid));
+				}
+				SPI_commit();
+				move_mark_moving(tenant);
+				ereport(NOTICE,
+						(errmsg("tenant " INT64_FORMAT ": moving to shard %d, tables %s (publication %s)",
+								tenant, target, names.data, m.name)));
+
+				/*
+				 * copying: the slot, in a transaction that has no xid (its
+				 * creation waits for every transaction that has one), then the
+				 * subscription
+				 */
+				move_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", 1,
+						  (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(m.name))},
+						  SPI_OK_SELECT);
+				move_set_state(&m, "copying");
+				SPI_commit();
+
+				snprintf(subid, sizeof(subid), "%d", source);
+				params[0] = m.name;
+				params[1] = m.name;
+				params[2] = subid;
+				res = move_query(mc, "SELECT gb_scale.tenant_move_subscribe($1, $2, $3)", 3, params,
+								 PGRES_TUPLES_OK, "create the subscription");
+				m.subid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+				move_exec("UPDATE gb_scale.tenant_move SET target_subid = $2 WHERE move_id OPERATOR(pg_catalog.=) $1",
+						  2, (Oid[]) {INT8OID, OIDOID}, (Datum[]) {Int64GetDatum(m.move_id), ObjectIdGetDatum(m.subid)},
+						  SPI_OK_UPDATE);
+				SPI_commit();
+				ereport(NOTICE,
+						(errmsg("tenant " INT64_FORMAT ": shard %d subscribed (slot %s), copying", tenant, target, m.name)));
+
+				move_wait_catch_up(&m, mc, tables);
+				if (gb_move_switch)
+				{
+					move_switch(&m, mc, target_schema);
+					move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+				}
+			}
+		}
+		PG_FINALLY();
+		{
+			if (mc->conn != NULL)
+				move_disconnect(mc);
+		}
+		PG_END_TRY();
 	}
 	PG_FINALLY();
 	{
-		if (mc->conn != NULL)
-			move_disconnect(mc);
+		LockRelease(&call_tag, ExclusiveLock, true);
 	}
 	PG_END_TRY();
 	SPI_finish();
@@ -833,6 +1419,9 @@ move_abort_target(const MoveRow *m, List *tables)
 
 		move_connect(mc, m->target, move_shard_connstr(m->target, "to"));
 		move_query(mc, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the clean-up");
+		/* the target's fence refuses writes of a tenant it does not serve */
+		move_query(mc, "SET LOCAL session_replication_role = replica", 0, NULL, PGRES_COMMAND_OK,
+				   "begin the clean-up");
 		move_query(mc, "SELECT gb_scale.tenant_move_unsubscribe($1)", 1, params, PGRES_TUPLES_OK,
 				   "drop the subscription");
 		foreach(lc, tables)
@@ -870,6 +1459,13 @@ gb_tenant_move_abort(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenant " INT64_FORMAT " has no move in progress on this shard", tenant),
 				 errhint("gb_scale.tenant_moves lists the moves; run the abort on the move's source shard.")));
+	if (strcmp(m.state, "switched") == 0 || strcmp(m.state, "cleaning") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant " INT64_FORMAT "'s move cannot be aborted: shard %d serves it since the switch", tenant, m.target),
+				 errdetail("The directory on both shards names shard %d, whose rows of the tenant may have changed since.", m.target),
+				 errhint("Finish the move with CALL gb_tenant_move(" INT64_FORMAT ", %d); to bring the tenant back, move it again from shard %d.",
+						 tenant, m.target, m.target)));
 	tables = gb_tenant_tables("move");
 
 	/*
@@ -894,25 +1490,8 @@ gb_tenant_move_abort(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	move_drop_slot(m.name);
-	if (OidIsValid(m.subid))
-	{
-		/* the table syncs' slots: pg_<subid>_sync_<relid>_<system id> */
-		char	   *pattern = psprintf("pg\\_%u\\_sync\\_%%", m.subid);
-		List	   *slots = NIL;
-		ListCell   *lc;
-
-		move_exec("SELECT s.slot_name::pg_catalog.text FROM pg_catalog.pg_replication_slots s"
-				  " WHERE s.slot_name OPERATOR(pg_catalog.~~) $1", 1, (Oid[]) {TEXTOID},
-				  (Datum[]) {CStringGetTextDatum(pattern)}, SPI_OK_SELECT);
-		for (uint64 i = 0; i < SPI_processed; i++)
-			slots = lappend(slots, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-		foreach(lc, slots)
-		{
-			move_drop_slot(lfirst(lc));
-		}
-	}
-	move_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m.name)), 0, NULL, NULL, SPI_OK_UTILITY);
+	move_drop_source_objects(&m);
+	move_unmark_moving(tenant);
 
 	if (target_error != NULL)
 	{
@@ -941,6 +1520,49 @@ gb_tenant_move_abort(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * The end of a move started with keep_source: once the window is over, the
+ * tenant's rows here are purged and the move is done.
+ */
+Datum
+gb_tenant_move_finish(PG_FUNCTION_ARGS)
+{
+	int64		tenant = PG_GETARG_INT64(0);
+	MoveRow		m;
+	bool		isnull;
+	Datum		until;
+	Datum		due;
+
+	move_require_superuser("finish a tenant's move");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!move_find(tenant, &m))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant " INT64_FORMAT " has no move in progress on this shard", tenant),
+				 errhint("gb_scale.tenant_moves lists the moves; run it on the move's source shard.")));
+	move_exec("SELECT m.keep_source_until, m.keep_source_until OPERATOR(pg_catalog.<=) pg_catalog.now()"
+			  " FROM gb_scale.tenant_move m WHERE m.move_id OPERATOR(pg_catalog.=) $1",
+			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(m.move_id)}, SPI_OK_SELECT);
+	until = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (strcmp(m.state, "cleaning") != 0 || isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant " INT64_FORMAT "'s move to shard %d is not waiting for its keep_source window (state %s)",
+						tenant, m.target, m.state),
+				 errhint("CALL gb_tenant_move(" INT64_FORMAT ", %d) continues a move.", tenant, m.target)));
+	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!DatumGetBool(due))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant " INT64_FORMAT "'s rows stay on this shard until %s (keep_source)",
+						tenant, timestamptz_to_str(DatumGetTimestampTz(until))),
+				 errhint("Call gb_tenant_move_finish(" INT64_FORMAT ") after that.", tenant)));
+	move_purge_source(&m, get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
 /* ----------------------------------------------------------------
  * The target's side, called over libpq by the source
  * ----------------------------------------------------------------
@@ -963,6 +1585,8 @@ gb_tenant_move_subscribe(PG_FUNCTION_ARGS)
 	move_require_superuser("subscribe to a tenant's move");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* this shard refuses the tenant's writes until it serves it */
+	move_install_fence(gb_tenant_tables("move"));
 	stmt->subname = pstrdup(name);
 	stmt->conninfo = move_shard_connstr(source, "from");
 	stmt->publication = list_make1(makeString(pstrdup(publication)));
@@ -1019,4 +1643,11 @@ gb_tenant_move_init(void)
 							1024 * 1024, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("gb_scale.move_switch",
+							 "Whether gb_tenant_move goes on to the pause, the switch and the cleanup once caught up.",
+							 "Off: the CALL returns once caught up; a later CALL with the same target switches.",
+							 &gb_move_switch,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 }

@@ -6,7 +6,8 @@
 #     the tenant column (55000, naming the table), a table (42P01) or column
 #     (42703) missing on the target, and wal_level below logical (55000,
 #     naming the setting; on a separate instance);
-#  2. CALL gb_tenant_move(42, 4) while a writer inserts, updates and deletes
+#  2. CALL gb_tenant_move(42, 4) with gb_scale.move_switch = off (it stops
+#     once caught up) while a writer inserts, updates and deletes
 #     rows of tenant 42 (and of tenant 43) on shard 1: it returns caught up,
 #     gb_scale.tenant_moves shows the state and the rows copied, and the
 #     target then holds exactly the tenant's rows (same ids, same row
@@ -121,6 +122,9 @@ sub tenant_digest
 }
 
 my $call = 'CALL gb_tenant_move(42, 4::smallint)';
+# The moves here stop once caught up (test/t/201_tenant_move_switch.pl
+# switches).
+my $call_copy = 'SET gb_scale.move_switch = off; ' . $call;
 
 # --- the tenant's data on shard 1 ---------------------------------------
 sq(1, q{
@@ -139,7 +143,7 @@ like(q_error(1, 'BEGIN; ' . $call . '; COMMIT;'), qr/^2D000: .*CALL outside a tr
 
 sq(1, q{
 	CREATE ROLE mover LOGIN;
-	GRANT EXECUTE ON PROCEDURE gb_tenant_move(bigint, smallint) TO mover;
+	GRANT EXECUTE ON PROCEDURE gb_tenant_move(bigint, smallint, interval) TO mover;
 });
 like(q_error(1, $call, 'mover'), qr/^42501: permission denied to move a tenant/,
 	'a non-superuser may not move a tenant (42501), even with EXECUTE');
@@ -232,7 +236,7 @@ for (1 .. 600)
 	usleep(50_000);
 }
 
-my ($r, $o, $e) = psql_run(1, $call);
+my ($r, $o, $e) = psql_run(1, $call_copy);
 is($r, 0, 'CALL gb_tenant_move(42, 4) returns') or diag($e);
 like($e, qr/NOTICE:  00000: tenant 42: moving to shard 4, tables gb\.sessions, gb\.messages, gb\.notes/,
 	'NOTICE: the move starts, with its tables');
@@ -246,7 +250,8 @@ is( sq(1, q{SELECT source_shard || ' ' || target_shard || ' ' || state || ' ' ||
 	FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
 	'1 4 catching up true 2000 true 50 true true',
 	'gb_scale.tenant_moves: catching up, rows copied per table, a lag');
-like(q_error(1, $call), qr/^55006: tenant 42 is already being moved to shard 4/, 'one move of a tenant at a time');
+like(q_error(1, 'CALL gb_tenant_move(42, 2::smallint)'), qr/^55006: tenant 42 is already being moved to shard 4/,
+	'one move of a tenant at a time');
 is(sq(1, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'gb\_move\_42\_%' AND NOT temporary}), '1',
 	'the move has its slot on the source');
 is(sq(4, q{SELECT count(*) FROM pg_subscription WHERE subname LIKE 'gb\_move\_42\_%' AND subenabled}), '1',
@@ -295,7 +300,7 @@ like(q_error(1, 'SELECT gb_tenant_move_abort(42)'), qr/^55000: tenant 42 has no 
 # The slots and the publication go at once (nothing holds WAL on the
 # source); the move stays failed, saying what remains on the target, until
 # a second abort, once the target is back, cleans that too.
-($r, $o, $e) = psql_run(1, $call);
+($r, $o, $e) = psql_run(1, $call_copy);
 is($r, 0, 'a second move of tenant 42 reaches catching up') or diag($e);
 my $pgdata4 = "$base/shard4/data";
 system('pg_ctl', '-D', $pgdata4, '-m', 'immediate', '-w', 'stop') == 0 or die 'could not stop shard 4';
