@@ -1164,7 +1164,11 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 	tenant = PG_GETARG_INT64(0);
 	target = PG_GETARG_INT16(1);
 	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
-		keep_source = PG_GETARG_INTERVAL_P(2);
+	{
+		/* a copy here: the argument may not outlive the first commit */
+		keep_source = palloc(sizeof(Interval));
+		memcpy(keep_source, PG_GETARG_INTERVAL_P(2), sizeof(Interval));
+	}
 	nonatomic = fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
 
