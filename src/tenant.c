@@ -1223,7 +1223,6 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 	int64		tenant = PG_GETARG_INT64(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *tables;
-	ListCell   *lc;
 	bool		settings;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -1238,6 +1237,8 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 	gb_move_fence_bypass = true;
 	PG_TRY();
 	{
+		ListCell   *lc;
+
 		foreach(lc, tables)
 		{
 			GbTenantTable *t = lfirst(lc);

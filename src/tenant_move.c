@@ -2,47 +2,84 @@
  *
  * tenant_move.c
  *	  Moving one tenant to another shard while it keeps writing:
- *	  CALL gb_tenant_move(tenant_id, target_shard) on the tenant's shard,
+ *	  CALL gb_tenant_move(tenant_id, target_shard[, keep_source]) on the
+ *	  tenant's shard, gb_tenant_move_finish(tenant_id),
  *	  gb_tenant_move_abort(tenant_id), the state in gb_scale.tenant_move.
  *
- * Design (issue 17; this file holds its first part, up to catching up):
+ * Design (issue 17):
  *
  *	preparing	checks (below), a row in gb_scale.tenant_move naming the
  *				publication, subscription and slot (all "gb_move_<tenant>_<move>",
  *				recorded before any of them exists, so that an abort always
- *				knows what to drop), and on the source a publication of every
- *				tenant table (gb_tenant_tables: isolated tables and managed
+ *				knows what to drop), the fence trigger on every tenant table
+ *				(below), and on the source a publication of every tenant
+ *				table (gb_tenant_tables: isolated tables and managed
  *				partitioned tables with a tenant_column) with the row filter
  *				tenant_column = tenant and publish_via_partition_root, so that
- *				rows reach the target's own partitions.  Committed.
+ *				rows reach the target's own partitions.  Committed; then the
+ *				tenant is marked in motion in shared memory and the move waits
+ *				for every transaction already running (they may have passed
+ *				the fence before the mark, without the pause lock).
  *	copying		the slot is created here, on the source, in a transaction
  *				without an xid (creating a logical slot waits for every
  *				transaction holding an xid, so the procedure's own writes are
  *				committed first); then over libpq the target runs
  *				gb_scale.tenant_move_subscribe(), which creates the
  *				subscription with that slot (create_slot = false, so it can
- *				run inside a function) and copy_data = true.  The source's
- *				connection string is read from the target's own shard_config:
- *				no password ever travels in a statement, so none reaches
- *				pg_stat_activity or a log; the subscription is built from parse
- *				nodes, so no error context quotes it either.
+ *				run inside a function) and copy_data = true, and installs the
+ *				fence there too.  The source's connection string is read from
+ *				the target's own shard_config: no password ever travels in a
+ *				statement, so none reaches pg_stat_activity or a log; the
+ *				subscription is built from parse nodes, so no error context
+ *				quotes it either.
  *	catching up	the target's pg_subscription_rel says every table is ready;
  *				the tenant's rows then on the target are recorded per table
- *				(rows_copied); the procedure returns once the slot's
- *				confirmed_flush_lsn is within gb_scale.move_max_lag bytes of
- *				the source's WAL.  Every wait is on the latch with a timeout
+ *				(rows_copied); caught up once the slot's confirmed_flush_lsn
+ *				is within gb_scale.move_max_lag bytes of the source's WAL.
+ *				Every wait is on the latch with a timeout
  *				(gb_scale.move_timeout): cancel works, a dead target ends it.
+ *				gb_scale.move_switch = off returns here.
+ *	paused		committed first (the view shows it); then, in one transaction,
+ *				the pause lock (an advisory-type lock of kind MOVE_LOCK_KIND
+ *				per database and tenant) in exclusive mode: the fence takes it
+ *				in share mode for every write of a tenant in motion, so the
+ *				move waits for writes under way and new ones wait for the
+ *				switch.  The source's WAL insert position is read, and the
+ *				move waits until the slot's confirmed_flush_lsn reaches it.
+ *	switched	gb_tenant_assign on the target (its transaction left open),
+ *				then here, with state switched and the pause's length; the
+ *				local commit releases the lock (the directory change is in the
+ *				shared routing map before), then the target commits.  Writers
+ *				that waited re-read the directory and fail with 40001 naming
+ *				the target.  A cancel, error or crash before the local commit
+ *				releases the lock with the tenant still here; the move stays
+ *				paused.  The other shards' directory: gb_shard_sync, by the
+ *				operator.
+ *	cleaning	the target writes its entry again (its commit above may have
+ *				been lost) and drops the subscription (slot_name = NONE
+ *				first); the slots and the publication are dropped here; the
+ *				target's copied rows get shard_id = target in batches (only
+ *				now: the apply looked rows up by the source's key); then
+ *				gb_tenant_purge here, or, with keep_source, later by
+ *				gb_tenant_move_finish once keep_source_until has passed.
+ *	done		the tenant's mark in shared memory is cleared.
  *
- * Later parts (not here yet): paused (the tenant's writes wait on a lock that
- * only the move holds, so a crashed move releases it; the target confirms
- * the source's last LSN), switched (gb_tenant_assign on both, then a push of
- * the directory to every shard; writers that waited get a retryable error
- * naming the new shard, and a fence refuses every later write of a tenant the
- * shard does not serve), cleaning (subscription, publication and slot
- * dropped; the target's copied rows get shard_id = target in batches once
- * the subscription is gone, since apply looks rows up by the source's key;
- * then the tenant's rows are purged on the source, at once or after
- * keep_source), done; failed (a step's error recorded in the row) and resume.
+ * A CALL holds a session lock (kind MOVE_LOCK_KIND + 1) per tenant: one at a
+ * time.  A CALL for a move in catching up, paused, switched or cleaning goes
+ * on from there (after a restart it marks the tenant again); preparing,
+ * copying and failed moves are aborted and started again.
+ *
+ * The fence: gb_scale.tenant_move_fence(tenant_column), a BEFORE INSERT OR
+ * UPDATE OR DELETE row trigger named gb_tenant_fence, on a partitioned table
+ * cloned to every partition, enabled on origin only (the default), so that
+ * the target's apply (session_replication_role = replica) writes rows of a
+ * tenant it does not serve yet.  Per row: if the tenant is in motion (a
+ * count, then a scan of at most MOVE_MAX_MOVING entries under a spinlock),
+ * the pause lock in share mode; then the routing map (one shared-memory
+ * probe): a tenant that another shard serves is refused with 40001, the
+ * SQLSTATE that clients already retry as a whole transaction, after
+ * routing again.  gb_tenant_purge passes it; an abort's deletes on the
+ * target run as replica.
  *
  * Who may move: CREATE SUBSCRIPTION needs a superuser in PostgreSQL 15, on
  * the target, through the role of the target's connection string; the
@@ -51,7 +88,8 @@
  * both connection strings must be superusers (or, on the source, a
  * replication role that bypasses row level security and reads the tables).
  *
- * Abort works from any state before done: the target disables and drops the
+ * Abort works from any state before switched (then the target serves the
+ * tenant, and abort refuses): the target disables and drops the
  * subscription (slot_name = NONE first, so that no slot is dropped in a
  * transaction) and deletes the tenant's copied rows; then here, whatever the
  * target said, the walsenders still using the move's slots are ended and the
@@ -1109,11 +1147,19 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 
 		if (get_attnum(t->relid, "shard_id") == InvalidAttrNumber)
 			continue;
-		sql = psprintf("UPDATE %s SET shard_id = $2::pg_catalog.int2"
-					   " WHERE (tableoid, ctid) OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT (r.tableoid, r.ctid) FROM %s r"
+		/*
+		 * A batch by ctid (a TID scan): in a partitioned table a ctid may
+		 * name rows of several partitions, and the other conditions keep
+		 * only rows that need the rewrite anyway.
+		 */
+		sql = psprintf("UPDATE %s u SET shard_id = $2::pg_catalog.int2"
+					   " WHERE u.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid FROM %s r"
 					   "  WHERE r.%s OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
-					   "  AND r.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2 LIMIT %d))",
-					   qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH);
+					   "  AND r.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2 LIMIT %d))"
+					   " AND u.%s OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
+					   " AND u.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2",
+					   qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH,
+					   quote_identifier(t->column));
 		do
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -1137,6 +1183,181 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 	SPI_commit();
 }
 
+/*
+ * The move itself, from preparing or from where an earlier CALL stopped.
+ */
+static void
+move_run(int64 tenant, int target, int source, const Interval *keep_source, const char *schema)
+{
+	MoveRow		m;
+	MoveConn   *mc;
+	List	   *tables;
+	char	   *target_connstr;
+	bool		resume;
+	bool		switched;
+	ListCell   *lc;
+
+	resume = move_find(tenant, &m);
+	if (resume && (m.target != target ||
+				   (strcmp(m.state, "catching up") != 0 && strcmp(m.state, "paused") != 0 &&
+					strcmp(m.state, "switched") != 0 && strcmp(m.state, "cleaning") != 0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("tenant " INT64_FORMAT " is already being moved to shard %d (state %s)", tenant, m.target, m.state),
+				 errhint("Call gb_tenant_move(" INT64_FORMAT ", %d) to go on with it once it has caught up, or gb_tenant_move_abort(" INT64_FORMAT ").",
+						 tenant, m.target, tenant)));
+	switched = resume && (strcmp(m.state, "switched") == 0 || strcmp(m.state, "cleaning") == 0);
+	if (!switched)
+	{
+		int			served = DatumGetInt16(DirectFunctionCall1(gb_shard_for_tenant, Int64GetDatum(tenant)));
+
+		if (served != source)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant " INT64_FORMAT " is served by shard %d, not by this shard (%d)", tenant, served, source),
+					 errhint("Call gb_tenant_move on shard %d.", served)));
+		if (target == source)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tenant " INT64_FORMAT " is already on shard %d", tenant, target),
+					 errhint("Name another shard as the target.")));
+	}
+	target_connstr = move_shard_connstr(target, "to");
+	(void) move_shard_connstr(source, "from");
+
+	tables = gb_tenant_tables("move");
+	if (tables == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no table holds tenants' rows on this shard"),
+				 errhint("Register them with gb_tenant_isolation_enable or gb_partition_create(..., tenant_column => ...).")));
+	if (!resume)
+	{
+		foreach(lc, tables)
+		{
+			move_check_replica_identity(lfirst(lc));
+		}
+		move_check_slots(list_length(tables));
+	}
+
+	mc = palloc0(sizeof(MoveConn));
+	PG_TRY();
+	{
+		PGresult   *res;
+		char	   *target_schema;
+
+		move_connect(mc, target, target_connstr);
+		res = move_query(mc, "SELECT n.nspname FROM pg_catalog.pg_extension e"
+						 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+						 " WHERE e.extname OPERATOR(pg_catalog.=) 'gb_scale'", 0, NULL, PGRES_TUPLES_OK,
+						 "find gb_scale");
+		if (PQntuples(res) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension gb_scale is not installed on target shard %d", target),
+					 errhint("CREATE EXTENSION gb_scale there first.")));
+		target_schema = pstrdup(PQgetvalue(res, 0, 0));
+
+		if (resume)
+		{
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": going on with its move to shard %d (state %s)", tenant, target, m.state)));
+			if (!switched)
+			{
+				/* after a restart, the mark is gone */
+				move_mark_moving(tenant);
+				move_wait_catch_up(&m, mc, tables);
+				if (gb_move_switch)
+					move_switch(&m, mc, target_schema);
+			}
+			if (gb_move_switch || switched)
+				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+		}
+		else
+		{
+			char		subid[16];
+			const char *params[3];
+			StringInfoData names;
+
+			move_check_target(mc, tables, tenant);
+
+			/*
+			 * preparing: the row, with the names, the fence and the
+			 * publication
+			 */
+			move_exec("INSERT INTO gb_scale.tenant_move (tenant_id, source_shard, target_shard, state)"
+					  " VALUES ($1, $2, $3, 'preparing') RETURNING move_id", 3,
+					  (Oid[]) {INT8OID, INT2OID, INT2OID},
+					  (Datum[]) {Int64GetDatum(tenant), Int16GetDatum((int16) source), Int16GetDatum((int16) target)},
+					  SPI_OK_INSERT_RETURNING);
+			{
+				bool		isnull;
+
+				m.move_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			m.tenant = tenant;
+			m.source = source;
+			m.target = target;
+			m.subid = InvalidOid;
+			m.name = psprintf("gb_move_" INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
+			move_exec("UPDATE gb_scale.tenant_move SET publication = $2, subscription = $2, slot_name = $2"
+					  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
+					  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(m.name)}, SPI_OK_UPDATE);
+			move_install_fence(tables);
+			move_create_publication(m.name, tables, tenant);
+			initStringInfo(&names);
+			foreach(lc, tables)
+			{
+				appendStringInfo(&names, "%s%s", lc == list_head(tables) ? "" : ", ",
+								 gb_qualified_name(((GbTenantTable *) lfirst(lc))->relid));
+			}
+			SPI_commit();
+			move_mark_moving(tenant);
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": moving to shard %d, tables %s (publication %s)",
+							tenant, target, names.data, m.name)));
+
+			/*
+			 * copying: the slot, in a transaction that has no xid (its
+			 * creation waits for every transaction that has one), then the
+			 * subscription
+			 */
+			move_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", 1,
+					  (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(m.name))},
+					  SPI_OK_SELECT);
+			move_set_state(&m, "copying");
+			SPI_commit();
+
+			snprintf(subid, sizeof(subid), "%d", source);
+			params[0] = m.name;
+			params[1] = m.name;
+			params[2] = subid;
+			res = move_query(mc, "SELECT gb_scale.tenant_move_subscribe($1, $2, $3)", 3, params,
+							 PGRES_TUPLES_OK, "create the subscription");
+			m.subid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+			move_exec("UPDATE gb_scale.tenant_move SET target_subid = $2 WHERE move_id OPERATOR(pg_catalog.=) $1",
+					  2, (Oid[]) {INT8OID, OIDOID}, (Datum[]) {Int64GetDatum(m.move_id), ObjectIdGetDatum(m.subid)},
+					  SPI_OK_UPDATE);
+			SPI_commit();
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": shard %d subscribed (slot %s), copying", tenant, target, m.name)));
+
+			move_wait_catch_up(&m, mc, tables);
+			if (gb_move_switch)
+			{
+				move_switch(&m, mc, target_schema);
+				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		if (mc->conn != NULL)
+			move_disconnect(mc);
+	}
+	PG_END_TRY();
+}
+
 Datum
 gb_tenant_move(PG_FUNCTION_ARGS)
 {
@@ -1145,16 +1366,8 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 	int			source;
 	bool		nonatomic;
 	Interval   *keep_source = NULL;
-	MoveRow		m;
-	MoveConn   *mc;
-	List	   *tables;
-	char	   *target_connstr;
 	char	   *schema;
-	bool		resume;
-	bool		switched;
 	LOCKTAG		call_tag;
-	ListCell   *lc;
-	StringInfoData names;
 
 	/* a procedure cannot be STRICT */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -1207,163 +1420,7 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 				 errhint("Wait for its CALL gb_tenant_move to end, or cancel it.")));
 	PG_TRY();
 	{
-		resume = move_find(tenant, &m);
-		if (resume && (m.target != target ||
-					   (strcmp(m.state, "catching up") != 0 && strcmp(m.state, "paused") != 0 &&
-						strcmp(m.state, "switched") != 0 && strcmp(m.state, "cleaning") != 0)))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("tenant " INT64_FORMAT " is already being moved to shard %d (state %s)", tenant, m.target, m.state),
-					 errhint("Call gb_tenant_move(" INT64_FORMAT ", %d) to go on with it once it has caught up, or gb_tenant_move_abort(" INT64_FORMAT ").",
-							 tenant, m.target, tenant)));
-		switched = resume && (strcmp(m.state, "switched") == 0 || strcmp(m.state, "cleaning") == 0);
-		if (!switched)
-		{
-			int			served = DatumGetInt16(DirectFunctionCall1(gb_shard_for_tenant, Int64GetDatum(tenant)));
-
-			if (served != source)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("tenant " INT64_FORMAT " is served by shard %d, not by this shard (%d)", tenant, served, source),
-						 errhint("Call gb_tenant_move on shard %d.", served)));
-			if (target == source)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("tenant " INT64_FORMAT " is already on shard %d", tenant, target),
-						 errhint("Name another shard as the target.")));
-		}
-		target_connstr = move_shard_connstr(target, "to");
-		(void) move_shard_connstr(source, "from");
-
-		tables = gb_tenant_tables("move");
-		if (tables == NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("no table holds tenants' rows on this shard"),
-					 errhint("Register them with gb_tenant_isolation_enable or gb_partition_create(..., tenant_column => ...).")));
-		if (!resume)
-		{
-			foreach(lc, tables)
-			{
-				move_check_replica_identity(lfirst(lc));
-			}
-			move_check_slots(list_length(tables));
-		}
-
-		mc = palloc0(sizeof(MoveConn));
-		PG_TRY();
-		{
-			char		subid[16];
-			const char *params[3];
-			PGresult   *res;
-			char	   *target_schema;
-
-			move_connect(mc, target, target_connstr);
-			res = move_query(mc, "SELECT n.nspname FROM pg_catalog.pg_extension e"
-							 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-							 " WHERE e.extname OPERATOR(pg_catalog.=) 'gb_scale'", 0, NULL, PGRES_TUPLES_OK,
-							 "find gb_scale");
-			if (PQntuples(res) != 1)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("extension gb_scale is not installed on target shard %d", target),
-						 errhint("CREATE EXTENSION gb_scale there first.")));
-			target_schema = pstrdup(PQgetvalue(res, 0, 0));
-
-			if (resume)
-			{
-				ereport(NOTICE,
-						(errmsg("tenant " INT64_FORMAT ": going on with its move to shard %d (state %s)", tenant, target, m.state)));
-				if (!switched)
-				{
-					/* after a restart, the mark is gone */
-					move_mark_moving(tenant);
-					move_wait_catch_up(&m, mc, tables);
-					if (gb_move_switch)
-						move_switch(&m, mc, target_schema);
-				}
-				if (gb_move_switch || switched)
-					move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
-			}
-			else
-			{
-				move_check_target(mc, tables, tenant);
-
-				/*
-				 * preparing: the row, with the names, the fence and the
-				 * publication
-				 */
-				move_exec("INSERT INTO gb_scale.tenant_move (tenant_id, source_shard, target_shard, state)"
-						  " VALUES ($1, $2, $3, 'preparing') RETURNING move_id", 3,
-						  (Oid[]) {INT8OID, INT2OID, INT2OID},
-						  (Datum[]) {Int64GetDatum(tenant), Int16GetDatum((int16) source), Int16GetDatum((int16) target)},
-						  SPI_OK_INSERT_RETURNING);
-				{
-					bool		isnull;
-
-					m.move_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-				}
-				m.tenant = tenant;
-				m.source = source;
-				m.target = target;
-				m.subid = InvalidOid;
-				m.name = psprintf("gb_move_" INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
-				move_exec("UPDATE gb_scale.tenant_move SET publication = $2, subscription = $2, slot_name = $2"
-						  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
-						  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(m.name)}, SPI_OK_UPDATE);
-				move_install_fence(tables);
-				move_create_publication(m.name, tables, tenant);
-				initStringInfo(&names);
-				foreach(lc, tables)
-				{
-					appendStringInfo(&names, "%s%s", lc == list_head(tables) ? "" : ", ",
-									 gb_qualified_name(((GbTenantTable *) lfirst(lc))->relid));
-				}
-				SPI_commit();
-				move_mark_moving(tenant);
-				ereport(NOTICE,
-						(errmsg("tenant " INT64_FORMAT ": moving to shard %d, tables %s (publication %s)",
-								tenant, target, names.data, m.name)));
-
-				/*
-				 * copying: the slot, in a transaction that has no xid (its
-				 * creation waits for every transaction that has one), then the
-				 * subscription
-				 */
-				move_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", 1,
-						  (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(m.name))},
-						  SPI_OK_SELECT);
-				move_set_state(&m, "copying");
-				SPI_commit();
-
-				snprintf(subid, sizeof(subid), "%d", source);
-				params[0] = m.name;
-				params[1] = m.name;
-				params[2] = subid;
-				res = move_query(mc, "SELECT gb_scale.tenant_move_subscribe($1, $2, $3)", 3, params,
-								 PGRES_TUPLES_OK, "create the subscription");
-				m.subid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-				move_exec("UPDATE gb_scale.tenant_move SET target_subid = $2 WHERE move_id OPERATOR(pg_catalog.=) $1",
-						  2, (Oid[]) {INT8OID, OIDOID}, (Datum[]) {Int64GetDatum(m.move_id), ObjectIdGetDatum(m.subid)},
-						  SPI_OK_UPDATE);
-				SPI_commit();
-				ereport(NOTICE,
-						(errmsg("tenant " INT64_FORMAT ": shard %d subscribed (slot %s), copying", tenant, target, m.name)));
-
-				move_wait_catch_up(&m, mc, tables);
-				if (gb_move_switch)
-				{
-					move_switch(&m, mc, target_schema);
-					move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
-				}
-			}
-		}
-		PG_FINALLY();
-		{
-			if (mc->conn != NULL)
-				move_disconnect(mc);
-		}
-		PG_END_TRY();
+		move_run(tenant, target, source, keep_source, schema);
 	}
 	PG_FINALLY();
 	{

@@ -16,10 +16,12 @@
 #     shard 4 writes tenant 42;
 #  3. a move of tenant 43 stopped once caught up (gb_scale.move_switch =
 #     off), then called again and cancelled while it holds the pause (held
-#     there by a lock on the target's directory): a write of tenant 43 on shard 1 waits
-#     during the pause, another tenant's does not; after the cancel the
+#     there by a lock on the target's directory): a write of tenant 43 on
+#     shard 1 waits during the pause, another tenant's does not; after the cancel the
 #     waiting write commits on shard 1, the tenant stays there with all its
-#     rows, and an abort cleans up (no slot, no copied row).
+#     rows, and an abort cleans up (no slot, no copied row);
+#  4. tenant 42 back to shard 1 without keep_source: purged on shard 4 at
+#     the end of the CALL, done.
 use strict;
 use warnings;
 
@@ -303,7 +305,8 @@ wait_for(4, q{SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relat
 my $mover = start_psql(1, 'CALL gb_tenant_move(43, 4::smallint)', \$mv_out, \$mv_err);
 is(wait_for(1, q{SELECT state FROM gb_scale.tenant_moves WHERE tenant_id = 43 AND finished_at IS NULL}, 'paused'),
 	'paused', 'the move pauses');
-wait_for(4, q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gb_tenant_move' AND wait_event_type = 'Lock'}, '1');
+is(wait_for(4, q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%gb_tenant_assign(%' AND wait_event_type = 'Lock'}, '1'),
+	'1', 'the switch waits for the target\'s directory, with the pause held');
 my $waiter = start_psql(1, q{INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES (43, 1, 1, 'during the pause') RETURNING shard_id},
 	\$wt_out, \$wt_err);
 is( wait_for(1, q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO gb.messages%during the pause%' AND wait_event_type = 'Lock'}, '1'),
@@ -331,5 +334,25 @@ is(sq(4, q{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 43) + (SEL
 is(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43 AND id IN (SELECT id FROM public.acked WHERE tenant_id = 43)})
 	. ' ' . sq(1, q{SELECT count(*) FROM gb.sessions WHERE tenant_id = 43}),
 	sq(1, q{SELECT count(*) FROM public.acked WHERE tenant_id = 43}) . ' 2000', 'tenant 43 keeps all its rows on shard 1');
+
+# --- 4. back to shard 1, purged at once -----------------------------------
+# The same move from shard 4, without keep_source: the rows on shard 4 go
+# at the end of the CALL (the purge passes the fence), the move is done.
+sq(4, q{ALTER TABLE gb.sessions REPLICA IDENTITY FULL; ALTER TABLE gb.messages REPLICA IDENTITY FULL;});
+my $on4 = tenant_digest(4, 42);
+($r, $o, $e) = psql_run(4, 'CALL gb_tenant_move(42, 1::smallint)');
+is($r, 0, 'CALL gb_tenant_move(42, 1) on shard 4') or diag($e);
+like($e, qr/move to shard 1 done, \d+ row\(s\) purged here/, 'NOTICE: done, rows purged at once');
+is(sq(4, q{SELECT state || ' ' || (pause IS NOT NULL) FROM gb_scale.tenant_moves WHERE tenant_id = 42}), 'done true',
+	'gb_scale.tenant_moves on shard 4: done, with its pause');
+is(tenant_digest(1, 42), $on4, 'shard 1 holds the rows of tenant 42 again (equal row hashes)');
+is( sq(4, q{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 42) + (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42)}),
+	'0', 'none left on shard 4');
+is( sq(1, q{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND shard_id <> 1)
+	+ (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42 AND shard_id <> 1)}),
+	'0', 'with shard_id 1');
+is(sq(1, 'SELECT gb_shard_for_tenant(42)') . sq(4, 'SELECT gb_shard_for_tenant(42)'), '11',
+	'the directory of both shards says shard 1');
+is(no_move_objects(1) . ' ' . no_move_objects(4), '0 0 0 0 0 0', 'no slot, publication or subscription left');
 
 done_testing();
