@@ -636,7 +636,8 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	const char *column;
-	int64		tenant;
+	int64		tenant = 0;
+	bool		has_tenant;
 	HeapTuple	result;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
@@ -647,14 +648,15 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
 	column = trigdata->tg_trigger->tgargs[0];
 	result = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
-	if (move_row_tenant(trigdata->tg_relation, trigdata->tg_trigtuple, column, &tenant))
+	has_tenant = move_row_tenant(trigdata->tg_relation, trigdata->tg_trigtuple, column, &tenant);
+	if (has_tenant)
 		move_fence_check(tenant);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		int64		new_tenant;
+		int64		new_tenant = 0;
 
 		if (move_row_tenant(trigdata->tg_relation, trigdata->tg_newtuple, column, &new_tenant) &&
-			new_tenant != tenant)
+			(!has_tenant || new_tenant != tenant))
 			move_fence_check(new_tenant);
 	}
 	return PointerGetDatum(result);
