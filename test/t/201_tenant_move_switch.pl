@@ -313,12 +313,15 @@ is( wait_for(1, q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT
 	'1', 'a write of tenant 43 waits during the pause');
 is(sq(1, q{INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES (44, 1, 1, 'other tenant') RETURNING shard_id}),
 	'1', 'a write of another tenant does not');
+my $pause_lock = q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 17 AND mode = 'ExclusiveLock' AND granted};
+is(sq(1, $pause_lock), '1', 'the mover holds the pause lock');
 is(sq(1, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL gb_tenant_move(43%'}), 't',
 	'cancel the mover');
 $mover->finish;
 like($mv_err, qr/ERROR:  57014: canceling statement due to user request/, 'the CALL is cancelled');
 $waiter->finish;
 is($wt_err, '', 'the waiting write commits once the pause ends') or diag($wt_err);
+is(sq(1, $pause_lock), '0', 'the pause ended with its move');
 is(sq(4, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE%'}), 't', 'release the target');
 $locker->finish;
 is(sq(1, 'SELECT gb_shard_for_tenant(43)') . sq(4, 'SELECT gb_shard_for_tenant(43)'), '11', 'tenant 43 is still served by shard 1 on both');
