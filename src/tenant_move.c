@@ -53,11 +53,12 @@
  *				that waited re-read the directory and fail with 40001 naming
  *				the target.  A cancel, error or crash before the local commit
  *				releases the lock with the tenant still here; the move stays
- *				paused.  The other shards' directory: gb_shard_sync, by the
- *				operator.
+ *				paused.
  *	cleaning	the target writes its entry again (its commit above may have
  *				been lost) and drops the subscription (slot_name = NONE
- *				first); the slots and the publication are dropped here; the
+ *				first); the slots and the publication are dropped here; every
+ *				other shard with a connection string gets the entry too (a
+ *				WARNING for one out of reach: gb_shard_sync there); the
  *				target's copied rows get shard_id = target in batches (only
  *				now: the apply looked rows up by the source's key); then
  *				gb_tenant_purge here, or, with keep_source, later by
@@ -133,6 +134,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -1065,6 +1067,97 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 					m->tenant, m->target, pause)));
 }
 
+/* The schema of gb_scale on the shard of MC. */
+static char *
+move_remote_schema(MoveConn *mc)
+{
+	PGresult   *res = move_query(mc, "SELECT n.nspname FROM pg_catalog.pg_extension e"
+								 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+								 " WHERE e.extname OPERATOR(pg_catalog.=) 'gb_scale'", 0, NULL, PGRES_TUPLES_OK,
+								 "find gb_scale");
+
+	if (PQntuples(res) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension gb_scale is not installed on shard %d", mc->shard),
+				 errhint("CREATE EXTENSION gb_scale there first.")));
+	return pstrdup(PQgetvalue(res, 0, 0));
+}
+
+/*
+ * Every other shard of the directory learns the switch too, each on its
+ * own: one that cannot be reached gets a WARNING (its routers still reach
+ * the source, whose fence names the target) and gb_shard_sync there later.
+ */
+static void
+move_push_directory(const MoveRow *m)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	List	   *shards = NIL;
+	List	   *connstrs = NIL;
+	ListCell   *ls;
+	ListCell   *lc;
+	char		tenant_text[32];
+	char		target_text[16];
+	const char *params[2] = {tenant_text, target_text};
+
+	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
+	snprintf(target_text, sizeof(target_text), "%d", m->target);
+	move_exec("SELECT s.shard_id::pg_catalog.int4, s.connection_string FROM gb_scale.shard_config s"
+			  " WHERE s.shard_id OPERATOR(pg_catalog.<>) ALL (ARRAY[$1, $2]::pg_catalog.int2[])"
+			  " AND s.connection_string OPERATOR(pg_catalog.<>) '' ORDER BY s.shard_id",
+			  2, (Oid[]) {INT2OID, INT2OID},
+			  (Datum[]) {Int16GetDatum((int16) m->source), Int16GetDatum((int16) m->target)}, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		shards = lappend_int(shards, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+		connstrs = lappend(connstrs, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+	}
+	forboth(ls, shards, lc, connstrs)
+	{
+		MoveConn   *mc = palloc0(sizeof(MoveConn));
+
+		CHECK_FOR_INTERRUPTS();
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			move_connect(mc, lfirst_int(ls), lfirst(lc));
+			move_query(mc, psprintf("SELECT %s.gb_tenant_assign($1::pg_catalog.int8, $2::pg_catalog.int2)",
+									quote_identifier(move_remote_schema(mc))),
+					   2, params, PGRES_TUPLES_OK, "assign the tenant");
+			move_disconnect(mc);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			if (mc->conn != NULL)
+				move_disconnect(mc);
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			ereport(WARNING,
+					(errmsg("tenant " INT64_FORMAT ": shard %d's directory could not be told of the switch to shard %d",
+							m->tenant, lfirst_int(ls), m->target),
+					 errdetail_internal("%s", edata->message),
+					 errhint("Run gb_shard_sync() on shard %d; until then its routers reach shard %d, which refuses the tenant's writes naming shard %d.",
+							 lfirst_int(ls), m->source, m->target)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+}
+
 /* This shard's part of a move's end: its slots and its publication. */
 static void
 move_drop_source_objects(const MoveRow *m)
@@ -1139,6 +1232,7 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 			   PGRES_TUPLES_OK, "drop the subscription");
 	move_drop_source_objects(m);
 	SPI_commit();
+	move_push_directory(m);
 
 	foreach(lc, tables)
 	{
@@ -1245,20 +1339,10 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 	mc = palloc0(sizeof(MoveConn));
 	PG_TRY();
 	{
-		PGresult   *res;
 		char	   *target_schema;
 
 		move_connect(mc, target, target_connstr);
-		res = move_query(mc, "SELECT n.nspname FROM pg_catalog.pg_extension e"
-						 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-						 " WHERE e.extname OPERATOR(pg_catalog.=) 'gb_scale'", 0, NULL, PGRES_TUPLES_OK,
-						 "find gb_scale");
-		if (PQntuples(res) != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("extension gb_scale is not installed on target shard %d", target),
-					 errhint("CREATE EXTENSION gb_scale there first.")));
-		target_schema = pstrdup(PQgetvalue(res, 0, 0));
+		target_schema = move_remote_schema(mc);
 
 		if (resume)
 		{
@@ -1279,6 +1363,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 		{
 			char		subid[16];
 			const char *params[3];
+			PGresult   *res;
 			StringInfoData names;
 
 			move_check_target(mc, tables, tenant);

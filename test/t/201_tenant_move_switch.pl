@@ -1,6 +1,6 @@
 # Moving a tenant online (issue 17), its end: the pause, the switch, the
-# fence and the cleanup.  Two shards started by test/shards.sh (1 USA,
-# 4 DEU, wal_level = logical):
+# fence and the cleanup.  Three shards started by test/shards.sh (1 USA,
+# 4 DEU, 6 SGP; wal_level = logical):
 #  1. CALL gb_tenant_move(42, 4, keep_source => '1 hour') while one writer
 #     writes for tenant 42 and another for tenant 43 on shard 1: the move
 #     switches, the pause is recorded (and printed); the first writer's
@@ -8,7 +8,7 @@
 #     writer never fails; every row the writer committed is on the target;
 #     the target's rows equal the source's kept rows (shard_id rewritten to
 #     4); no slot, publication or subscription is left; the directory of
-#     both shards says 4; an abort is refused once switched; the rows stay
+#     both shards says 4, and so does shard 6's (pushed by the move); an abort is refused once switched; the rows stay
 #     on shard 1 until gb_tenant_move_finish after the window (its end is
 #     moved to now by the test), then none;
 #  2. the fence: on shard 1 a write of tenant 42 fails with 40001 naming
@@ -20,8 +20,9 @@
 #     shard 1 waits during the pause, another tenant's does not; after the cancel the
 #     waiting write commits on shard 1, the tenant stays there with all its
 #     rows, and an abort cleans up (no slot, no copied row);
-#  4. tenant 42 back to shard 1 without keep_source: purged on shard 4 at
-#     the end of the CALL, done.
+#  4. tenant 42 back to shard 1 without keep_source, with shard 6 down:
+#     purged on shard 4 at the end of the CALL, done, a WARNING naming
+#     shard 6 and gb_shard_sync.
 use strict;
 use warnings;
 
@@ -66,10 +67,10 @@ END
 
 my ($out, $err) = ('', '');
 $started = 1;
-IPC::Run::run([ $script, 'start', '2' ], '>', \$out, '2>', \$err)
+IPC::Run::run([ $script, 'start', '3' ], '>', \$out, '2>', \$err)
   or BAIL_OUT("test/shards.sh start failed: $err");
 my %conn;
-for my $s (1, 4)
+for my $s (1, 4, 6)
 {
 	($conn{$s}) = $out =~ /^export GB_SHARD_${s}_CONNSTR='([^']*)'/m;
 }
@@ -244,6 +245,7 @@ is(no_move_objects(1), '0 0 0', 'no slot, publication or subscription left on th
 is(no_move_objects(4), '0 0 0', 'nor on the target');
 is(sq(1, 'SELECT gb_shard_for_tenant(42)') . sq(4, 'SELECT gb_shard_for_tenant(42)'), '44',
 	'the directory of both shards says shard 4');
+is(sq(6, 'SELECT gb_shard_for_tenant(42)'), '4', 'and so does the third shard\'s (pushed by the move)');
 
 # Every row the writer committed reached the target; the target's rows are
 # the source's kept rows, with shard_id 4.
@@ -341,10 +343,19 @@ is(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43 AND id IN (SELE
 # --- 4. back to shard 1, purged at once -----------------------------------
 # The same move from shard 4, without keep_source: the rows on shard 4 go
 # at the end of the CALL (the purge passes the fence), the move is done.
+# The third shard is down: the move ends all the same, with a WARNING.
 sq(4, q{ALTER TABLE gb.sessions REPLICA IDENTITY FULL; ALTER TABLE gb.messages REPLICA IDENTITY FULL;});
 my $on4 = tenant_digest(4, 42);
+my $pgdata6 = "$base/shard6/data";
+system('pg_ctl', '-D', $pgdata6, '-m', 'fast', '-w', 'stop') == 0 or die 'could not stop shard 6';
 ($r, $o, $e) = psql_run(4, 'CALL gb_tenant_move(42, 1::smallint)');
 is($r, 0, 'CALL gb_tenant_move(42, 1) on shard 4') or diag($e);
+like($e, qr/WARNING:  01000: tenant 42: shard 6's directory could not be told of the switch to shard 1/,
+	'a WARNING names the shard that could not be told');
+like($e, qr/HINT:  Run gb_shard_sync\(\) on shard 6/, 'with what to do');
+system('env', 'SHARD_ID=6', 'pg_ctl', '-D', $pgdata6, '-l', "$base/shard6/server.log", '-w', 'start') == 0
+  or die 'could not start shard 6';
+is(sq(6, 'SELECT gb_shard_for_tenant(42)'), '4', 'shard 6 still says shard 4 until it syncs');
 like($e, qr/move to shard 1 done, \d+ row\(s\) purged here/, 'NOTICE: done, rows purged at once');
 is(sq(4, q{SELECT state || ' ' || (pause IS NOT NULL) FROM gb_scale.tenant_moves WHERE tenant_id = 42}), 'done true',
 	'gb_scale.tenant_moves on shard 4: done, with its pause');
