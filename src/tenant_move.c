@@ -45,7 +45,9 @@
  *				in share mode for every write of a tenant in motion, so the
  *				move waits for writes under way and new ones wait for the
  *				switch.  The source's WAL insert position is read, and the
- *				move waits until the slot's confirmed_flush_lsn reaches it.
+ *				move waits until the slot's confirmed_flush_lsn reaches it,
+ *				at most gb_scale.move_max_pause (then an error ends the
+ *				pause; the move stays paused for a new CALL).
  *	switched	gb_tenant_assign on the target (its transaction left open),
  *				then here, with state switched and the pause's length; the
  *				local commit releases the lock (the directory change is in the
@@ -184,6 +186,8 @@ static MoveShared *move_shared = NULL;
 /* gb_scale.move_timeout (seconds) and gb_scale.move_max_lag (bytes). */
 static int	gb_move_timeout = 3600;
 static int	gb_move_max_lag = 1024 * 1024;
+/* gb_scale.move_max_pause (ms): the longest the target may take to confirm */
+static int	gb_move_max_pause = 10000;
 /* gb_scale.move_switch: off stops a CALL once caught up, before the pause */
 static bool gb_move_switch = true;
 
@@ -1006,16 +1010,17 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 	move_set_state(m, "paused");
 	SPI_commit();
 
+	/* the tenant's new writes wait from the lock's request on */
+	paused_at = GetCurrentTimestamp();
 	move_pause_locktag(&tag, m->tenant);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	paused_at = GetCurrentTimestamp();
 	ereport(NOTICE,
 			(errmsg("tenant " INT64_FORMAT ": writes paused, switching to shard %d", m->tenant, m->target)));
 
 	/* every write of the tenant committed here is before this position */
 	move_exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text", 0, NULL, NULL, SPI_OK_SELECT);
 	lsn = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	deadline = TimestampTzPlusMilliseconds(paused_at, (int64) gb_move_timeout * 1000);
+	deadline = TimestampTzPlusMilliseconds(paused_at, (int64) gb_move_max_pause);
 	for (;;)
 	{
 		bool		isnull;
@@ -1036,8 +1041,11 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("target shard %d did not confirm WAL position %s within gb_scale.move_timeout", m->target, lsn),
-					 errhint("The tenant is still served by this shard and writable; call gb_tenant_move again later, or gb_tenant_move_abort(" INT64_FORMAT ").", m->tenant)));
+					 errmsg("target shard %d did not confirm WAL position %s within gb_scale.move_max_pause (%d ms)",
+							m->target, lsn, gb_move_max_pause),
+					 errdetail("The pause ended: tenant " INT64_FORMAT " is still served by this shard and writable.", m->tenant),
+					 errhint("Call gb_tenant_move(" INT64_FORMAT ", %d) again once the target keeps up (gb_scale.tenant_moves shows its lag), or gb_tenant_move_abort(" INT64_FORMAT ").",
+							 m->tenant, m->target, m->tenant)));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -1790,6 +1798,13 @@ gb_tenant_move_init(void)
 							&gb_move_max_lag,
 							1024 * 1024, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.move_max_pause",
+							"Longest time a move's pause waits for the target to confirm the source's WAL position.",
+							"After it the pause ends with an error, the tenant still served by the source; a new CALL tries again.",
+							&gb_move_max_pause,
+							10000, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("gb_scale.move_switch",
 							 "Whether gb_tenant_move goes on to the pause, the switch and the cleanup once caught up.",

@@ -20,6 +20,10 @@
 #     shard 1 waits during the pause, another tenant's does not; after the cancel the
 #     waiting write commits on shard 1, the tenant stays there with all its
 #     rows, and an abort cleans up (no slot, no copied row);
+#  5. a move of tenant 43 whose target does not confirm during the pause
+#     (its subscription disabled): the pause ends after
+#     gb_scale.move_max_pause (57014), the tenant stays on shard 1,
+#     writable; a new CALL, the subscription enabled, finishes it;
 #  4. tenant 42 back to shard 1 without keep_source, with shard 6 down:
 #     purged on shard 4 at the end of the CALL, done, a WARNING naming
 #     shard 6 and gb_shard_sync.
@@ -339,6 +343,33 @@ is(sq(4, q{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 43) + (SEL
 is(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43 AND id IN (SELECT id FROM public.acked WHERE tenant_id = 43)})
 	. ' ' . sq(1, q{SELECT count(*) FROM gb.sessions WHERE tenant_id = 43}),
 	sq(1, q{SELECT count(*) FROM public.acked WHERE tenant_id = 43}) . ' 2000', 'tenant 43 keeps all its rows on shard 1');
+
+# --- 5 (before 4). the target does not confirm during the pause ----------
+# Its subscription disabled, the pause ends after gb_scale.move_max_pause
+# with the tenant still on shard 1 and writable; a new CALL finishes.
+($r, $o, $e) = psql_run(1, 'SET gb_scale.move_switch = off; CALL gb_tenant_move(43, 4::smallint)');
+is($r, 0, 'a new move of tenant 43 reaches catching up') or diag($e);
+my $sub43 = sq(1, q{SELECT subscription FROM gb_scale.tenant_move WHERE tenant_id = 43 AND finished_at IS NULL});
+sq(4, qq{ALTER SUBSCRIPTION "$sub43" DISABLE});
+sq(1, q{INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES (43, 1, 1, 'not yet on the target')});
+like(q_error(1, q{SET gb_scale.move_max_pause = '1s'; CALL gb_tenant_move(43, 4::smallint)}),
+	qr/^57014: target shard 4 did not confirm WAL position \S+ within gb_scale.move_max_pause \(1000 ms\)/,
+	'the pause ends after gb_scale.move_max_pause: 57014');
+is(sq(1, q{SELECT state FROM gb_scale.tenant_moves WHERE tenant_id = 43 AND finished_at IS NULL}) . ' ' . sq(1, $pause_lock),
+	'paused 0', 'the move stays paused, the lock is gone');
+is(sq(1, q{INSERT INTO gb.messages (tenant_id, session_id, role, body) VALUES (43, 1, 1, 'after the timeout') RETURNING shard_id}),
+	'1', 'tenant 43 is still written on shard 1');
+my $n43 = sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43});
+sq(4, qq{ALTER SUBSCRIPTION "$sub43" ENABLE});
+($r, $o, $e) = psql_run(1, 'CALL gb_tenant_move(43, 4::smallint)');
+is($r, 0, 'a new CALL finishes the move once the target keeps up') or diag($e);
+like($e, qr/going on with its move to shard 4 \(state paused\)/, 'from where it stopped');
+is( sq(1, q{SELECT state FROM gb_scale.tenant_moves WHERE tenant_id = 43 AND finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1})
+	. ' ' . sq(4, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43})
+	. ' ' . sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43}),
+	"done $n43 0", 'done: every message of tenant 43 on shard 4, none on shard 1');
+is(sq(1, 'SELECT gb_shard_for_tenant(43)') . sq(4, 'SELECT gb_shard_for_tenant(43)') . sq(6, 'SELECT gb_shard_for_tenant(43)'),
+	'444', 'the three directories say shard 4');
 
 # --- 4. back to shard 1, purged at once -----------------------------------
 # The same move from shard 4, without keep_source: the rows on shard 4 go
