@@ -59,19 +59,13 @@ gb_tmpdir() {
 	printf -v "$1" '%s' "$d"
 }
 
-# gb_free_port [COUNT]: the first of COUNT (default 1) consecutive ports that
-# nothing listens on, by TCP or by a socket in /tmp.
 gb_free_port() {
-	local count=${1:-1} p i busy
+	local p
 	for p in $(shuf -i 20000-60000 -n 50); do
-		busy=0
-		for ((i = 0; i < count; i++)); do
-			if (exec 3<>"/dev/tcp/127.0.0.1/$((p + i))") 2>/dev/null || [ -e "/tmp/.s.PGSQL.$((p + i))" ]; then
-				busy=1
-				break
-			fi
-		done
-		[ $busy -eq 0 ] && { echo "$p"; return 0; }
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$p" ]; then
+			echo "$p"
+			return 0
+		fi
 	done
 	gb_die "no free port found"
 }

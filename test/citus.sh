@@ -53,7 +53,7 @@ HOST=127.0.0.1
 source "$ROOT/test/nodes_lib.sh"
 
 need_pg() {
-	[ -x "$PG_CONFIG" ] || gb_die "PG_CONFIG=$PG_CONFIG is not executable"
+	[ -x "$PG_CONFIG" ] || die "PG_CONFIG=$PG_CONFIG is not executable"
 	BINDIR=$("$PG_CONFIG" --bindir)
 }
 
@@ -121,7 +121,7 @@ cmd_install() {
 		echo "Citus unavailable: $why, and $lib or $ext is not writable here (run $0 install as root)" >&2
 		exit 3
 	fi
-	gb_log "installing Citus from $tarball into $lib and $ext"
+	log "installing Citus from $tarball into $lib and $ext"
 	unpacked=$(mktemp -d)
 	if ! tar -C "$unpacked" -xzf "$tarball" ||
 		! cp -a "$unpacked/usr/lib/postgresql/$GB_PGVER/lib/." "$lib/" ||
@@ -136,7 +136,7 @@ cmd_install() {
 }
 
 need_base() {
-	[ -n "${GB_CITUS_DIR:-}" ] || gb_die "GB_CITUS_DIR is not set (start prints it)"
+	[ -n "${GB_CITUS_DIR:-}" ] || die "GB_CITUS_DIR is not set (start prints it)"
 	BASE=$GB_CITUS_DIR
 }
 
@@ -152,12 +152,12 @@ node_dirs() {
 node_psql() {
 	local dir=$1
 	shift
-	gb_as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$(cat "$dir/port")" -U postgres -d "$DB" "$@"
+	as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$(cat "$dir/port")" -U postgres -d "$DB" "$@"
 }
 
 cmd_env() {
 	need_base
-	[ -f "$BASE/nodes" ] || gb_die "no nodes in $BASE"
+	[ -f "$BASE/nodes" ] || die "no nodes in $BASE"
 	local n port workers=()
 	echo "export GB_CITUS_DIR='$BASE'"
 	echo "export PGUSER=postgres"
@@ -179,7 +179,7 @@ cmd_stop() {
 start_failed() {
 	local status=$?
 	if [ $status -ne 0 ]; then
-		gb_log "start failed; stopping the nodes"
+		log "start failed; stopping the nodes"
 		cmd_stop
 	fi
 }
@@ -188,30 +188,30 @@ cmd_start() {
 	local n=${1:-2} made=0 port i dir
 	need_pg
 	if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -gt 16 ]; then
-		gb_die "number of workers: 0 to 16, not '$n'"
+		die "number of workers: 0 to 16, not '$n'"
 	fi
-	[ -z "$(citus_missing)" ] || gb_die "Citus is not installed for $PG_CONFIG ($(citus_missing)); run: $0 install"
+	[ -z "$(citus_missing)" ] || die "Citus is not installed for $PG_CONFIG ($(citus_missing)); run: $0 install"
 	nodes_new_base "${GB_CITUS_DIR:-}" gb_citus .made_by_citus_sh
 	made=$MADE
 	export GB_CITUS_DIR=$BASE
 	trap start_failed EXIT
 
-	port=${GB_CITUS_PORT:-$(gb_free_port $((n + 1)))}
+	port=${GB_CITUS_PORT:-$(free_port $((n + 1)))}
 	: >"$BASE/nodes"
 	for ((i = 0; i <= n; i++)); do
 		echo "$i $((port + i))" >>"$BASE/nodes"
 	done
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BASE/nodes"
-	gb_log "starting a Citus coordinator and $n workers under $BASE with $PG_CONFIG"
+	log "starting a Citus coordinator and $n workers under $BASE with $PG_CONFIG"
 	for ((i = 0; i <= n; i++)); do
 		dir=$BASE/node$i
-		gb_as_pg mkdir -m 700 "$dir"
+		as_pg mkdir -m 700 "$dir"
 		# shellcheck disable=SC2016 # expanded by that shell, as the postgres user
-		gb_as_pg sh -c 'echo "$1" >"$2/port"' sh "$((port + i))" "$dir"
-		gb_as_pg initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
-			{ cat "$dir/initdb.log" >&2; gb_die "initdb of node $i failed"; }
+		as_pg sh -c 'echo "$1" >"$2/port"' sh "$((port + i))" "$dir"
+		as_pg initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+			{ cat "$dir/initdb.log" >&2; die "initdb of node $i failed"; }
 		# shellcheck disable=SC2016 # expanded by that shell, as the postgres user
-		gb_as_pg sh -c 'cat >>"$1"' sh "$dir/data/postgresql.conf" <<CONF
+		as_pg sh -c 'cat >>"$1"' sh "$dir/data/postgresql.conf" <<CONF
 port = $((port + i))
 listen_addresses = '$HOST'
 unix_socket_directories = '$dir'
@@ -223,12 +223,12 @@ logging_collector = off
 log_line_prefix = '%m [%p] node $i: '
 ${GB_CITUS_CONF:-}
 CONF
-		gb_as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
-			{ cat "$dir/server.log" >&2; gb_die "node $i did not start"; }
-		gb_as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$((port + i))" -U postgres -d postgres \
+		as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+			{ cat "$dir/server.log" >&2; die "node $i did not start"; }
+		as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$((port + i))" -U postgres -d postgres \
 			-c "CREATE DATABASE $DB" >/dev/null
 		node_psql "$dir" -c "CREATE EXTENSION citus" -c "CREATE EXTENSION gb_scale" >/dev/null
-		gb_log "node $i ($([ "$i" -eq 0 ] && echo coordinator || echo worker)): $HOST port $((port + i)), gb_scale.shard_id = $((i + 1))"
+		log "node $i ($([ "$i" -eq 0 ] && echo coordinator || echo worker)): $HOST port $((port + i)), gb_scale.shard_id = $((i + 1))"
 	done
 	node_psql "$BASE/node0" -c "SELECT citus_set_coordinator_host('$HOST', $port)" >/dev/null
 	for ((i = 1; i <= n; i++)); do
@@ -238,7 +238,7 @@ CONF
 	[ "$n" -eq 0 ] && node_psql "$BASE/node0" \
 		-c "SELECT citus_set_node_property('$HOST', $port, 'shouldhaveshards', true)" >/dev/null
 	trap - EXIT
-	[ $made -eq 1 ] && gb_log "base directory $BASE (made here: stop removes it)"
+	[ $made -eq 1 ] && log "base directory $BASE (made here: stop removes it)"
 	cmd_env
 }
 
@@ -250,8 +250,8 @@ env) cmd_env ;;
 psql)
 	need_base
 	need_pg
-	[ -n "${2:-}" ] || gb_die "usage: $0 psql NODE [psql arguments]"
-	[ -f "$BASE/node$2/port" ] || gb_die "no node $2 in $BASE"
+	[ -n "${2:-}" ] || die "usage: $0 psql NODE [psql arguments]"
+	[ -f "$BASE/node$2/port" ] || die "no node $2 in $BASE"
 	dir=$BASE/node$2
 	shift 2
 	node_psql "$dir" "$@"

@@ -34,6 +34,7 @@ set -euo pipefail
 GB_PGVER=15
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$GB_PGVER/bin/pg_config}
 [ -x "$PG_CONFIG" ] || { echo "error: PG_CONFIG=$PG_CONFIG is not executable" >&2; exit 1; }
+BINDIR=$("$PG_CONFIG" --bindir)
 DB=${GB_SHARDS_DB:-gb}
 
 # The shards of DESIGN.md section 2, in the order they are started: the
@@ -61,11 +62,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/nodes_lib.sh"
 shard_psql() {
 	local dir=$1
 	shift
-	gb_as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(cat "$dir/port")" -U postgres -d "$DB" "$@"
+	as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(cat "$dir/port")" -U postgres -d "$DB" "$@"
 }
 
 need_base() {
-	[ -n "${GB_SHARDS_DIR:-}" ] || gb_die "GB_SHARDS_DIR is not set (start prints it)"
+	[ -n "${GB_SHARDS_DIR:-}" ] || die "GB_SHARDS_DIR is not set (start prints it)"
 	BASE=$GB_SHARDS_DIR
 }
 
@@ -80,7 +81,7 @@ shard_dirs() {
 
 cmd_env() {
 	need_base
-	[ -f "$BASE/shards" ] || gb_die "no shards in $BASE"
+	[ -f "$BASE/shards" ] || die "no shards in $BASE"
 	local id region dc min max dir ids=()
 	echo "export GB_SHARDS_DIR='$BASE'"
 	echo "export PGUSER=postgres"
@@ -159,7 +160,7 @@ SQL
 start_failed() {
 	local status=$?
 	if [ $status -ne 0 ]; then
-		gb_log "start failed; stopping the shards"
+		log "start failed; stopping the shards"
 		cmd_stop
 	fi
 }
@@ -167,7 +168,7 @@ start_failed() {
 cmd_start() {
 	local n=${1:-3} made=0 port id region dc min max dir i
 	if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt ${#SHARD_TABLE[@]} ]; then
-		gb_die "number of shards: 1 to ${#SHARD_TABLE[@]}, not '$n'"
+		die "number of shards: 1 to ${#SHARD_TABLE[@]}, not '$n'"
 	fi
 	nodes_new_base "${GB_SHARDS_DIR:-}" gb_shards .made_by_shards_sh
 	made=$MADE
@@ -175,24 +176,24 @@ cmd_start() {
 	# On any failure from here: stop what was started, remove what was made.
 	trap start_failed EXIT
 
-	port=${GB_SHARDS_PORT:-$(gb_free_port "$n")}
+	port=${GB_SHARDS_PORT:-$(free_port "$n")}
 	: >"$BASE/shards"
 	for ((i = 0; i < n; i++)); do
 		echo "${SHARD_TABLE[$i]}" >>"$BASE/shards"
 	done
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BASE/shards"
-	gb_log "starting $n shards under $BASE with $PG_CONFIG"
+	log "starting $n shards under $BASE with $PG_CONFIG"
 	i=0
 	while read -r id region dc min max; do
 		dir=$BASE/shard$id
-		gb_as_pg mkdir -m 700 "$dir"
+		as_pg mkdir -m 700 "$dir"
 		# shellcheck disable=SC2016 # expanded by that shell, as the postgres user
-		gb_as_pg sh -c 'echo "$1" >"$2/port" && echo "host=$2 port=$1 dbname=$3" >"$2/connstr"' \
+		as_pg sh -c 'echo "$1" >"$2/port" && echo "host=$2 port=$1 dbname=$3" >"$2/connstr"' \
 			sh "$((port + i))" "$dir" "$DB"
-		gb_as_pg initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
-			{ cat "$dir/initdb.log" >&2; gb_die "initdb of shard $id failed"; }
+		as_pg initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+			{ cat "$dir/initdb.log" >&2; die "initdb of shard $id failed"; }
 		# shellcheck disable=SC2016
-		gb_as_pg sh -c 'cat >>"$1"' sh "$dir/data/postgresql.conf" <<CONF
+		as_pg sh -c 'cat >>"$1"' sh "$dir/data/postgresql.conf" <<CONF
 port = $((port + i))
 listen_addresses = ''
 unix_socket_directories = '$dir'
@@ -212,11 +213,11 @@ log_line_prefix = '%m [%p] shard $id: '
 CONF
 		# General Bots sets SHARD_ID per instance: the server's environment
 		# gives the shard id, nothing in its configuration does.
-		gb_as_pg env SHARD_ID="$id" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
-			{ cat "$dir/server.log" >&2; gb_die "shard $id did not start"; }
-		gb_as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$((port + i))" -U postgres -d postgres \
+		as_pg env SHARD_ID="$id" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+			{ cat "$dir/server.log" >&2; die "shard $id did not start"; }
+		as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$((port + i))" -U postgres -d postgres \
 			-c "CREATE DATABASE $DB" >/dev/null
-		gb_log "shard $id ($region $dc, tenants $min..$max): port $((port + i)), socket $dir, SHARD_ID=$id"
+		log "shard $id ($region $dc, tenants $min..$max): port $((port + i)), socket $dir, SHARD_ID=$id"
 		i=$((i + 1))
 	done <"$BASE/shards"
 	CREATED_AT=$(date -u '+%F %T.%6N+00')
@@ -224,7 +225,7 @@ CONF
 		setup_sql | shard_psql "$dir" >/dev/null
 	done
 	trap - EXIT
-	[ $made -eq 1 ] && gb_log "base directory $BASE (made here: stop removes it)"
+	[ $made -eq 1 ] && log "base directory $BASE (made here: stop removes it)"
 	cmd_env
 }
 
@@ -234,8 +235,8 @@ stop) cmd_stop ;;
 env) cmd_env ;;
 psql)
 	need_base
-	[ -n "${2:-}" ] || gb_die "usage: $0 psql SHARD_ID [psql arguments]"
-	[ -f "$BASE/shard$2/port" ] || gb_die "no shard $2 in $BASE"
+	[ -n "${2:-}" ] || die "usage: $0 psql SHARD_ID [psql arguments]"
+	[ -f "$BASE/shard$2/port" ] || die "no shard $2 in $BASE"
 	dir=$BASE/shard$2
 	shift 2
 	shard_psql "$dir" "$@"
