@@ -30,9 +30,16 @@ gb_citus_symbol(const char *name)
 	return load_external_function("$libdir/citus", name, true, NULL);
 }
 
+/*
+ * Called on hot paths (every gb_set_tenant, every routing lookup): Citus
+ * works only from shared_preload_libraries, where it defines its settings,
+ * so without one of them there is no catalog lookup to make.
+ */
 bool
 gb_citus_present(void)
 {
+	if (GetConfigOption("citus.enable_ddl_propagation", true, false) == NULL)
+		return false;
 	return OidIsValid(get_extension_oid("citus", true));
 }
 
