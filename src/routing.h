@@ -11,6 +11,7 @@
 
 #include "gb_scale.h"
 
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
@@ -79,5 +80,6 @@ extern void gb_tenant_move_init(void);
 extern void gb_tenant_move_shmem_request(void);
 extern void gb_tenant_move_shmem_init(void);
 extern bool gb_move_fence_bypass;
+extern void gb_move_check_truncate(TruncateStmt *stmt);
 
 #endif							/* GB_ROUTING_H */

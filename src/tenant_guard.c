@@ -465,6 +465,8 @@ gb_refuse_tenant_with_holdable_cursor(void)
 }
 
 /*
+ * TRUNCATE of a table a tenant move is copying: refused (tenant_move.c).
+ *
  * COPY FROM into a distributed table under row level security.  PostgreSQL
  * refuses it for a plain table, but Citus takes the COPY first and writes
  * rows to the shards it holds on this node with no policy checked: refused
@@ -477,6 +479,8 @@ gb_guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
+	if (IsA(parsetree, TruncateStmt))
+		gb_move_check_truncate((TruncateStmt *) parsetree);
 	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from &&
 		((CopyStmt *) parsetree)->relation != NULL && gb_citus_present())
 	{

@@ -109,8 +109,17 @@
 
 #include <limits.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/heap.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_publication.h"
+#include "catalog/pg_subscription.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/subscriptioncmds.h"
 #include "commands/trigger.h"
@@ -134,6 +143,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
@@ -689,6 +699,125 @@ move_install_fence(List *tables)
 	}
 }
 
+/* Whether REL carries the fence, so a move may be copying its rows. */
+static bool
+move_rel_fenced(Oid relid)
+{
+	Relation	trigrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		found = strcmp(NameStr(((Form_pg_trigger) GETSTRUCT(tuple))->tgname), MOVE_FENCE_TRIGGER) == 0;
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The name of a move's publication (source) or subscription (target) in
+ * this database, or NULL: while one exists the move copies or follows the
+ * tenant's rows.
+ */
+static char *
+move_active_in_database(void)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *found = NULL;
+
+	rel = table_open(PublicationRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (found == NULL && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		const char *name = NameStr(((Form_pg_publication) GETSTRUCT(tuple))->pubname);
+
+		if (strncmp(name, "gb_move_", 8) == 0)
+			found = pstrdup(name);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (found != NULL)
+		return found;
+
+	rel = table_open(SubscriptionRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (found == NULL && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_subscription sub = (Form_pg_subscription) GETSTRUCT(tuple);
+
+		if (sub->subdbid == MyDatabaseId && strncmp(NameStr(sub->subname), "gb_move_", 8) == 0)
+			found = pstrdup(NameStr(sub->subname));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * TRUNCATE of a moved table while a move runs in this database: refused.
+ * The move does not replicate it (its publication leaves truncate out), so
+ * it would remove the moving tenant's rows on one side only.  The tables
+ * it would empty are found as TRUNCATE finds them: the named ones, their
+ * partitions and, with CASCADE, the tables referencing them.
+ */
+void
+gb_move_check_truncate(TruncateStmt *stmt)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+	char	   *move = NULL;
+
+	foreach(lc, stmt->relations)
+	{
+		Oid			relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+
+		if (!OidIsValid(relid))
+			continue;
+		if (lfirst_node(RangeVar, lc)->inh)
+			relids = list_concat_unique_oid(relids, find_all_inheritors(relid, NoLock, NULL));
+		else
+			relids = list_append_unique_oid(relids, relid);
+	}
+	if (stmt->behavior == DROP_CASCADE)
+	{
+		List	   *added = relids;
+
+		while (added != NIL)
+		{
+			List	   *referencing;
+
+			CHECK_FOR_INTERRUPTS();
+			referencing = list_difference_oid(heap_truncate_find_FKs(added), relids);
+			relids = list_concat(relids, referencing);
+			added = referencing;
+		}
+	}
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		if (!move_rel_fenced(relid))
+			continue;
+		if (move == NULL && (move = move_active_in_database()) == NULL)
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot truncate table %s while tenant move %s runs in this database",
+						gb_qualified_name(relid), move),
+				 errdetail("A move replicates the tenant's inserts, updates and deletes only; a TRUNCATE would remove its rows on one shard and not on the other."),
+				 errhint("Wait until the move is done (gb_scale.tenant_moves) or abort it, or DELETE the rows instead.")));
+	}
+}
+
 /* ----------------------------------------------------------------
  * Preconditions
  * ----------------------------------------------------------------
@@ -854,7 +983,11 @@ move_create_publication(const char *name, List *tables, int64 tenant)
 						 lc == list_head(tables) ? "" : ", ",
 						 gb_qualified_name(t->relid), quote_identifier(t->column), tenant);
 	}
-	appendStringInfoString(&sql, " WITH (publish_via_partition_root = true)");
+	/*
+	 * No truncate: a row filter does not apply to it, so a TRUNCATE here
+	 * would empty the whole table on the target, every tenant's rows.
+	 */
+	appendStringInfoString(&sql, " WITH (publish = 'insert, update, delete', publish_via_partition_root = true)");
 	move_exec(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
 }
 

@@ -278,6 +278,34 @@ is(sq(4, q{SELECT count(*) FROM gb.messages WHERE tenant_id <> 42}) . sq(4, q{SE
 	'00', 'and no row of another tenant');
 is(sq(1, q{SELECT gb_shard_for_tenant(42)}), '1', 'the tenant is still served by shard 1');
 
+# --- TRUNCATE while the move runs -----------------------------------------
+# A row filter does not apply to TRUNCATE: the publication leaves it out (a
+# TRUNCATE here would otherwise empty the table on the target, every
+# tenant's rows), and a TRUNCATE of a moved table is refused on both sides,
+# since it would remove the tenant's rows on one shard only.  CASCADE and
+# partitions reach the same tables.
+is(sq(1, q{SELECT string_agg(pubinsert || ' ' || pubupdate || ' ' || pubdelete || ' ' || pubtruncate, ',') FROM pg_publication}),
+	'true true true false', 'the move publishes inserts, updates and deletes, not truncate');
+for my $s (4, 1)
+{
+	sq($s, q{
+		CREATE TABLE gb.bots (id int PRIMARY KEY);
+		ALTER TABLE gb.notes ADD COLUMN bot_id int REFERENCES gb.bots;
+		CREATE TABLE public.scratch (x int);
+	});
+}
+like(q_error(1, 'TRUNCATE gb.messages'),
+	qr/^55000: cannot truncate table gb\.messages while tenant move gb_move_42_\d+ runs in this database/,
+	'TRUNCATE of a moved table on the source: 55000');
+like(q_error(4, 'TRUNCATE gb.sessions, public.scratch'),
+	qr/^55000: cannot truncate table gb\.sessions while tenant move gb_move_42_\d+ runs/,
+	'on the target too');
+like(q_error(1, 'TRUNCATE gb.bots CASCADE'), qr/^55000: cannot truncate table gb\.notes /,
+	'a CASCADE that reaches a moved table: 55000 naming it');
+is((psql_run(1, 'TRUNCATE public.scratch'))[0], 0, 'other tables may be truncated');
+is(sq(1, q{SELECT count(*) FROM gb.messages}) > 0 && sq(4, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 42}) > 0
+	? 'kept' : 'lost', 'kept', 'the refused TRUNCATEs removed nothing');
+
 # --- abort ---------------------------------------------------------------
 my $kept = tenant_digest(1, 42);
 ($r, $o, $e) = psql_run(1, 'SELECT gb_tenant_move_abort(42)');
@@ -324,6 +352,8 @@ is(sq(1, 'SELECT count(*) FROM pg_replication_slots'), '0', 'nor the source a sl
 is(sq(1, q{SELECT string_agg(state, ' ' ORDER BY started_at) FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
 	'aborted aborted', 'both moves are aborted');
 is(tenant_digest(1, 42), $kept, 'the source still holds every row of the tenant');
+
+is((psql_run(4, 'TRUNCATE gb.notes, gb.sessions'))[0], 0, 'with no move running, TRUNCATE works again');
 
 # The view: for gb_scale_admin, not for PUBLIC.
 like(q_error(1, 'SELECT * FROM gb_scale.tenant_moves', 'gb_app'), qr/^42501:/, 'PUBLIC may not read the moves');
