@@ -801,6 +801,11 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'gb_tenant_move_unsubscribe'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION gb_scale.tenant_move_unsubscribe(name) FROM PUBLIC;
+CREATE FUNCTION gb_scale.tenant_move_rewrite(tenant_id bigint, shard smallint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'gb_tenant_move_rewrite'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_rewrite(bigint, smallint) FROM PUBLIC;
 -- The fence: a row trigger that moves install on every tenant table.
 CREATE FUNCTION gb_scale.tenant_move_fence()
 RETURNS trigger

@@ -55,6 +55,17 @@ typedef struct GbTenantTable
 } GbTenantTable;
 
 extern List *gb_tenant_tables(const char *what);
+
+/* SQL on a tenant table as its owner, with the tenant set (tenant.c) */
+typedef struct GbOwnerScope
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	int			tenant_nestlevel;
+} GbOwnerScope;
+extern void gb_owner_scope_begin(const GbTenantTable *t, int64 tenant, GbOwnerScope *scope);
+extern void gb_owner_scope_end(const GbOwnerScope *scope);
 extern void gb_tenant_init(void);
 extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
 extern Datum gb_oid_array(List *oids);

@@ -605,22 +605,14 @@ gb_tenant_tables(const char *what)
  * operation, with the transaction's tenant set to TENANT so that forced row
  * level security shows that tenant's rows.
  */
-typedef struct GbOwnerScope
-{
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
-	int			tenant_nestlevel;
-} GbOwnerScope;
-
-static void
+void
 gb_owner_scope_begin(const GbTenantTable *t, int64 tenant, GbOwnerScope *scope)
 {
 	gb_as_owner_begin(t->owner, &scope->save_userid, &scope->save_sec, &scope->nestlevel);
 	scope->tenant_nestlevel = gb_tenant_scope_begin(tenant);
 }
 
-static void
+void
 gb_owner_scope_end(const GbOwnerScope *scope)
 {
 	gb_tenant_scope_end(scope->tenant_nestlevel);

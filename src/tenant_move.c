@@ -156,6 +156,7 @@ PG_FUNCTION_INFO_V1(gb_tenant_move_subscribe);
 PG_FUNCTION_INFO_V1(gb_tenant_move_unsubscribe);
 PG_FUNCTION_INFO_V1(gb_tenant_move_fence);
 PG_FUNCTION_INFO_V1(gb_tenant_move_finish);
+PG_FUNCTION_INFO_V1(gb_tenant_move_rewrite);
 
 extern Datum gb_shard_for_tenant(PG_FUNCTION_ARGS);
 extern Datum gb_tenant_assign(PG_FUNCTION_ARGS);
@@ -899,8 +900,94 @@ move_check_slots(int ntables)
 }
 
 /*
+ * PostgreSQL 15 applies a subscription's changes as its owner, a
+ * superuser: whatever code of a table's owner the apply runs would run
+ * with a superuser's rights.  So a move is refused when a non-superuser
+ * owns a moved table (or a partition of one) on the target that has such
+ * code: a trigger the apply fires (ENABLE ALWAYS or REPLICA), or a
+ * function of a non-superuser in its constraints, defaults, indexes or
+ * column domains.  $1: the moved tables, a regclass[] literal.  Checked by
+ * the source over libpq before anything starts, and by the target again
+ * when it subscribes.
+ */
+#define MOVE_UNTRUSTED_APPLY_SQL \
+	"WITH r AS (SELECT c.oid AS rel FROM pg_catalog.pg_class c" \
+	"  JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) c.relowner WHERE NOT o.rolsuper" \
+	"  AND c.oid OPERATOR(pg_catalog.=) ANY (SELECT t::pg_catalog.oid FROM pg_catalog.unnest($1::pg_catalog.regclass[]) t" \
+	"   UNION SELECT p.relid::pg_catalog.oid FROM pg_catalog.unnest($1::pg_catalog.regclass[]) t," \
+	"    pg_catalog.pg_partition_tree(t) p))," \
+	" code(rel, objclass, objid) AS (" \
+	"  SELECT n.conrelid, 'pg_catalog.pg_constraint'::pg_catalog.regclass, n.oid FROM pg_catalog.pg_constraint n" \
+	"   WHERE n.conrelid OPERATOR(pg_catalog.=) ANY (SELECT rel FROM r)" \
+	"  UNION ALL SELECT d.adrelid, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid FROM pg_catalog.pg_attrdef d" \
+	"   WHERE d.adrelid OPERATOR(pg_catalog.=) ANY (SELECT rel FROM r)" \
+	"  UNION ALL SELECT i.indrelid, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid FROM pg_catalog.pg_index i" \
+	"   WHERE i.indrelid OPERATOR(pg_catalog.=) ANY (SELECT rel FROM r)" \
+	"  UNION ALL SELECT a.attrelid, 'pg_catalog.pg_constraint'::pg_catalog.regclass, n.oid" \
+	"   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_constraint n ON n.contypid OPERATOR(pg_catalog.=) a.atttypid" \
+	"   WHERE a.attrelid OPERATOR(pg_catalog.=) ANY (SELECT rel FROM r) AND a.attnum OPERATOR(pg_catalog.>) 0" \
+	"   AND NOT a.attisdropped)" \
+	" SELECT pg_catalog.format('table %s has trigger %I, which fires for replicated rows'," \
+	"   g.tgrelid::pg_catalog.regclass, g.tgname)" \
+	"  FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) ANY (SELECT rel FROM r)" \
+	"  AND (NOT g.tgisinternal OR g.tgparentid OPERATOR(pg_catalog.<>) 0)" \
+	"  AND g.tgname OPERATOR(pg_catalog.<>) '" MOVE_FENCE_TRIGGER "'" \
+	"  AND g.tgenabled OPERATOR(pg_catalog.=) ANY ('{A,R}'::pg_catalog.\"char\"[])" \
+	" UNION ALL" \
+	" SELECT pg_catalog.format('table %s uses function %s of role %I', c.rel::pg_catalog.regclass," \
+	"   p.oid::pg_catalog.regprocedure, o.rolname)" \
+	"  FROM code c JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) c.objclass" \
+	"   AND d.objid OPERATOR(pg_catalog.=) c.objid" \
+	"  JOIN pg_catalog.pg_proc p ON (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass" \
+	"    AND p.oid OPERATOR(pg_catalog.=) d.refobjid)" \
+	"   OR (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass" \
+	"    AND p.oid OPERATOR(pg_catalog.=) (SELECT op.oprcode FROM pg_catalog.pg_operator op" \
+	"     WHERE op.oid OPERATOR(pg_catalog.=) d.refobjid))" \
+	"  JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) p.proowner WHERE NOT o.rolsuper" \
+	" LIMIT 1"
+
+/* The moved tables as a regclass[] literal, for MOVE_UNTRUSTED_APPLY_SQL. */
+static char *
+move_tables_literal(List *tables)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, tables)
+	{
+		const char *name = gb_qualified_name(((GbTenantTable *) lfirst(lc))->relid);
+
+		if (lc != list_head(tables))
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoChar(&buf, '"');
+		for (const char *c = name; *c; c++)
+		{
+			if (*c == '"' || *c == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *c);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static void
+move_refuse_untrusted_apply(int shard, const char *found)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot move a tenant to shard %d: %s", shard, found),
+			 errdetail("PostgreSQL 15 applies a subscription's changes with the rights of its owner, a superuser, so the move would run that code of a non-superuser as a superuser."),
+			 errhint("For the time of the move, make the trigger fire on origin only (ALTER TABLE ... ENABLE TRIGGER), or have the function owned by a superuser who trusts it.")));
+}
+
+/*
  * The target has every moved table with every column (42P01, 42703), and no
- * row of the tenant yet (a copy would collide with it).
+ * row of the tenant yet (a copy would collide with it); no code of a
+ * non-superuser that the apply would run as a superuser.
  */
 static void
 move_check_target(MoveConn *mc, List *tables, int64 tenant)
@@ -958,6 +1045,14 @@ move_check_target(MoveConn *mc, List *tables, int64 tenant)
 							mc->shard, tenant, qname),
 					 errdetail("The copy would collide with them."),
 					 errhint("Find out where they come from; an earlier aborted move deletes its copies (gb_tenant_move_abort).")));
+	}
+	{
+		const char *literal = move_tables_literal(tables);
+		PGresult   *res = move_query(mc, MOVE_UNTRUSTED_APPLY_SQL, 1, &literal, PGRES_TUPLES_OK,
+									 "check the code of the target's tables");
+
+		if (PQntuples(res) > 0)
+			move_refuse_untrusted_apply(mc->shard, PQgetvalue(res, 0, 0));
 	}
 }
 
@@ -1353,13 +1448,12 @@ move_purge_source(MoveRow *m, const char *schema)
  * purged now, or after keep_source (gb_tenant_move_finish).
  */
 static void
-move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source,
+move_cleanup(MoveRow *m, MoveConn *mc, const Interval *keep_source,
 			 const char *schema, const char *target_schema)
 {
 	char		tenant_text[32];
 	char		target_text[16];
 	const char *params[2] = {tenant_text, target_text};
-	ListCell   *lc;
 
 	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
 	snprintf(target_text, sizeof(target_text), "%d", m->target);
@@ -1375,35 +1469,11 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 	SPI_commit();
 	move_push_directory(m);
 
-	foreach(lc, tables)
-	{
-		GbTenantTable *t = lfirst(lc);
-		char	   *qname = gb_qualified_name(t->relid);
-		char	   *sql;
-		uint64		batch;
-
-		if (get_attnum(t->relid, "shard_id") == InvalidAttrNumber)
-			continue;
-		/*
-		 * A batch by ctid (a TID scan): in a partitioned table a ctid may
-		 * name rows of several partitions, and the other conditions keep
-		 * only rows that need the rewrite anyway.
-		 */
-		sql = psprintf("UPDATE %s u SET shard_id = $2::pg_catalog.int2"
-					   " WHERE u.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid FROM %s r"
-					   "  WHERE r.%s OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
-					   "  AND r.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2 LIMIT %d))"
-					   " AND u.%s OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
-					   " AND u.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2",
-					   qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH,
-					   quote_identifier(t->column));
-		do
-		{
-			CHECK_FOR_INTERRUPTS();
-			batch = strtoull(PQcmdTuples(move_query(mc, sql, 2, params, PGRES_COMMAND_OK,
-													"rewrite shard_id of the copied rows")), NULL, 10);
-		} while (batch > 0);
-	}
+	/* as the tables' owners there, a batch per transaction */
+	while (strtoull(PQgetvalue(move_query(mc, "SELECT gb_scale.tenant_move_rewrite($1::pg_catalog.int8, $2::pg_catalog.int2)",
+										  2, params, PGRES_TUPLES_OK, "rewrite shard_id of the copied rows"), 0, 0),
+					NULL, 10) > 0)
+		CHECK_FOR_INTERRUPTS();
 
 	if (keep_source != NULL)
 	{
@@ -1498,7 +1568,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 					move_switch(&m, mc, target_schema);
 			}
 			if (gb_move_switch || switched)
-				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+				move_cleanup(&m, mc, keep_source, schema, target_schema);
 		}
 		else
 		{
@@ -1574,7 +1644,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 			if (gb_move_switch)
 			{
 				move_switch(&m, mc, target_schema);
-				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+				move_cleanup(&m, mc, keep_source, schema, target_schema);
 			}
 		}
 	}
@@ -1697,30 +1767,28 @@ move_drop_slot(const char *slot)
 
 /* The target's part of an abort: subscription and copied rows. */
 static void
-move_abort_target(const MoveRow *m, List *tables)
+move_abort_target(const MoveRow *m)
 {
 	MoveConn   *mc = palloc0(sizeof(MoveConn));
+	char		tenant_text[32];
 
+	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
 	PG_TRY();
 	{
 		const char *params[1] = {m->name};
-		ListCell   *lc;
 
 		move_connect(mc, m->target, move_shard_connstr(m->target, "to"));
 		move_query(mc, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the clean-up");
-		/* the target's fence refuses writes of a tenant it does not serve */
-		move_query(mc, "SET LOCAL session_replication_role = replica", 0, NULL, PGRES_COMMAND_OK,
-				   "begin the clean-up");
 		move_query(mc, "SELECT gb_scale.tenant_move_unsubscribe($1)", 1, params, PGRES_TUPLES_OK,
 				   "drop the subscription");
-		foreach(lc, tables)
-		{
-			GbTenantTable *t = lfirst(lc);
-
-			move_query(mc, psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) '" INT64_FORMAT "'::pg_catalog.int8",
-									gb_qualified_name(t->relid), quote_identifier(t->column), m->tenant),
-					   0, NULL, PGRES_COMMAND_OK, "delete the tenant's copied rows");
-		}
+		/*
+		 * gb_tenant_purge: as each table's owner, past the fence (the target
+		 * does not serve the tenant), and so never with the rights of the
+		 * role this connection logs in as.
+		 */
+		move_query(mc, psprintf("SELECT FROM %s.gb_tenant_purge($1::pg_catalog.int8)",
+								quote_identifier(move_remote_schema(mc))),
+				   1, (const char *[]) {tenant_text}, PGRES_TUPLES_OK, "delete the tenant's copied rows");
 		move_query(mc, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the clean-up");
 	}
 	PG_FINALLY();
@@ -1736,7 +1804,6 @@ gb_tenant_move_abort(PG_FUNCTION_ARGS)
 {
 	int64		tenant = PG_GETARG_INT64(0);
 	MoveRow		m;
-	List	   *tables;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ErrorData  *target_error = NULL;
 
@@ -1755,7 +1822,6 @@ gb_tenant_move_abort(PG_FUNCTION_ARGS)
 				 errdetail("The directory on both shards names shard %d, whose rows of the tenant may have changed since.", m.target),
 				 errhint("Finish the move with CALL gb_tenant_move(" INT64_FORMAT ", %d); to bring the tenant back, move it again from shard %d.",
 						 tenant, m.target, m.target)));
-	tables = gb_tenant_tables("move");
 
 	/*
 	 * The target first, in a subtransaction: when it cannot be reached, the
@@ -1765,7 +1831,7 @@ gb_tenant_move_abort(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		move_abort_target(&m, tables);
+		move_abort_target(&m);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -1858,6 +1924,54 @@ gb_tenant_move_finish(PG_FUNCTION_ARGS)
  */
 
 /*
+ * gb_scale.tenant_move_rewrite(tenant, shard): on the target after the
+ * switch, the next batch of the tenant's copied rows gets this shard's
+ * shard_id, in each table as its owner (a security-restricted operation).
+ * Returns the rows rewritten; 0 once none is left.
+ */
+Datum
+gb_tenant_move_rewrite(PG_FUNCTION_ARGS)
+{
+	int64		tenant = PG_GETARG_INT64(0);
+	int16		shard = PG_GETARG_INT16(1);
+	int64		rewritten = 0;
+	ListCell   *lc;
+
+	move_require_superuser("rewrite a moved tenant's rows");
+	foreach(lc, gb_tenant_tables("move"))
+	{
+		GbTenantTable *t = lfirst(lc);
+		char	   *qname = gb_qualified_name(t->relid);
+		GbOwnerScope scope;
+
+		if (get_attnum(t->relid, "shard_id") == InvalidAttrNumber)
+			continue;
+		gb_owner_scope_begin(t, tenant, &scope);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+
+		/*
+		 * A batch by ctid (a TID scan): in a partitioned table a ctid may
+		 * name rows of several partitions, and the other conditions keep
+		 * only rows that need the rewrite anyway.
+		 */
+		rewritten += (int64) move_exec(psprintf("UPDATE %s u SET shard_id = $2"
+												" WHERE u.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid FROM %s r"
+												"  WHERE r.%s OPERATOR(pg_catalog.=) $1"
+												"  AND r.shard_id OPERATOR(pg_catalog.<>) $2 LIMIT %d))"
+												" AND u.%s OPERATOR(pg_catalog.=) $1"
+												" AND u.shard_id OPERATOR(pg_catalog.<>) $2",
+												qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH,
+												quote_identifier(t->column)),
+									   2, (Oid[]) {INT8OID, INT2OID},
+									   (Datum[]) {Int64GetDatum(tenant), Int16GetDatum(shard)}, SPI_OK_UPDATE);
+		SPI_finish();
+		gb_owner_scope_end(&scope);
+	}
+	PG_RETURN_INT64(rewritten);
+}
+
+/*
  * Create the move's subscription to SOURCE_SHARD, whose connection string
  * is read here from this shard's directory (no password travels), with the
  * slot that the source made.  Returns its oid.
@@ -1870,12 +1984,18 @@ gb_tenant_move_subscribe(PG_FUNCTION_ARGS)
 	int			source = PG_GETARG_INT16(2);
 	CreateSubscriptionStmt *stmt = makeNode(CreateSubscriptionStmt);
 	ObjectAddress address;
+	List	   *tables;
 
 	move_require_superuser("subscribe to a tenant's move");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	tables = gb_tenant_tables("move");
+	if (move_exec(MOVE_UNTRUSTED_APPLY_SQL, 1, (Oid[]) {TEXTOID},
+				  (Datum[]) {CStringGetTextDatum(move_tables_literal(tables))}, SPI_OK_SELECT) > 0)
+		move_refuse_untrusted_apply(gb_required_shard(),
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	/* this shard refuses the tenant's writes until it serves it */
-	move_install_fence(gb_tenant_tables("move"));
+	move_install_fence(tables);
 	stmt->subname = pstrdup(name);
 	stmt->conninfo = move_shard_connstr(source, "from");
 	stmt->publication = list_make1(makeString(pstrdup(publication)));
