@@ -106,6 +106,7 @@
 #include "gb_scale.h"
 #include "partition.h"
 #include "routing.h"
+#include "shard_conn.h"
 
 #include <limits.h>
 
@@ -127,7 +128,6 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -215,8 +215,7 @@ static bool gb_move_switch = true;
 /* A connection to the target shard and the result being read. */
 typedef struct MoveConn
 {
-	PGconn	   *conn;
-	PGresult   *res;
+	GbShardConn remote;
 	int			shard;
 } MoveConn;
 
@@ -238,118 +237,28 @@ typedef struct MoveRow
  */
 
 static void
-move_remote_error(MoveConn *mc, const char *what)
-{
-	const char *sqlstate = NULL;
-	const char *primary = NULL;
-	const char *detail = NULL;
-	int			code = ERRCODE_CONNECTION_FAILURE;
-
-	if (mc->res != NULL)
-	{
-		sqlstate = PQresultErrorField(mc->res, PG_DIAG_SQLSTATE);
-		primary = PQresultErrorField(mc->res, PG_DIAG_MESSAGE_PRIMARY);
-		detail = PQresultErrorField(mc->res, PG_DIAG_MESSAGE_DETAIL);
-	}
-	if (sqlstate != NULL && strlen(sqlstate) == 5 &&
-		strncmp(sqlstate, "00", 2) != 0 && strncmp(sqlstate, "01", 2) != 0 &&
-		strncmp(sqlstate, "02", 2) != 0)
-		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
-	primary = gb_secret_libpq_message(primary ? primary : PQerrorMessage(mc->conn));
-	if (detail != NULL)
-		detail = gb_secret_libpq_message(detail);
-	ereport(ERROR,
-			(errcode(code),
-			 errmsg("could not %s on target shard %d: %s", what, mc->shard, primary),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 errhint("The tenant is still served by this shard; gb_tenant_move_abort(tenant_id) undoes what the move did.")));
-}
-
-/* Wait until the socket is ready or the latch is set (cancel works). */
-static bool
-move_wait(MoveConn *mc, int io_event)
-{
-	int			rc;
-
-	if (PQsocket(mc->conn) < 0)
-		move_remote_error(mc, "keep the connection");
-	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_event,
-						   PQsocket(mc->conn), -1L, PG_WAIT_EXTENSION);
-	if (rc & WL_LATCH_SET)
-	{
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	return (rc & io_event) != 0;
-}
-
-static void
 move_connect(MoveConn *mc, int shard, const char *conninfo)
 {
-	const char *keywords[4] = {"dbname", "fallback_application_name", "client_encoding", NULL};
-	const char *values[4] = {conninfo, "gb_tenant_move", GetDatabaseEncodingName(), NULL};
-
 	mc->shard = shard;
-	mc->conn = PQconnectStartParams(keywords, values, 1);
-	if (mc->conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while connecting to shard %d", shard)));
-	if (PQstatus(mc->conn) != CONNECTION_BAD)
-	{
-		PostgresPollingStatusType status = PGRES_POLLING_WRITING;
-
-		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
-		{
-			if (move_wait(mc, status == PGRES_POLLING_READING ?
-						  WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE))
-				status = PQconnectPoll(mc->conn);
-		}
-	}
-	if (PQstatus(mc->conn) != CONNECTION_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to target shard %d", shard),
-				 errdetail_internal("%s", gb_secret_libpq_message(PQerrorMessage(mc->conn))),
-				 errhint("Check the connection_string of shard %d in gb_scale.shard_config.", shard)));
+	mc->remote.peer = psprintf("target shard %d", shard);
+	mc->remote.hint = psprintf("Check the connection_string of shard %d in gb_scale.shard_config.", shard);
+	gb_shard_conn_open(&mc->remote, conninfo, "gb_tenant_move");
+	/* from now on an error leaves the move to be aborted or resumed */
+	mc->remote.hint = "The tenant is still served by this shard; gb_tenant_move_abort(tenant_id) undoes what the move did.";
 }
 
-/* Run one statement with text parameters; its result stays in mc->res. */
+/* Run one statement with text parameters; its result stays until the next. */
 static PGresult *
 move_query(MoveConn *mc, const char *sql, int nparams, const char *const *params,
 		   ExecStatusType expected, const char *what)
 {
-	PGresult   *res;
-
-	PQclear(mc->res);
-	mc->res = NULL;
-	if (!PQsendQueryParams(mc->conn, sql, nparams, NULL, params, NULL, NULL, 0))
-		move_remote_error(mc, what);
-	for (;;)
-	{
-		while (PQisBusy(mc->conn))
-		{
-			if (move_wait(mc, WL_SOCKET_READABLE) && !PQconsumeInput(mc->conn))
-				move_remote_error(mc, what);
-		}
-		res = PQgetResult(mc->conn);
-		if (res == NULL)
-			break;
-		PQclear(mc->res);
-		mc->res = res;
-	}
-	if (mc->res == NULL || PQresultStatus(mc->res) != expected)
-		move_remote_error(mc, what);
-	return mc->res;
+	return gb_shard_conn_query(&mc->remote, sql, nparams, params, expected, what);
 }
 
 static void
 move_disconnect(MoveConn *mc)
 {
-	PQclear(mc->res);
-	mc->res = NULL;
-	PQfinish(mc->conn);
-	mc->conn = NULL;
+	gb_shard_conn_close(&mc->remote);
 }
 
 /* ----------------------------------------------------------------
@@ -1377,7 +1286,7 @@ move_push_directory(const MoveRow *m)
 			MemoryContextSwitchTo(oldcxt);
 			edata = CopyErrorData();
 			FlushErrorState();
-			if (mc->conn != NULL)
+			if (mc->remote.conn != NULL)
 				move_disconnect(mc);
 			RollbackAndReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(oldcxt);
@@ -1650,7 +1559,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 	}
 	PG_FINALLY();
 	{
-		if (mc->conn != NULL)
+		if (mc->remote.conn != NULL)
 			move_disconnect(mc);
 	}
 	PG_END_TRY();
@@ -1793,7 +1702,7 @@ move_abort_target(const MoveRow *m)
 	}
 	PG_FINALLY();
 	{
-		if (mc->conn != NULL)
+		if (mc->remote.conn != NULL)
 			move_disconnect(mc);
 	}
 	PG_END_TRY();
