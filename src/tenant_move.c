@@ -1912,6 +1912,14 @@ gb_tenant_move_subscribe(PG_FUNCTION_ARGS)
 							   makeDefElem("create_slot", (Node *) makeString("false"), -1),
 							   makeDefElem("copy_data", (Node *) makeString("true"), -1),
 							   makeDefElem("enabled", (Node *) makeString("true"), -1));
+
+	/*
+	 * The apply flushes each commit at once (the default is off): its
+	 * feedback then confirms what it received as soon as it received it.
+	 * Otherwise a commit flushed after the last feedback is confirmed only
+	 * at wal_receiver_status_interval (10 s), while the pause waits.
+	 */
+	stmt->options = lappend(stmt->options, makeDefElem("synchronous_commit", (Node *) makeString("on"), -1));
 	address = CreateSubscription(make_parsestate(NULL), stmt, false);
 	SPI_finish();
 	PG_RETURN_OID(address.objectId);
