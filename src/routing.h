@@ -92,5 +92,6 @@ extern void gb_tenant_move_shmem_request(void);
 extern void gb_tenant_move_shmem_init(void);
 extern bool gb_move_fence_bypass;
 extern void gb_move_check_truncate(TruncateStmt *stmt);
+extern void gb_move_check_newcomer(Oid relid);
 
 #endif							/* GB_ROUTING_H */

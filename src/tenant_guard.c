@@ -321,6 +321,11 @@ gb_isolate_newcomers(void)
 		if (gb_holds_rows(lfirst_oid(lc)))
 			newcomers = lappend_oid(newcomers, lfirst_oid(lc));
 	}
+	/* a tenant move's fence: rows of a tenant served elsewhere or in motion */
+	foreach(lc, newcomers)
+	{
+		gb_move_check_newcomer(lfirst_oid(lc));
+	}
 	isolated = newcomers != NIL ? gb_isolated_tables() : NIL;
 	if (isolated == NIL)
 		return;

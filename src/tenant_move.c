@@ -728,6 +728,146 @@ gb_move_check_truncate(TruncateStmt *stmt)
 	}
 }
 
+/*
+ * The tenant column named by REL's fence trigger, or by one of its
+ * inheritance parents' (a child that joined by INHERIT gets no clone), or
+ * NULL when no fence guards it.
+ */
+static char *
+move_fence_column(Oid relid, int depth)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *column = NULL;
+	List	   *parents = NIL;
+	ListCell   *lc;
+
+	check_stack_depth();
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (column == NULL && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tuple);
+		bool		isnull;
+		Datum		args;
+
+		if (strcmp(NameStr(trig->tgname), MOVE_FENCE_TRIGGER) != 0 || trig->tgnargs != 1)
+			continue;
+		args = heap_getattr(tuple, Anum_pg_trigger_tgargs, RelationGetDescr(rel), &isnull);
+		if (!isnull)
+			column = pstrdup((const char *) VARDATA_ANY(DatumGetByteaPP(args)));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (column != NULL)
+		return column;
+
+	rel = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tuple))->inhparent);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	foreach(lc, parents)
+	{
+		if ((column = move_fence_column(lfirst_oid(lc), depth + 1)) != NULL)
+			break;
+	}
+	return column;
+}
+
+/* Whether this database has a publication of a move of TENANT. */
+static bool
+move_publishing(int64 tenant)
+{
+	char	   *prefix = psprintf("gb_move_" INT64_FORMAT "_", tenant);
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	rel = table_open(PublicationRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		found = strncmp(NameStr(((Form_pg_publication) GETSTRUCT(tuple))->pubname), prefix, strlen(prefix)) == 0;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * A table that joins a tree the fence guards (ATTACH PARTITION, INHERIT)
+ * brings its rows without any row trigger firing: refused when it holds
+ * rows of a tenant that another shard serves (they would be split between
+ * shards) or that a move copies from here (the move would not see them).
+ * Called from the event trigger at the end of the command.
+ */
+void
+gb_move_check_newcomer(Oid relid)
+{
+	char	   *column = move_fence_column(relid, 0);
+	AttrNumber	attnum;
+	Oid			type;
+	int			nestlevel;
+	int			here;
+	Portal		portal;
+
+	if (column == NULL || (attnum = get_attnum(relid, column)) == InvalidAttrNumber)
+		return;
+	type = get_atttype(relid, attnum);
+	if (type != INT8OID && type != INT4OID && type != INT2OID)
+		return;
+	here = gb_required_shard();
+
+	/* every row, or an error: none hidden by a policy */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT DISTINCT r.%s::pg_catalog.int8 FROM %s r WHERE r.%s IS NOT NULL",
+												quote_identifier(column), gb_qualified_name(relid),
+												quote_identifier(column)),
+									   0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int64		tenant = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			int16		served = gb_lookup_tenant(tenant);
+
+			CHECK_FOR_INTERRUPTS();
+			if (served >= 0 && served != here)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("table %s holds rows of tenant " INT64_FORMAT ", which shard %d serves, not this shard (%d)",
+								gb_qualified_name(relid), tenant, served, here),
+						 errdetail("Its rows would join the tenant's tree here without passing the fence, split from the tenant's rows on shard %d.", served),
+						 errhint("Copy those rows to shard %d and delete them here first.", served)));
+			if (move_is_moving(tenant) || move_publishing(tenant))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("table %s holds rows of tenant " INT64_FORMAT ", which is being moved from this shard",
+								gb_qualified_name(relid), tenant),
+						 errdetail("A move copies the tenant's inserts, updates and deletes; rows that join by ATTACH or INHERIT would not reach the target."),
+						 errhint("Wait until the move is done, then add them on the tenant's new shard, or abort the move first.")));
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	AtEOXact_GUC(false, nestlevel);
+}
+
 /* ----------------------------------------------------------------
  * Preconditions
  * ----------------------------------------------------------------
