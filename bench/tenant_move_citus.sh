@@ -278,7 +278,8 @@ for ((i = 1; i <= TM_MOVES; i++)); do
 	fi
 	gb_log "move $i: citus_move_shard_placement($SHARD, worker ${MFROM[i]}, worker ${MTO[i]}, 'force_logical')"
 	MS[i]=$(now)
-	nsql 0 -q -c "SELECT citus_move_shard_placement($SHARD, '$HOST', $from_port, '$HOST', $to_port, 'force_logical')" >/dev/null
+	nsql 0 -q -c "SELECT citus_move_shard_placement($SHARD, '$HOST', $from_port, '$HOST', $to_port, 'force_logical')" \
+		>/dev/null || gb_die "move $i failed (the error above)"
 	ME[i]=$(now)
 	at=$(nsql 0 -c "SELECT string_agg(DISTINCT nodeport::text, ',') FROM citus_shards
 	                 WHERE shardid IN (SELECT get_shard_id_for_distribution_column(t, $TM_TENANT)
