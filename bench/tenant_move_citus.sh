@@ -411,9 +411,12 @@ for ((i = 1; i <= TM_MOVES; i++)); do
 	gb_log "move $i: $mt s; tenant $TM_TENANT's longest write $m_max ms, gap $m_gap ms; longest lock wait $w_ms ms"
 done
 MOVE_MEDIAN=$(printf '%s\n' "${MOVE_TIMES[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+# The writers' lock waits outside the moves: "count, the longest: ms (node
+# N, lock)".
 OUTSIDE=$(awk -v n="$TM_MOVES" -v s="${MS[*]}" -v e="${ME[*]}" 'BEGIN { split(s, S, " "); split(e, E, " ") }
-	{ inside = 0; for (i = 1; i <= n; i++) if ($1 >= S[i] && $1 <= E[i] + 1) inside = 1; if (!inside) c++ }
-	END { print c + 0 }' "$WORK/lock_waits")
+	{ inside = 0; for (i = 1; i <= n; i++) if ($1 >= S[i] && $1 <= E[i] + 1) inside = 1 }
+	!inside { $1 = ""; print substr($0, 2) }' "$WORK/lock_waits" | sort -rn |
+	awk 'NR == 1 { w = $1 " ms (node " $2 ", "; $1 = $2 = ""; w = w substr($0, 3) ")" } END { print NR (NR ? ", the longest " w : "") }')
 read -r _ M_BP99 M_BMAX < <(baseline mover '')
 read -r _ E_BP99 E_BMAX < <(baseline others "$E_SCRIPT")
 [ -n "$NEIGHBOURS" ] && read -r _ N_BP99 N_BMAX < <(baseline others 0)
@@ -453,7 +456,7 @@ mkdir -p "$(dirname "$TM_CITUS_REPORT")"
 	echo
 	echo "Before the first move (from 2 s after the writers started): tenant $TM_TENANT p99 $M_BP99 ms, max $M_BMAX ms;"
 	[ -n "$NEIGHBOURS" ] && echo "shard neighbours p99 $N_BP99 ms, max $N_BMAX ms;"
-	echo "other shards' tenants p99 $E_BP99 ms, max $E_BMAX ms. Writer lock waits outside the moves: $OUTSIDE."
+	echo "other shards' tenants p99 $E_BP99 ms, max $E_BMAX ms. Writer lock waits of 10 ms or more outside the moves: $OUTSIDE."
 	echo
 	echo "Checked: after each move the tenant's shards are on the target; at the end the loaded rows of tenant"
 	echo "$TM_TENANT (messages and sessions: count and md5 in id order) and of every tenant (count and hash sum) are"
