@@ -16,16 +16,18 @@
 # worker, 'force_logical'), which moves that shard and its colocated sessions
 # shard; TM_MOVES times, back and forth, TM_TAIL seconds apart (the machines
 # this runs on are shared: one move is one sample).  Measured for each move:
-# its total time; the tenant's write stall, the longest latency (from the
-# scheduled start, pgbench -R: what the application waits) of a write
-# overlapping the move or the longest gap between two completed writes; the
-# writers' longest lock wait (the move's write block proper: log_lock_waits);
-# the same latencies for the tenants sharing the shard and for those of other
-# shards.  Checked: after each move the shard is on its target; at the end the
-# rows loaded before the moves (count and an ordered md5 of the tenant's
-# rows; count and hash sum of every tenant's rows) are unchanged, every write
-# pgbench logged as committed is there exactly once, and no replication slot
-# is left.
+# its total time; the writers' longest lock wait (the move's write block
+# proper: log_lock_waits); the tenant's write stall, the longest latency
+# (from the scheduled start, pgbench -R: what the application waits) of a
+# write or the longest gap between two completed writes, over the whole move
+# and at its switch (from the start of the first logged lock wait to the
+# move's end: the whole move's figure also holds what the copy's CPU costs
+# the writers); the same for the tenants sharing the shard and for those of
+# other shards.  Checked: after each move the shard is on its target; at the
+# end the rows loaded before the moves (count and an ordered md5 of the
+# tenant's rows; count and hash sum of every tenant's rows) are unchanged,
+# every write pgbench logged as committed is there exactly once, and no
+# replication slot is left.
 #
 #   PG_CONFIG=/path/to/pg_config bash bench/tenant_move_citus.sh
 #   TM_ROWS=1000000 TM_TENANT=42 TM_SESSION_ROWS=100 TM_OTHERS=200
@@ -33,12 +35,12 @@
 #   TM_WARMUP=10 TM_TAIL=5 (seconds) TM_MOVES=3 (defaults)
 #   TM_CITUS_REPORT=file (default bench/results/tenant_move_citus.md)
 #
-# Prints one line "citus_move: rows=... move_s=... stall_s=... blocked_s=..."
-# on stdout (move: the median move time; stall: the tenant's longest write
-# stall in a move; blocked: the writers' longest lock wait in a move; the rest
-# goes to stderr) and
-# writes the report.  Exit 3 when Citus cannot be installed for PG_CONFIG's
-# PostgreSQL (test/citus.sh install: from ../shared/citus/ or
+# Prints one line "citus_move: rows=... move_s=... stall_s=...
+# switch_stall_s=... blocked_s=..." on stdout (move: the median move time;
+# stall, switch_stall: the tenant's longest write stall in a whole move, at a
+# switch; blocked: the writers' longest lock wait in a move; the rest goes to
+# stderr) and writes the report.  Exit 3 when Citus cannot be installed for
+# PG_CONFIG's PostgreSQL (test/citus.sh install: from ../shared/citus/ or
 # GB_CITUS_TARBALL; needs root), 1 on any other failure (a check that does
 # not hold included).
 set -euo pipefail
@@ -366,11 +368,11 @@ baseline() {
 	awk -v a="$(awk -v t="$WRITERS_START" 'BEGIN { printf "%.6f", t + 2 }')" -v b="${MS[1]}" \
 		'$1 >= a && $1 < b { print $2 }' "$WORK/$1.$2.tx" | pct
 }
-# during NAME SCRIPT I: "count p99 max gap" of the writes overlapping move I
-# (completed after its start, scheduled before its end); gap: the longest
-# time between two completions that spans part of the move.
+# during NAME SCRIPT A B: "count p99 max gap" of the writes overlapping the
+# time from A to B (completed after A, scheduled before B); gap: the longest
+# time between two completions that spans part of it.
 during() {
-	local f=$WORK/$1.$2.tx a=${MS[$3]} b=${ME[$3]} gap
+	local f=$WORK/$1.$2.tx a=$3 b=$4 gap
 	gap=$(awk -v a="$a" -v b="$b" '
 		NR > 1 && $1 >= a && prev <= b && ($1 - prev) * 1000 > g { g = ($1 - prev) * 1000 }
 		{ prev = $1 } END { printf "%.1f", g }' "$f")
@@ -382,6 +384,15 @@ lock_wait() {
 	awk -v a="${MS[$1]}" -v b="${ME[$1]}" '$1 >= a && $1 <= b + 1 { $1 = ""; print substr($0, 2) }' \
 		"$WORK/lock_waits" | sort -rn | { cat; echo "0 - -"; } | head -n 1
 }
+# switch_start I: when move I began to block writes: the earliest start of
+# a writer's logged lock wait in it, else its end.
+switch_start() {
+	awk -v a="${MS[$1]}" -v b="${ME[$1]}" 'BEGIN { s = b }
+		$1 >= a && $1 <= b + 1 && $1 - $2 / 1000 < s { s = $1 - $2 / 1000 }
+		END { printf "%.6f\n", s }' "$WORK/lock_waits"
+}
+# the larger of two numbers
+max2() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
 E_SCRIPT=0
 [ -n "$NEIGHBOURS" ] && E_SCRIPT=1
 tx mover ''
@@ -389,26 +400,29 @@ tx others "$E_SCRIPT"
 [ -n "$NEIGHBOURS" ] && tx others 0
 ms2s() { awk -v a="$1" 'BEGIN { printf "%.3f", a / 1000 }'; }
 
-MOVE_TIMES=() STALL_MS=0 BLOCK_MS=0 NB_MS=0 EL_MS=0
+MOVE_TIMES=() STALL_MS=0 SWITCH_MS=0 BLOCK_MS=0 NB_MS=0 EL_MS=0
 ROWS_MD=""
 for ((i = 1; i <= TM_MOVES; i++)); do
 	mt=$(secs "${MS[i]}" "${ME[i]}")
 	MOVE_TIMES+=("$mt")
-	read -r m_n m_p99 m_max m_gap < <(during mover '' "$i")
-	read -r _ _ e_max e_gap < <(during others "$E_SCRIPT" "$i")
+	sw=$(switch_start "$i")
+	read -r m_n m_p99 m_max m_gap < <(during mover '' "${MS[i]}" "${ME[i]}")
+	read -r _ _ e_max _ < <(during others "$E_SCRIPT" "${MS[i]}" "${ME[i]}")
+	read -r _ _ ms_max ms_gap < <(during mover '' "$sw" "${ME[i]}")
+	read -r _ _ es_max es_gap < <(during others "$E_SCRIPT" "$sw" "${ME[i]}")
 	n_cell="-"
 	if [ -n "$NEIGHBOURS" ]; then
-		read -r _ _ n_max n_gap < <(during others 0 "$i")
-		n_cell="$n_max / $n_gap"
-		NB_MS=$(awk -v a="$NB_MS" -v b="$n_max" -v c="$n_gap" 'BEGIN { m = a; if (b > m) m = b; if (c > m) m = c; print m }')
+		read -r _ _ ns_max ns_gap < <(during others 0 "$sw" "${ME[i]}")
+		n_cell="$ns_max / $ns_gap"
+		NB_MS=$(max2 "$NB_MS" "$(max2 "$ns_max" "$ns_gap")")
 	fi
 	read -r w_ms w_node w_lock < <(lock_wait "$i")
-	stall=$(awk -v a="$m_max" -v b="$m_gap" 'BEGIN { print (a > b) ? a : b }')
-	STALL_MS=$(awk -v a="$STALL_MS" -v b="$stall" 'BEGIN { print (b > a) ? b : a }')
-	BLOCK_MS=$(awk -v a="$BLOCK_MS" -v b="$w_ms" 'BEGIN { print (b > a) ? b : a }')
-	EL_MS=$(awk -v a="$EL_MS" -v b="$e_max" 'BEGIN { print (b > a) ? b : a }')
-	ROWS_MD+="| $i | worker ${MFROM[i]} to ${MTO[i]} | $mt | $(awk -v r="$SHARD_ROWS" -v s="$mt" 'BEGIN { printf "%.0f", r / s }') | $w_ms$([ "$w_node" != - ] && echo " (node $w_node, $w_lock)") | $m_n, $m_p99, $m_max, $m_gap | $n_cell | $e_max / $e_gap |"$'\n'
-	gb_log "move $i: $mt s; tenant $TM_TENANT's longest write $m_max ms, gap $m_gap ms; longest lock wait $w_ms ms"
+	STALL_MS=$(max2 "$STALL_MS" "$(max2 "$m_max" "$m_gap")")
+	SWITCH_MS=$(max2 "$SWITCH_MS" "$(max2 "$ms_max" "$ms_gap")")
+	BLOCK_MS=$(max2 "$BLOCK_MS" "$w_ms")
+	EL_MS=$(max2 "$EL_MS" "$e_max")
+	ROWS_MD+="| $i | worker ${MFROM[i]} to ${MTO[i]} | $mt | $(awk -v r="$SHARD_ROWS" -v s="$mt" 'BEGIN { printf "%.0f", r / s }') | $w_ms$([ "$w_node" != - ] && echo " (node $w_node, $w_lock)") | $m_n, $m_p99, $m_max, $m_gap | $e_max | $(secs "$sw" "${ME[i]}") | $ms_max / $ms_gap | $n_cell | $es_max / $es_gap |"$'\n'
+	gb_log "move $i: $mt s; tenant $TM_TENANT's longest write $m_max ms, gap $m_gap ms (at the switch: $ms_max ms, gap $ms_gap ms); longest lock wait $w_ms ms"
 done
 MOVE_MEDIAN=$(printf '%s\n' "${MOVE_TIMES[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 # The writers' lock waits outside the moves: "count, the longest: ms (node
@@ -443,15 +457,17 @@ mkdir -p "$(dirname "$TM_CITUS_REPORT")"
 	echo "|---|---|"
 	echo "| move time (citus_move_shard_placement), median of $TM_MOVES | $MOVE_MEDIAN s |"
 	echo "| writes' longest lock wait in a move (the write block) | $BLOCK_MS ms |"
-	echo "| tenant $TM_TENANT: longest write stall in a move (latency or gap between writes) | $(ms2s "$STALL_MS") s |"
+	echo "| tenant $TM_TENANT: longest write stall at a switch (latency or gap between writes) | $(ms2s "$SWITCH_MS") s |"
+	echo "| tenant $TM_TENANT: longest write stall in a whole move | $(ms2s "$STALL_MS") s |"
 	echo
 	echo "Each move. Latencies in ms, from the scheduled start (pgbench -R: latency + schedule lag), of the"
-	echo "writes overlapping the move; gap: the longest time between two completed writes. Lock wait: the"
-	echo "writers' longest, from the server logs (log_lock_waits, deadlock_timeout = 10 ms: shorter waits are"
-	echo "not logged; 0 when none was)."
+	echo "writes overlapping the move, or its switch: from the start of the earliest logged lock wait of a"
+	echo "writer in the move (the write block) to the move's end; gap: the longest time between two completed"
+	echo "writes spanning part of it. Lock wait: the writers' longest, from the server logs (log_lock_waits,"
+	echo "deadlock_timeout = 10 ms: shorter waits are not logged; 0 when none was)."
 	echo
-	echo "| move | direction | seconds | messages/s | longest lock wait (ms) | tenant $TM_TENANT: writes, p99, max, gap | shard neighbours: max / gap | other shards' tenants: max / gap |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| move | direction | seconds | messages/s | longest lock wait (ms) | tenant $TM_TENANT, whole move: writes, p99, max, gap | other shards' tenants, whole move: max | switch (s) | at the switch, max / gap: tenant $TM_TENANT | shard neighbours | other shards' tenants |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s' "$ROWS_MD"
 	echo
 	echo "Before the first move (from 2 s after the writers started): tenant $TM_TENANT p99 $M_BP99 ms, max $M_BMAX ms;"
@@ -474,4 +490,4 @@ mkdir -p "$(dirname "$TM_CITUS_REPORT")"
 	echo "write block at the end of the move stops all of them."
 } >"$TM_CITUS_REPORT"
 gb_log "report: $TM_CITUS_REPORT"
-echo "citus_move: rows=$TENANT_ROWS shard_rows=$SHARD_ROWS moves=$TM_MOVES move_s=$MOVE_MEDIAN stall_s=$(ms2s "$STALL_MS") blocked_s=$(ms2s "$BLOCK_MS") neighbour_stall_s=$(ms2s "$NB_MS") other_shards_max_s=$(ms2s "$EL_MS")"
+echo "citus_move: rows=$TENANT_ROWS shard_rows=$SHARD_ROWS moves=$TM_MOVES move_s=$MOVE_MEDIAN stall_s=$(ms2s "$STALL_MS") switch_stall_s=$(ms2s "$SWITCH_MS") blocked_s=$(ms2s "$BLOCK_MS") neighbour_switch_stall_s=$(ms2s "$NB_MS") other_shards_max_s=$(ms2s "$EL_MS")"
