@@ -385,10 +385,11 @@ lock_wait() {
 		"$WORK/lock_waits" | sort -rn | { cat; echo "0 - -"; } | head -n 1
 }
 # switch_start I: when move I began to block writes: the earliest start of
-# a writer's logged lock wait in it, else its end.
+# a writer's logged wait in it for Citus' lock on the metadata of colocated
+# shards (advisory lock class 8, see the report), else its end.
 switch_start() {
 	awk -v a="${MS[$1]}" -v b="${ME[$1]}" 'BEGIN { s = b }
-		$1 >= a && $1 <= b + 1 && $1 - $2 / 1000 < s { s = $1 - $2 / 1000 }
+		$1 >= a && $1 <= b + 1 && /advisory lock \[[0-9]+,[0-9]+,[0-9]+,8\]$/ && $1 - $2 / 1000 < s { s = $1 - $2 / 1000 }
 		END { printf "%.6f\n", s }' "$WORK/lock_waits"
 }
 # the larger of two numbers
@@ -461,10 +462,10 @@ mkdir -p "$(dirname "$TM_CITUS_REPORT")"
 	echo "| tenant $TM_TENANT: longest write stall in a whole move | $(ms2s "$STALL_MS") s |"
 	echo
 	echo "Each move. Latencies in ms, from the scheduled start (pgbench -R: latency + schedule lag), of the"
-	echo "writes overlapping the move, or its switch: from the start of the earliest logged lock wait of a"
-	echo "writer in the move (the write block) to the move's end; gap: the longest time between two completed"
-	echo "writes spanning part of it. Lock wait: the writers' longest, from the server logs (log_lock_waits,"
-	echo "deadlock_timeout = 10 ms: shorter waits are not logged; 0 when none was)."
+	echo "writes overlapping the move, or its switch: from the start of the earliest logged wait of a writer"
+	echo "for the move's write block (the advisory lock of class 8 below) to the move's end; gap: the longest"
+	echo "time between two completed writes spanning part of it. Lock wait: the writers' longest, from the"
+	echo "server logs (log_lock_waits, deadlock_timeout = 10 ms: shorter waits are not logged; 0 when none was)."
 	echo
 	echo "| move | direction | seconds | messages/s | longest lock wait (ms) | tenant $TM_TENANT, whole move: writes, p99, max, gap | other shards' tenants, whole move: max | switch (s) | at the switch, max / gap: tenant $TM_TENANT | shard neighbours | other shards' tenants |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
