@@ -74,6 +74,9 @@ TM_OTHER_BASE=1000
 
 CITUS_SH=$GB_ROOT/test/citus.sh
 WRITER_PIDS=()
+# Set below to this run's own cluster: a GB_CITUS_DIR from the environment is
+# someone else's, which the cleanup must leave alone.
+unset GB_CITUS_DIR
 
 tm_cleanup() {
 	local pid
