@@ -1105,6 +1105,46 @@ move_check_target(MoveConn *mc, List *tables, int64 tenant)
 	}
 }
 
+/*
+ * The tenant's dedicated partition subtrees (gb_tenant_dedicate) are made on
+ * the target first, so that the copy lands in them; one already there (a
+ * move resumed after an error) is kept.
+ */
+static void
+move_dedicate_on_target(MoveConn *mc, List *tables, int64 tenant, const char *target_schema)
+{
+	ListCell   *lc;
+	char		tenant_text[32];
+
+	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, tenant);
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+		const char *params[2];
+		bool		dedicated = false;
+		ListCell   *lr;
+
+		foreach(lr, gb_tenants_load(t->relid))
+		{
+			const GbTenantRow *row = lfirst(lr);
+
+			dedicated |= row->tenant_id == tenant && OidIsValid(row->subtree);
+		}
+		if (!dedicated)
+			continue;
+		params[0] = gb_qualified_name(t->relid);
+		params[1] = tenant_text;
+		(void) move_query(mc, psprintf("SELECT %s.gb_tenant_dedicate($1::pg_catalog.regclass, $2::pg_catalog.int8)"
+									   " WHERE NOT EXISTS (SELECT FROM gb_scale.partition_tenant p"
+									   "  WHERE p.parent OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+									   "  AND p.tenant_id OPERATOR(pg_catalog.=) $2::pg_catalog.int8 AND p.subtree IS NOT NULL)",
+									   quote_identifier(target_schema)),
+						  2, params, PGRES_TUPLES_OK, "give the tenant its own partitions");
+		ereport(NOTICE,
+				(errmsg("tenant " INT64_FORMAT ": its own partitions of %s made on shard %d", tenant, params[0], mc->shard)));
+	}
+}
+
 /* ----------------------------------------------------------------
  * The move
  * ----------------------------------------------------------------
@@ -1627,6 +1667,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 			StringInfoData names;
 
 			move_check_target(mc, tables, tenant);
+			move_dedicate_on_target(mc, tables, tenant, target_schema);
 
 			/*
 			 * preparing: the row, with the names, the fence and the
