@@ -1775,6 +1775,13 @@ gb_tenant_move(PG_FUNCTION_ARGS)
 
 	/* Before anything else: who may, and whether the server can. */
 	move_require_superuser("move a tenant");
+	if (OidIsValid(gb_citus_tenant_relid()))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot move tenant " INT64_FORMAT " with gb_tenant_move: Citus places tenants here", tenant),
+				 errdetail("Tenants are routed by the placement of table %s's shards.",
+						   gb_qualified_name(gb_citus_tenant_relid())),
+				 errhint("Give the tenant its own shard with isolate_tenant_to_new_shard(), then move that shard online with citus_move_shard_placement().")));
 	if (wal_level < WAL_LEVEL_LOGICAL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
