@@ -68,9 +68,10 @@
  *	done		the tenant's mark in shared memory is cleared.
  *
  * A CALL holds a session lock (kind MOVE_LOCK_KIND + 1) per tenant: one at a
- * time.  A CALL for a move in catching up, paused, switched or cleaning goes
- * on from there (after a restart it marks the tenant again); preparing,
- * copying and failed moves are aborted and started again.
+ * time.  A CALL for a move in copying (once the target's subscription is
+ * recorded), catching up, paused, switched or cleaning goes on from there
+ * (after a restart it marks the tenant again); preparing, failed moves and
+ * copying ones without a subscription are aborted and started again.
  *
  * The fence: gb_scale.tenant_move_fence(tenant_column), a BEFORE INSERT OR
  * UPDATE OR DELETE row trigger named gb_tenant_fence, on a partitioned table
@@ -205,6 +206,11 @@ static bool gb_move_switch = true;
 /* How often the copy's progress is looked at, and reported (ms). */
 #define MOVE_POLL_MS		200
 #define MOVE_NOTICE_MS		5000
+/*
+ * Errors of the target's workers that one CALL lets them retry: a lost
+ * connection costs one per worker (an apply and two table syncs).
+ */
+#define MOVE_MAX_SUB_ERRORS	6
 /* How long an abort waits for a walsender to leave the move's slot (ms). */
 #define MOVE_SLOT_WAIT_MS	10000
 
@@ -1222,6 +1228,8 @@ move_wait_catch_up(MoveRow *m, MoveConn *mc, List *tables)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) gb_move_timeout * 1000);
 	TimestampTz next_notice = 0;
 	bool		copied = false;
+	int64		errors_before = -1;
+	int64		errors_seen = 0;
 	char		subid[16];
 	const char *params[1] = {subid};
 
@@ -1230,6 +1238,7 @@ move_wait_catch_up(MoveRow *m, MoveConn *mc, List *tables)
 	{
 		PGresult   *res;
 		int			pending;
+		int64		errors;
 		int64		lag;
 		TimestampTz now;
 
@@ -1239,16 +1248,43 @@ move_wait_catch_up(MoveRow *m, MoveConn *mc, List *tables)
 						 "  WHERE r.srsubid OPERATOR(pg_catalog.=) $1::pg_catalog.oid"
 						 "  AND r.srsubstate OPERATOR(pg_catalog.<>) 'r'),"
 						 " (SELECT s.apply_error_count OPERATOR(pg_catalog.+) s.sync_error_count"
-						 "  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
+						 "  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid OPERATOR(pg_catalog.=) $1::pg_catalog.oid),"
+						 " EXISTS (SELECT FROM pg_catalog.pg_subscription s WHERE s.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
 						 1, params, PGRES_TUPLES_OK, "follow the copy");
-		pending = atoi(PQgetvalue(res, 0, 0));
-		if (!PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		/* without it, no table would be pending and the copy seem done */
+		if (strcmp(PQgetvalue(res, 0, 2), "t") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the subscription %s on target shard %d reports errors", m->name, m->target),
-					 errdetail("Its table sync or apply worker failed %s time(s); the target's server log says why.",
-							   PQgetvalue(res, 0, 1)),
-					 errhint("Fix the cause, then gb_tenant_move_abort(" INT64_FORMAT ") and move again.", m->tenant)));
+					 errmsg("the subscription %s of the move of tenant " INT64_FORMAT " is gone from target shard %d",
+							m->name, m->tenant, m->target),
+					 errhint("Call gb_tenant_move_abort(" INT64_FORMAT ") and move again.", m->tenant)));
+		pending = atoi(PQgetvalue(res, 0, 0));
+
+		/*
+		 * The counts are cumulative and also count a lost connection (a
+		 * restart of either shard, a walsender ended), after which the
+		 * workers reconnect by themselves: only the errors since this CALL
+		 * began count, and the CALL ends once they are more than a couple of
+		 * such events cause.
+		 */
+		errors = PQgetisnull(res, 0, 1) ? 0 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		if (errors_before < 0)
+			errors_before = errors;
+		if (errors - errors_before > errors_seen)
+		{
+			errors_seen = errors - errors_before;
+			if (errors_seen > MOVE_MAX_SUB_ERRORS)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the subscription %s on target shard %d keeps failing", m->name, m->target),
+						 errdetail("Its table sync or apply workers failed " INT64_FORMAT " time(s) during this call; the target's server log says why.",
+								   errors_seen),
+						 errhint("Fix the cause, then call gb_tenant_move(" INT64_FORMAT ", %d) again, or gb_tenant_move_abort(" INT64_FORMAT ").",
+								 m->tenant, m->target, m->tenant)));
+			ereport(NOTICE,
+					(errmsg("tenant " INT64_FORMAT ": the subscription on shard %d failed " INT64_FORMAT " time(s) during this call; its workers retry",
+							m->tenant, m->target, errors_seen)));
+		}
 		lag = move_lag(m->name);
 		if (lag < 0)
 			ereport(ERROR,
@@ -1594,14 +1630,24 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 	ListCell   *lc;
 
 	resume = move_find(tenant, &m);
+
+	/*
+	 * Once the target has its subscription (copying, with its oid recorded)
+	 * a new CALL waits for it again: the subscription goes on by itself
+	 * across restarts.  Before, or once failed, only an abort cleans up.
+	 */
 	if (resume && (m.target != target ||
-				   (strcmp(m.state, "catching up") != 0 && strcmp(m.state, "paused") != 0 &&
-					strcmp(m.state, "switched") != 0 && strcmp(m.state, "cleaning") != 0)))
+				   !((strcmp(m.state, "copying") == 0 && OidIsValid(m.subid)) ||
+					 strcmp(m.state, "catching up") == 0 || strcmp(m.state, "paused") == 0 ||
+					 strcmp(m.state, "switched") == 0 || strcmp(m.state, "cleaning") == 0)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("tenant " INT64_FORMAT " is already being moved to shard %d (state %s)", tenant, m.target, m.state),
-				 errhint("Call gb_tenant_move(" INT64_FORMAT ", %d) to go on with it once it has caught up, or gb_tenant_move_abort(" INT64_FORMAT ").",
-						 tenant, m.target, tenant)));
+				 m.target != target ?
+				 errhint("Call gb_tenant_move(" INT64_FORMAT ", %d) to go on with it, or gb_tenant_move_abort(" INT64_FORMAT ").",
+						 tenant, m.target, tenant) :
+				 errhint("A move in this state cannot go on: call gb_tenant_move_abort(" INT64_FORMAT "), then move again.",
+						 tenant)));
 	switched = resume && (strcmp(m.state, "switched") == 0 || strcmp(m.state, "cleaning") == 0);
 	if (!switched)
 	{

@@ -23,103 +23,26 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::RealBin/lib";
-use File::Copy;
+use GbScaleTest qw(shards_start psql_run sq q_error tenant_digest);
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
-use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $script = "$FindBin::RealBin/../shards.sh";
-
-unless ($ENV{PG_CONFIG})
-{
-	for my $d (split /:/, $ENV{PATH})
-	{
-		if (-x "$d/pg_config") { $ENV{PG_CONFIG} = "$d/pg_config"; last; }
-	}
-}
-
-my $base = PostgreSQL::Test::Utils::tempdir('shards');
-$ENV{GB_SHARDS_DIR} = $base;
-my $started = 0;
 my $writer;
 
 END
 {
 	my $rc = $?;
 	$writer->kill_kill if $writer;
-	if ($started)
-	{
-		for my $log (glob("$base/shard*/server.log"))
-		{
-			my ($id) = $log =~ m{/shard(\d+)/server\.log$};
-			copy($log, "$PostgreSQL::Test::Utils::log_path/200_tenant_move_copy_shard$id.log");
-		}
-		system($script, 'stop');
-	}
 	$? = $rc;
 }
 
-my ($out, $err) = ('', '');
-$started = 1;
-IPC::Run::run([ $script, 'start', '2' ], '>', \$out, '2>', \$err)
-  or BAIL_OUT("test/shards.sh start failed: $err");
-my %conn;
-for my $s (1, 4)
-{
-	($conn{$s}) = $out =~ /^export GB_SHARD_${s}_CONNSTR='([^']*)'/m;
-}
+shards_start(2);
+my $base = $ENV{GB_SHARDS_DIR};
+my %conn = %GbScaleTest::shard_conn;
 
-# Run SQL on shard S as postgres (or USER): (exit code, stdout, stderr).
-sub psql_run
-{
-	my ($s, $sql, $user) = @_;
-	my ($o, $e) = ('', '');
-	IPC::Run::run(
-		[
-			'psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
-			'-v', 'VERBOSITY=verbose', '-d', "$conn{$s} user=" . ($user // 'postgres'), '-f', '-'
-		],
-		'<', \$sql, '>', \$o, '2>', \$e, IPC::Run::timeout(600));
-	chomp $o;
-	return ($? >> 8, $o, $e);
-}
-
-sub sq
-{
-	my ($s, $sql, $user) = @_;
-	my ($r, $o, $e) = psql_run($s, $sql, $user);
-	die "shard $s: $sql\n$e" if $r;
-	return $o;
-}
-
-# The error of SQL expected to fail: "SQLSTATE: message".
-sub q_error
-{
-	my ($s, $sql, $user) = @_;
-	my ($r, $o, $e) = psql_run($s, $sql, $user);
-	return 'no error' if $r == 0;
-	my ($state, $msg) = $e =~ /ERROR:\s+([0-9A-Z]{5}):\s+([^\n]*)/;
-	return defined $state ? "$state: $msg" : "no SQLSTATE in: $e";
-}
-
-# Per table: count and a hash of the tenant's rows in id order, without
-# shard_id (the column that says where a row is kept).
-sub tenant_digest
-{
-	my ($s, $tenant) = @_;
-	return sq($s, qq{
-		SELECT string_agg(t || '=' || n || ':' || h, ' ' ORDER BY t) FROM (
-		  SELECT 'gb.sessions' t, count(*) n, md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id)) h
-		    FROM gb.sessions r WHERE tenant_id = $tenant
-		  UNION ALL
-		  SELECT 'gb.messages', count(*), md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id))
-		    FROM gb.messages r WHERE tenant_id = $tenant
-		  UNION ALL
-		  SELECT 'gb.notes', count(*), md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id))
-		    FROM gb.notes r WHERE tenant_id = $tenant) d});
-}
+my @tables = ('gb.sessions', 'gb.messages', 'gb.notes');
 
 my $call = 'CALL gb_tenant_move(42, 4::smallint)';
 # The moves here stop once caught up (test/t/201_tenant_move_switch.pl
@@ -265,11 +188,11 @@ my $writes = sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND b
 ok($writes > 0, "the writer wrote rows of tenant 42 during the move ($writes kept)");
 ok(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND body LIKE '%(edited)'}) > 0,
 	'and updated some');
-my $source = tenant_digest(1, 42);
+my $source = tenant_digest(1, 42, @tables);
 my $target = '';
 for (1 .. 300)
 {
-	$target = tenant_digest(4, 42);
+	$target = tenant_digest(4, 42, @tables);
 	last if $target eq $source;
 	usleep(100_000);
 }
@@ -307,7 +230,7 @@ is(sq(1, q{SELECT count(*) FROM gb.messages}) > 0 && sq(4, q{SELECT count(*) FRO
 	? 'kept' : 'lost', 'kept', 'the refused TRUNCATEs removed nothing');
 
 # --- abort ---------------------------------------------------------------
-my $kept = tenant_digest(1, 42);
+my $kept = tenant_digest(1, 42, @tables);
 ($r, $o, $e) = psql_run(1, 'SELECT gb_tenant_move_abort(42)');
 is($r, 0, 'gb_tenant_move_abort(42)') or diag($e);
 like($e, qr/move to shard 4 aborted; the tenant stays on shard 1/, 'NOTICE: aborted');
@@ -318,7 +241,7 @@ is(sq(4, 'SELECT count(*) FROM pg_subscription'), '0', 'no subscription left');
 is( sq(4, q{SELECT (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42) + (SELECT count(*) FROM gb.messages WHERE tenant_id = 42)
 	+ (SELECT count(*) FROM gb.notes WHERE tenant_id = 42)}),
 	'0', 'no row of the tenant left on the target');
-is(tenant_digest(1, 42), $kept, 'the source keeps every row of the tenant');
+is(tenant_digest(1, 42, @tables), $kept, 'the source keeps every row of the tenant');
 is(sq(1, q{SELECT state || ' ' || (finished_at IS NOT NULL) || ' ' || (error IS NULL) FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
 	'aborted true true', 'gb_scale.tenant_moves: aborted');
 like(q_error(1, 'SELECT gb_tenant_move_abort(42)'), qr/^55000: tenant 42 has no move in progress/,
@@ -351,7 +274,7 @@ is( sq(4, q{SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FRO
 is(sq(1, 'SELECT count(*) FROM pg_replication_slots'), '0', 'nor the source a slot');
 is(sq(1, q{SELECT string_agg(state, ' ' ORDER BY started_at) FROM gb_scale.tenant_moves WHERE tenant_id = 42}),
 	'aborted aborted', 'both moves are aborted');
-is(tenant_digest(1, 42), $kept, 'the source still holds every row of the tenant');
+is(tenant_digest(1, 42, @tables), $kept, 'the source still holds every row of the tenant');
 
 is((psql_run(4, 'TRUNCATE gb.notes, gb.sessions'))[0], 0, 'with no move running, TRUNCATE works again');
 
