@@ -668,10 +668,21 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
 	return PointerGetDatum(result);
 }
 
-/* The fence on every tenant table (cloned to partitions), if not there. */
+/*
+ * The fence on every tenant table (cloned to partitions), if not there.
+ *
+ * CREATE TRIGGER takes SHARE ROW EXCLUSIVE on its table.  Taken table after
+ * table, waiting for one while holding another, it deadlocks with every
+ * writer that writes the tables in the other order (a message, then its
+ * session): every tenant's writes on the shard wait deadlock_timeout, then
+ * one of them fails.  So the locks are taken all together, only at a moment
+ * when no transaction writes any of the tables, without queueing (no writer
+ * ever waits behind the move), and tried again 1 ms later otherwise.
+ */
 static void
 move_install_fence(List *tables)
 {
+	List	   *missing = NIL;
 	ListCell   *lc;
 
 	foreach(lc, tables)
@@ -680,8 +691,41 @@ move_install_fence(List *tables)
 
 		if (move_exec("SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1"
 					  " AND g.tgname OPERATOR(pg_catalog.=) '" MOVE_FENCE_TRIGGER "'",
-					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) > 0)
-			continue;
+					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) == 0)
+			missing = lappend(missing, t);
+	}
+	if (missing == NIL)
+		return;
+
+	for (;;)
+	{
+		ListCell   *busy = NULL;
+
+		foreach(lc, missing)
+		{
+			if (!ConditionalLockRelationOid(((GbTenantTable *) lfirst(lc))->relid, ShareRowExclusiveLock))
+			{
+				busy = lc;
+				break;
+			}
+		}
+		if (busy == NULL)
+			break;
+		foreach(lc, missing)
+		{
+			if (lc == busy)
+				break;
+			UnlockRelationOid(((GbTenantTable *) lfirst(lc))->relid, ShareRowExclusiveLock);
+		}
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	foreach(lc, missing)
+	{
+		GbTenantTable *t = lfirst(lc);
+
 		move_exec(psprintf("CREATE TRIGGER " MOVE_FENCE_TRIGGER " BEFORE INSERT OR UPDATE OR DELETE ON %s"
 						   " FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_move_fence(%s)",
 						   gb_qualified_name(t->relid), quote_literal_cstr(t->column)),
@@ -1264,6 +1308,15 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 					   " AND u.shard_id OPERATOR(pg_catalog.<>) $2::pg_catalog.int2",
 					   qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH,
 					   quote_identifier(t->column));
+		/*
+		 * The copy has just added the tenant's rows there: without fresh
+		 * statistics the planner takes the tenant for a rare one and reads
+		 * all its rows by the tenant's index, testing each against the
+		 * batch's ctid array, instead of a TID scan (minutes a batch for a
+		 * tenant of a million rows).
+		 */
+		move_query(mc, psprintf("ANALYZE %s", qname), 0, NULL, PGRES_COMMAND_OK,
+				   "analyze the copied rows");
 		do
 		{
 			CHECK_FOR_INTERRUPTS();
