@@ -594,10 +594,21 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
 	return PointerGetDatum(result);
 }
 
-/* The fence on every tenant table (cloned to partitions), if not there. */
+/*
+ * The fence on every tenant table (cloned to partitions), if not there.
+ *
+ * CREATE TRIGGER takes SHARE ROW EXCLUSIVE on its table.  Taken table after
+ * table, waiting for one while holding another, it deadlocks with every
+ * writer that writes the tables in the other order (a message, then its
+ * session): every tenant's writes on the shard wait deadlock_timeout, then
+ * one of them fails.  So the locks are taken all together, only at a moment
+ * when no transaction writes any of the tables, without queueing (no writer
+ * ever waits behind the move), and tried again 1 ms later otherwise.
+ */
 static void
 move_install_fence(List *tables)
 {
+	List	   *missing = NIL;
 	ListCell   *lc;
 
 	foreach(lc, tables)
@@ -606,8 +617,41 @@ move_install_fence(List *tables)
 
 		if (move_exec("SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1"
 					  " AND g.tgname OPERATOR(pg_catalog.=) '" MOVE_FENCE_TRIGGER "'",
-					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) > 0)
-			continue;
+					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) == 0)
+			missing = lappend(missing, t);
+	}
+	if (missing == NIL)
+		return;
+
+	for (;;)
+	{
+		ListCell   *busy = NULL;
+
+		foreach(lc, missing)
+		{
+			if (!ConditionalLockRelationOid(((GbTenantTable *) lfirst(lc))->relid, ShareRowExclusiveLock))
+			{
+				busy = lc;
+				break;
+			}
+		}
+		if (busy == NULL)
+			break;
+		foreach(lc, missing)
+		{
+			if (lc == busy)
+				break;
+			UnlockRelationOid(((GbTenantTable *) lfirst(lc))->relid, ShareRowExclusiveLock);
+		}
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	foreach(lc, missing)
+	{
+		GbTenantTable *t = lfirst(lc);
+
 		move_exec(psprintf("CREATE TRIGGER " MOVE_FENCE_TRIGGER " BEFORE INSERT OR UPDATE OR DELETE ON %s"
 						   " FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_move_fence(%s)",
 						   gb_qualified_name(t->relid), quote_literal_cstr(t->column)),
@@ -1573,12 +1617,13 @@ move_purge_source(MoveRow *m, const char *schema)
  * purged now, or after keep_source (gb_tenant_move_finish).
  */
 static void
-move_cleanup(MoveRow *m, MoveConn *mc, const Interval *keep_source,
+move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source,
 			 const char *schema, const char *target_schema)
 {
 	char		tenant_text[32];
 	char		target_text[16];
 	const char *params[2] = {tenant_text, target_text};
+	ListCell   *lc;
 
 	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
 	snprintf(target_text, sizeof(target_text), "%d", m->target);
@@ -1594,6 +1639,21 @@ move_cleanup(MoveRow *m, MoveConn *mc, const Interval *keep_source,
 	SPI_commit();
 	move_push_directory(m);
 
+	/*
+	 * The copy has just added the tenant's rows there: without fresh
+	 * statistics the planner takes the tenant for a rare one and reads all
+	 * its rows by the tenant's index for each batch, testing each against
+	 * the batch's ctid array, instead of a TID scan (minutes a batch for a
+	 * tenant of a million rows).  ANALYZE runs as each table's owner.
+	 */
+	foreach(lc, tables)
+	{
+		GbTenantTable *t = lfirst(lc);
+
+		if (get_attnum(t->relid, "shard_id") != InvalidAttrNumber)
+			move_query(mc, psprintf("ANALYZE %s", gb_qualified_name(t->relid)), 0, NULL, PGRES_COMMAND_OK,
+					   "analyze the copied rows");
+	}
 	/* as the tables' owners there, a batch per transaction */
 	while (strtoull(PQgetvalue(move_query(mc, "SELECT gb_scale.tenant_move_rewrite($1::pg_catalog.int8, $2::pg_catalog.int2)",
 										  2, params, PGRES_TUPLES_OK, "rewrite shard_id of the copied rows"), 0, 0),
@@ -1703,7 +1763,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 					move_switch(&m, mc, target_schema);
 			}
 			if (gb_move_switch || switched)
-				move_cleanup(&m, mc, keep_source, schema, target_schema);
+				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
 		}
 		else
 		{
@@ -1780,7 +1840,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 			if (gb_move_switch)
 			{
 				move_switch(&m, mc, target_schema);
-				move_cleanup(&m, mc, keep_source, schema, target_schema);
+				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
 			}
 		}
 	}
