@@ -206,6 +206,8 @@ static bool gb_move_switch = true;
 /* How often the copy's progress is looked at, and reported (ms). */
 #define MOVE_POLL_MS		200
 #define MOVE_NOTICE_MS		5000
+/* How often the pause wakes the walsender while it waits (ms). */
+#define MOVE_NUDGE_MS		100
 /*
  * Errors of the target's workers that one CALL lets them retry: a lost
  * connection costs one per worker (an apply and two table syncs).
@@ -1398,6 +1400,7 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 	LOCKTAG		tag;
 	TimestampTz paused_at;
 	TimestampTz deadline;
+	TimestampTz nudged_at;
 	char	   *lsn;
 	double		pause;
 	char		tenant_text[32];
@@ -1418,6 +1421,7 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 	move_exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text", 0, NULL, NULL, SPI_OK_SELECT);
 	lsn = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	deadline = TimestampTzPlusMilliseconds(paused_at, (int64) gb_move_max_pause);
+	nudged_at = GetCurrentTimestamp();
 	for (;;)
 	{
 		bool		isnull;
@@ -1435,6 +1439,19 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 		done = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull && DatumGetBool(done))
 			break;
+		/*
+		 * The apply confirms a position in its feedback, sent when it hears
+		 * from the source; a source that writes nothing else sends nothing
+		 * until wal_sender_timeout / 2.  A WAL record that the move's
+		 * publication does not carry wakes the walsender, which then asks
+		 * where the apply is.
+		 */
+		if (TimestampDifferenceExceeds(nudged_at, GetCurrentTimestamp(), MOVE_NUDGE_MS))
+		{
+			move_exec("SELECT pg_catalog.pg_logical_emit_message(false, 'gb_scale.tenant_move', '')",
+					  0, NULL, NULL, SPI_OK_SELECT);
+			nudged_at = GetCurrentTimestamp();
+		}
 		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
@@ -2207,13 +2224,6 @@ gb_tenant_move_subscribe(PG_FUNCTION_ARGS)
 							   makeDefElem("copy_data", (Node *) makeString("true"), -1),
 							   makeDefElem("enabled", (Node *) makeString("true"), -1));
 
-	/*
-	 * The apply flushes each commit at once (the default is off): its
-	 * feedback then confirms what it received as soon as it received it.
-	 * Otherwise a commit flushed after the last feedback is confirmed only
-	 * at wal_receiver_status_interval (10 s), while the pause waits.
-	 */
-	stmt->options = lappend(stmt->options, makeDefElem("synchronous_commit", (Node *) makeString("on"), -1));
 	address = CreateSubscription(make_parsestate(NULL), stmt, false);
 	SPI_finish();
 	PG_RETURN_OID(address.objectId);
