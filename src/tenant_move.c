@@ -133,6 +133,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_node.h"
+#include "replication/message.h"
 #include "replication/slot.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
@@ -1421,7 +1422,7 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 	move_exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text", 0, NULL, NULL, SPI_OK_SELECT);
 	lsn = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	deadline = TimestampTzPlusMilliseconds(paused_at, (int64) gb_move_max_pause);
-	nudged_at = GetCurrentTimestamp();
+	nudged_at = 0;
 	for (;;)
 	{
 		bool		isnull;
@@ -1448,8 +1449,7 @@ move_switch(MoveRow *m, MoveConn *mc, const char *target_schema)
 		 */
 		if (TimestampDifferenceExceeds(nudged_at, GetCurrentTimestamp(), MOVE_NUDGE_MS))
 		{
-			move_exec("SELECT pg_catalog.pg_logical_emit_message(false, 'gb_scale.tenant_move', '')",
-					  0, NULL, NULL, SPI_OK_SELECT);
+			XLogFlush(LogLogicalMessage("gb_scale.tenant_move", "", 0, false));
 			nudged_at = GetCurrentTimestamp();
 		}
 		if (GetCurrentTimestamp() >= deadline)
