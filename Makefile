@@ -19,8 +19,10 @@ OBJS = \
 	src/routing_map.o \
 	src/routing_routes.o \
 	src/routing_citus.o \
+	src/shard_conn.o \
 	src/shard_sync.o \
 	src/shard_secret.o \
+	src/tenant_move.o \
 	src/tenant.o \
 	src/tenant_guard.o \
 	src/tenant_settings.o \

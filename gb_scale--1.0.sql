@@ -719,6 +719,101 @@ COMMENT ON FUNCTION @extschema@.gb_tenant_purge(bigint) IS
   'delete every row of a tenant (dedicated partitions by DROP), in one transaction (owner or gb_scale_admin)';
 
 ------------------------------------------------------------------------------
+-- Moving a tenant to another shard online (src/tenant_move.c)
+------------------------------------------------------------------------------
+
+-- One row per move, on its source shard.  publication, subscription and
+-- slot_name are recorded before they exist, so an abort knows what to drop;
+-- rows_copied maps each table to the tenant's rows on the target when the
+-- initial copy finished.  Superusers run moves (CREATE SUBSCRIPTION needs
+-- one in PostgreSQL 15); gb_scale_admin may read them.
+CREATE TABLE gb_scale.tenant_move (
+    move_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id    bigint      NOT NULL,
+    source_shard smallint    NOT NULL,
+    target_shard smallint    NOT NULL,
+    state        text        NOT NULL CONSTRAINT tenant_move_state CHECK (state IN
+                   ('preparing', 'copying', 'catching up', 'paused', 'switched', 'cleaning', 'done', 'failed', 'aborted')),
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    rows_copied  jsonb,
+    lag_bytes    bigint,
+    pause        interval,
+    error        text,
+    publication  name,
+    subscription name,
+    slot_name    name,
+    target_subid oid,
+    keep_source_until timestamptz
+);
+COMMENT ON TABLE gb_scale.tenant_move IS 'gb_scale moves: each tenant move started on this shard and its state';
+-- One move of a tenant at a time, until it is done or aborted.
+CREATE UNIQUE INDEX tenant_move_active ON gb_scale.tenant_move (tenant_id)
+  WHERE state NOT IN ('done', 'aborted');
+REVOKE ALL ON gb_scale.tenant_move FROM PUBLIC;
+GRANT SELECT ON gb_scale.tenant_move TO gb_scale_admin;
+
+-- lag_bytes: live from the move's slot while it exists, else the last figure.
+CREATE VIEW gb_scale.tenant_moves AS
+SELECT m.tenant_id, m.source_shard, m.target_shard, m.state, m.started_at, m.finished_at,
+       m.rows_copied,
+       COALESCE(CASE WHEN s.confirmed_flush_lsn IS NOT NULL
+                     THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::pg_catalog.int8
+                END, m.lag_bytes) AS lag_bytes,
+       m.pause, m.error, m.keep_source_until
+  FROM gb_scale.tenant_move m
+  LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name OPERATOR(pg_catalog.=) m.slot_name;
+REVOKE ALL ON gb_scale.tenant_moves FROM PUBLIC;
+GRANT SELECT ON gb_scale.tenant_moves TO gb_scale_admin;
+
+CREATE PROCEDURE @extschema@.gb_tenant_move(tenant_id bigint, target_shard smallint,
+                                            keep_source interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'gb_tenant_move'
+LANGUAGE C;
+COMMENT ON PROCEDURE @extschema@.gb_tenant_move(bigint, smallint, interval) IS
+  'move a tenant from this shard to another while it writes: copy, catch-up, a short pause, the switch, the cleanup (superuser)';
+REVOKE ALL ON PROCEDURE @extschema@.gb_tenant_move(bigint, smallint, interval) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.gb_tenant_move_finish(tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_move_finish'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_move_finish(bigint) IS
+  'after a move''s keep_source window: purge the tenant''s rows on the source, the move is done (superuser)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_move_finish(bigint) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.gb_tenant_move_abort(tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_move_abort'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.gb_tenant_move_abort(bigint) IS
+  'undo a tenant''s move in progress: subscription, slots, publication and copied rows (superuser)';
+REVOKE ALL ON FUNCTION @extschema@.gb_tenant_move_abort(bigint) FROM PUBLIC;
+
+-- The target's side of a move, called over libpq by the source.
+CREATE FUNCTION gb_scale.tenant_move_subscribe(subscription name, publication name, source_shard smallint)
+RETURNS oid
+AS 'MODULE_PATHNAME', 'gb_tenant_move_subscribe'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_subscribe(name, name, smallint) FROM PUBLIC;
+CREATE FUNCTION gb_scale.tenant_move_unsubscribe(subscription name)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gb_tenant_move_unsubscribe'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_unsubscribe(name) FROM PUBLIC;
+CREATE FUNCTION gb_scale.tenant_move_rewrite(tenant_id bigint, shard smallint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'gb_tenant_move_rewrite'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_rewrite(bigint, smallint) FROM PUBLIC;
+-- The fence: a row trigger that moves install on every tenant table.
+CREATE FUNCTION gb_scale.tenant_move_fence()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_tenant_move_fence'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_fence() FROM PUBLIC;
+
+------------------------------------------------------------------------------
 -- Plan tiers, tenant settings and configuration (src/tenant_settings.c)
 ------------------------------------------------------------------------------
 

@@ -479,7 +479,8 @@ DEMO_TENANTS=${DEMO_TENANTS:-300}
 echo
 gb_log "multi-shard: 3 shards started by test/shards.sh, $DEMO_TENANTS tenants routed to them"
 shards() { PG_CONFIG="$PG_CONFIG" bash "$GB_ROOT/test/shards.sh" "$@"; }
-trap 'shards stop >/dev/null 2>&1; gb_cleanup' EXIT
+MOVE_WRITER_PID=''
+trap '[ -z "$MOVE_WRITER_PID" ] || kill "$MOVE_WRITER_PID" 2>/dev/null; shards stop >/dev/null 2>&1; gb_cleanup' EXIT
 eval "$(shards start 3 2>/dev/null)"
 shard_sql() { shards psql "$@"; }
 for s in $GB_SHARDS; do
@@ -574,5 +575,173 @@ done
 echo "   messages counted on each shard directly, summed: $local_total"
 echo '--- one shard only: WHERE shard_id = 4 is pruned to its partition'
 shard_sql "$first" -P footer=off -c "EXPLAIN (COSTS OFF) SELECT count(*) FROM gb_global.messages WHERE shard_id = 4" | sed 's/^/   /'
+
+# ---------------------------------------------------------------------------
+# Online tenant move: tenant 42, thousands of messages on shard 1, moved to
+# shard 4 by gb_tenant_move while the application keeps writing for it.  At
+# the switch its write fails with 40001; it asks the router again and goes on
+# on shard 4.  Every row must then be on shard 4 once, and none on shard 1.
+# ---------------------------------------------------------------------------
+MOVE_TENANT=42
+MOVE_TARGET=4
+MOVE_MESSAGES=${DEMO_MOVE_MESSAGES:-5000}
+echo
+gb_log "online move: tenant $MOVE_TENANT ($MOVE_MESSAGES messages) from shard $first to shard $MOVE_TARGET while it writes"
+MOVE_T0=${EPOCHREALTIME/./}
+move_dir=''
+gb_tmpdir move_dir
+: >"$move_dir/ids"
+: >"$move_dir/writes"
+: >"$move_dir/refused"
+
+# The move publishes the tenant's updates and deletes filtered on tenant_id:
+# PostgreSQL 15 allows that only when the replica identity holds the column.
+for s in $GB_SHARDS; do
+	shard_sql "$s" <<'SQL'
+CREATE UNIQUE INDEX sessions_replica_identity ON gb.sessions (tenant_id, shard_id, id);
+ALTER TABLE gb.sessions REPLICA IDENTITY USING INDEX sessions_replica_identity;
+CREATE UNIQUE INDEX messages_replica_identity ON gb.messages (tenant_id, shard_id, id);
+ALTER TABLE gb.messages REPLICA IDENTITY USING INDEX messages_replica_identity;
+SQL
+done
+shard_sql "$first" <<SQL
+BEGIN;
+SELECT gb_set_tenant($MOVE_TENANT) \\gset
+WITH s AS (INSERT INTO gb.sessions (tenant_id, channel, user_ref)
+           SELECT $MOVE_TENANT, 1, 'user-' || u FROM generate_series(1, 50) u RETURNING id, user_ref)
+INSERT INTO gb.messages (tenant_id, session_id, channel, role, body)
+SELECT $MOVE_TENANT, s.id, 1, (1 + i % 2)::smallint, 'message ' || i || ' of ' || s.user_ref
+  FROM s, generate_series(1, $MOVE_MESSAGES / 50) i;
+COMMIT;
+SQL
+# Counts and a hash of the rows the tenant had before the move, without
+# shard_id (the column that says which shard holds a row).
+move_digest() {
+	shard_sql "$1" -At -c "
+	SELECT (SELECT count(*) || ' sessions, ' FROM gb.sessions WHERE tenant_id = $MOVE_TENANT)
+	    || (SELECT count(*) || ' messages, row hash '
+	               || md5(coalesce(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id), ''))
+	          FROM gb.messages r WHERE tenant_id = $MOVE_TENANT AND body NOT LIKE 'live message %')"
+}
+move_before=$(move_digest "$first")
+shard_sql "$first" -At -c "SELECT id FROM gb.messages WHERE tenant_id = $MOVE_TENANT" >>"$move_dir/ids"
+move_session=$(shard_sql "$first" -At -c "SELECT min(id) FROM gb.sessions WHERE tenant_id = $MOVE_TENANT")
+echo "--- tenant $MOVE_TENANT on shard $first: $move_before"
+
+# The router: ask shard $1 where the tenant lives and how to reach it.
+move_route() {
+	shard_sql "$1" -At -c "SELECT gb_shard_for_tenant($MOVE_TENANT) || ' ' || gb_shard_connection($MOVE_TENANT)"
+}
+# The application's writer: one message per transaction, as gb_app, on the
+# shard the router named.  On 40001 it asks the router again (the shard that
+# refused it: its directory changed at the switch) and retries the message
+# there.  Committed IDs go to ids, their shard to writes.
+move_writer() {
+	local route shard conn n=1 out refusals=0
+	route=$(move_route "$first") || return 1
+	shard=${route%% *} conn=${route#* }
+	while [ ! -e "$move_dir/stop" ]; do
+		if out=$(gb_as_pg psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -d "$conn user=gb_app" 2>&1 <<SQL
+BEGIN;
+SELECT gb_set_tenant($MOVE_TENANT) \\gset
+INSERT INTO gb.messages (tenant_id, session_id, role, body)
+VALUES ($MOVE_TENANT, $move_session, 1, 'live message $n') RETURNING id;
+COMMIT;
+SQL
+		); then
+			grep -E '^[0-9]+$' <<<"$out" >>"$move_dir/ids"
+			echo "$shard" >>"$move_dir/writes"
+			n=$((n + 1)) refusals=0
+		elif grep -q '^ERROR:  40001:' <<<"$out"; then
+			grep -E '^(ERROR|HINT):' <<<"$out" | sed "s/^/shard $shard: /" >>"$move_dir/refused"
+			refusals=$((refusals + 1))
+			[ "$refusals" -lt 50 ] || return 1
+			route=$(move_route "$shard") || return 1
+			shard=${route%% *} conn=${route#* }
+		else
+			printf '%s\n' "$out" >"$move_dir/writer_error"
+			return 1
+		fi
+	done
+}
+move_writes_on() { grep -cx "$1" "$move_dir/writes" || true; }
+# Wait until the writer has made N writes on shard S.
+move_wait_writes() {
+	local _
+	for _ in $(seq 1 600); do
+		[ "$(move_writes_on "$2")" -ge "$1" ] && return 0
+		kill -0 "$MOVE_WRITER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	gb_die "the writer did not make $1 writes on shard $2: $(cat "$move_dir/writer_error" 2>/dev/null)"
+}
+
+move_writer &
+MOVE_WRITER_PID=$!
+move_wait_writes 20 "$first"
+move_writes_before=$(move_writes_on "$first")
+echo "--- CALL gb_tenant_move($MOVE_TENANT, $MOVE_TARGET::smallint) on shard $first while the writer writes; its NOTICEs:"
+shard_sql "$first" -c "CALL gb_tenant_move($MOVE_TENANT, $MOVE_TARGET::smallint)" 2>&1 | sed 's/^NOTICE:  /   /'
+move_wait_writes 20 "$MOVE_TARGET"
+touch "$move_dir/stop"
+wait "$MOVE_WRITER_PID" || gb_die "the writer failed: $(cat "$move_dir/writer_error" 2>/dev/null)"
+MOVE_WRITER_PID=''
+
+echo '--- gb_scale.tenant_moves on the source'
+shard_sql "$first" -P footer=off -c "SELECT tenant_id, source_shard, target_shard, state, rows_copied, pause,
+                                            finished_at - started_at AS took, error
+                                       FROM gb_scale.tenant_moves WHERE tenant_id = $MOVE_TENANT" | sed 's/^/   /'
+echo "--- the writer: $(move_writes_on "$first") messages committed on shard $first ($((
+	$(move_writes_on "$first") - move_writes_before)) while the move ran), then refused:"
+sed 's/^/   /' "$move_dir/refused"
+[ -s "$move_dir/refused" ] || gb_die "the writer was never refused by shard $first"
+echo "   it asked the router again and went on: $(move_writes_on "$MOVE_TARGET") messages committed on shard $MOVE_TARGET"
+
+# Every row the tenant had and every write the writer committed, once on the
+# target with the target's shard_id; nothing on the source; nothing left of
+# the replication; every shard's directory names the target.
+echo '--- the check: every row of the tenant once on the target, none on the source'
+move_check=$({
+	echo 'CREATE TEMP TABLE expected (id bigint PRIMARY KEY);'
+	echo 'COPY expected FROM STDIN;'
+	cat "$move_dir/ids"
+	echo '\.'
+	cat <<SQL
+SELECT (SELECT count(*) FROM expected) || ' ' || count(m.id) || ' '
+       || (SELECT count(*) FROM expected e WHERE NOT EXISTS (SELECT FROM gb.messages x WHERE x.id = e.id AND x.tenant_id = $MOVE_TENANT)) || ' '
+       || (count(m.id) - count(e.id)) || ' '
+       || (count(m.id) - count(DISTINCT m.id)) || ' '
+       || count(*) FILTER (WHERE m.shard_id <> gb_current_shard())
+  FROM gb.messages m LEFT JOIN expected e ON e.id = m.id
+ WHERE m.tenant_id = $MOVE_TENANT;
+SQL
+} | shard_sql "$MOVE_TARGET" -At)
+read -r expected present missing unexpected duplicates other_shard_id <<<"$move_check"
+on_source=$(shard_sql "$first" -At -c "SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = $MOVE_TENANT)
+                                             + (SELECT count(*) FROM gb.sessions WHERE tenant_id = $MOVE_TENANT)")
+move_after=$(move_digest "$MOVE_TARGET")
+left=0
+stale=''
+directory=''
+for s in $GB_SHARDS; do
+	left=$((left + $(shard_sql "$s" -At -c "SELECT (SELECT count(*) FROM pg_replication_slots)
+	                                              + (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_subscription)")))
+	d=$(shard_sql "$s" -At -c "SELECT gb_shard_for_tenant($MOVE_TENANT)")
+	directory+="shard $s: $d, "
+	[ "$d" = "$MOVE_TARGET" ] || stale+=" $s"
+done
+echo "   messages expected (the $MOVE_MESSAGES it had + the writer's): $expected; on shard $MOVE_TARGET: $present, missing $missing, unexpected $unexpected, duplicated $duplicates, with another shard_id $other_shard_id"
+echo "   rows it had before the move, on shard $MOVE_TARGET: $move_after ($([ "$move_after" = "$move_before" ] && echo equal || echo DIFFERENT))"
+echo "   rows of tenant $MOVE_TENANT left on shard $first: $on_source; replication slots, publications and subscriptions left on the shards: $left"
+echo "   gb_shard_for_tenant($MOVE_TENANT): ${directory%, }"
+if ! { [ "$expected" = "$present" ] && [ "$missing" = 0 ] && [ "$unexpected" = 0 ] && [ "$duplicates" = 0 ] &&
+	[ "$other_shard_id" = 0 ] && [ "$move_after" = "$move_before" ] && [ "$on_source" = 0 ] &&
+	[ "$left" = 0 ] && [ -z "$stale" ]; }; then
+	gb_die "the move of tenant $MOVE_TENANT lost, duplicated or left rows or objects behind"
+fi
+move_state=$(shard_sql "$first" -At -c "SELECT state FROM gb_scale.tenant_moves WHERE tenant_id = $MOVE_TENANT")
+[ "$move_state" = 'done' ] || gb_die "the move of tenant $MOVE_TENANT is $move_state, not done"
+MOVE_MS=$(( (${EPOCHREALTIME/./} - MOVE_T0) / 1000 ))
+gb_log "online move step took $((MOVE_MS / 1000)).$(printf '%03d' $((MOVE_MS % 1000))) s"
 shards stop 2>/dev/null
 gb_log "shards stopped"

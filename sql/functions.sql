@@ -107,6 +107,17 @@
 --     volatile parallel unsafe: it writes gb_scale.sizing_source; not
 --     strict: a NULL table resets the kind to its default, a NULL kind is
 --     reported.
+--   gb_tenant_move (a procedure), gb_tenant_move_abort,
+--   gb_tenant_move_finish,
+--   gb_scale.tenant_move_subscribe, gb_scale.tenant_move_unsubscribe,
+--   gb_scale.tenant_move_rewrite
+--     volatile strict parallel unsafe: they create and drop publications,
+--     subscriptions and replication slots, talk to another shard over libpq
+--     and write gb_scale.tenant_move (gb_tenant_move_finish purges,
+--     tenant_move_rewrite updates the moved rows).
+--   gb_scale.tenant_move_fence
+--     a trigger function (not strict), volatile parallel unsafe: it may
+--     wait on a move's lock.
 -- No function is SECURITY DEFINER or LEAKPROOF: everything runs with the
 -- caller's rights (the generator switches to the mark's owner internally for
 -- the one write it needs).  C functions resolve no names through search_path

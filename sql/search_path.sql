@@ -672,6 +672,19 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
               FROM gb_shard_routes() r ORDER BY r.min_tenant_id$$),
     (139, $$SELECT gb_scale.forwarded_tenant(5)$$);
 
+-- Tenant moves: refused here before anything starts (no wal_level =
+-- logical, no move in progress, no shard 999), with the same errors in
+-- every phase.
+INSERT INTO sec_sp.probe (ord, stmt, is_query) VALUES
+    (960, $$CALL gb_tenant_move(5, 2::smallint)$$, false);
+INSERT INTO sec_sp.probe (ord, stmt) VALUES
+    (961, $$SELECT gb_tenant_move_abort(5)$$),
+    (962, $$SELECT m.tenant_id, m.state FROM gb_scale.tenant_moves m$$),
+    (963, $$SELECT gb_scale.tenant_move_unsubscribe('gb_move_5_1')$$),
+    (964, $$SELECT gb_scale.tenant_move_subscribe('gb_move_5_1', 'gb_move_5_1', 999::smallint)$$),
+    (965, $$SELECT gb_tenant_move_finish(5)$$),
+    (966, $$SELECT gb_scale.tenant_move_rewrite(5, 1::smallint)$$);
+
 -- Per-tenant statistics: values that do not move between phases (a reset
 -- of a tenant that has no entry, the capacity); mallory is refused alike.
 INSERT INTO sec_sp.probe (ord, stmt) VALUES

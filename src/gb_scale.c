@@ -84,6 +84,7 @@ gb_shmem_request(void)
 	gb_stat_tenants_shmem_request();
 	gb_tenant_limits_shmem_request();
 	gb_tenant_quotas_shmem_request();
+	gb_tenant_move_shmem_request();
 }
 
 static void
@@ -96,6 +97,7 @@ gb_shmem_startup(void)
 	gb_stat_tenants_shmem_init();
 	gb_tenant_limits_shmem_init();
 	gb_tenant_quotas_shmem_init();
+	gb_tenant_move_shmem_init();
 }
 
 /*
@@ -207,6 +209,7 @@ _PG_init(void)
 	gb_tenant_settings_init();
 	gb_routing_init();
 	gb_shard_sync_init();
+	gb_tenant_move_init();
 	gb_secret_init();
 	gb_stat_tenants_init();
 	gb_sizing_init();

@@ -336,7 +336,8 @@ gb_shard_by_range(int64 tenant)
 	return -1;
 }
 
-static int16
+/* TENANT's shard from the map or the ranges, -1 if none (no Citus). */
+int16
 gb_lookup_tenant(int64 tenant)
 {
 	int16		shard;

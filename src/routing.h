@@ -11,6 +11,8 @@
 
 #include "gb_scale.h"
 
+#include "nodes/parsenodes.h"
+#include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
 #define GB_SHARD_CONFIG_TABLE		"shard_config"
@@ -25,6 +27,7 @@ extern int	gb_required_shard(void);
 extern void gb_routing_init(void);
 extern Oid	gb_directory_relid(const char *relname);
 extern AttrNumber gb_directory_attnum(Relation rel, const char *name, Oid typid);
+extern int16 gb_lookup_tenant(int64 tenant);
 
 /* routing_map.c */
 extern int	gb_routing_map_cache_rows;
@@ -41,6 +44,28 @@ extern Oid	gb_citus_tenant_relid(void);
 extern bool gb_citus_tenant_node(int64 tenant, char **nodename, int *nodeport);
 
 /* tenant.c */
+
+/* A table holding tenants' rows: isolated, or partitioned by tenant. */
+typedef struct GbTenantTable
+{
+	Oid			relid;
+	Oid			owner;
+	char	   *column;
+	bool		done;
+} GbTenantTable;
+
+extern List *gb_tenant_tables(const char *what);
+
+/* SQL on a tenant table as its owner, with the tenant set (tenant.c) */
+typedef struct GbOwnerScope
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	int			tenant_nestlevel;
+} GbOwnerScope;
+extern void gb_owner_scope_begin(const GbTenantTable *t, int64 tenant, GbOwnerScope *scope);
+extern void gb_owner_scope_end(const GbOwnerScope *scope);
 extern void gb_tenant_init(void);
 extern void gb_isolation_apply_to_new(Oid registered, const char *qualified_name);
 extern Datum gb_oid_array(List *oids);
@@ -60,5 +85,13 @@ extern void gb_secret_hide_activity(void);
 
 /* shard_sync.c */
 extern void gb_shard_sync_init(void);
+
+/* tenant_move.c */
+extern void gb_tenant_move_init(void);
+extern void gb_tenant_move_shmem_request(void);
+extern void gb_tenant_move_shmem_init(void);
+extern bool gb_move_fence_bypass;
+extern void gb_move_check_truncate(TruncateStmt *stmt);
+extern void gb_move_check_newcomer(Oid relid);
 
 #endif							/* GB_ROUTING_H */

@@ -53,6 +53,7 @@
  */
 #include "gb_scale.h"
 #include "routing.h"
+#include "shard_conn.h"
 #include "tenant_limits.h"
 #include "tenant_quotas.h"
 #include "tenant_settings.h"
@@ -155,12 +156,6 @@ typedef struct SyncCounts
  * The connection and the result being read.  Lives in palloc'd memory, not
  * in locals, so that PG_FINALLY sees what was set before an error.
  */
-typedef struct SyncConn
-{
-	PGconn	   *conn;
-	PGresult   *res;
-} SyncConn;
-
 /*
  * Refuse a malformed connection string before connecting; for a
  * non-superuser, also one without a password.
@@ -202,68 +197,12 @@ sync_check_connstr(const char *source, bool is_superuser)
 				 errhint("Add password=... to the connection string; the source server must ask for it.")));
 }
 
-/* Wait until the connection's socket is ready, or the latch is set. */
-static bool
-sync_wait(SyncConn *sc, int io_event)
-{
-	int			rc;
-
-	if (PQsocket(sc->conn) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lost the connection to the source shard"),
-				 errdetail_internal("%s", gb_secret_libpq_message(PQerrorMessage(sc->conn)))));
-	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_event,
-						   PQsocket(sc->conn), -1L, PG_WAIT_EXTENSION);
-	if (rc & WL_LATCH_SET)
-	{
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	return (rc & io_event) != 0;
-}
-
 static void
-sync_connect(SyncConn *sc, const char *source, bool is_superuser)
+sync_connect(GbShardConn *sc, const char *source, bool is_superuser)
 {
-	const char *keywords[4];
-	const char *values[4];
-
-	/*
-	 * client_encoding comes last so that the connection string cannot
-	 * override it: text must arrive in this database's encoding.
-	 */
-	keywords[0] = "dbname";
-	values[0] = source;
-	keywords[1] = "fallback_application_name";
-	values[1] = "gb_shard_sync";
-	keywords[2] = "client_encoding";
-	values[2] = GetDatabaseEncodingName();
-	keywords[3] = NULL;
-	values[3] = NULL;
-
-	sc->conn = PQconnectStartParams(keywords, values, 1);
-	if (sc->conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while connecting to the source shard")));
-	if (PQstatus(sc->conn) != CONNECTION_BAD)
-	{
-		PostgresPollingStatusType status = PGRES_POLLING_WRITING;
-
-		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
-		{
-			if (sync_wait(sc, status == PGRES_POLLING_READING ?
-						  WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE))
-				status = PQconnectPoll(sc->conn);
-		}
-	}
-	if (PQstatus(sc->conn) != CONNECTION_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to the source shard"),
-				 errdetail_internal("%s", gb_secret_libpq_message(PQerrorMessage(sc->conn)))));
-
+	sc->peer = "the source shard";
+	sc->hint = NULL;
+	gb_shard_conn_open(sc, source, "gb_shard_sync");
 	if (!is_superuser && !PQconnectionUsedPassword(sc->conn))
 		ereport(ERROR,
 				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
@@ -272,77 +211,11 @@ sync_connect(SyncConn *sc, const char *source, bool is_superuser)
 				 errhint("Change the source server's authentication method for this role to a password method (scram-sha-256).")));
 }
 
-/* An error of the query just run on the source, with its SQLSTATE. */
-static void
-sync_remote_error(SyncConn *sc, const char *what)
-{
-	const char *sqlstate = NULL;
-	const char *primary = NULL;
-	const char *detail = NULL;
-	const char *hint = NULL;
-	int			code = ERRCODE_CONNECTION_FAILURE;
-
-	if (sc->res != NULL)
-	{
-		sqlstate = PQresultErrorField(sc->res, PG_DIAG_SQLSTATE);
-		primary = PQresultErrorField(sc->res, PG_DIAG_MESSAGE_PRIMARY);
-		detail = PQresultErrorField(sc->res, PG_DIAG_MESSAGE_DETAIL);
-		hint = PQresultErrorField(sc->res, PG_DIAG_MESSAGE_HINT);
-	}
-	/* The source's SQLSTATE, unless it is not an error's. */
-	if (sqlstate != NULL && strlen(sqlstate) == 5 &&
-		strncmp(sqlstate, "00", 2) != 0 && strncmp(sqlstate, "01", 2) != 0 &&
-		strncmp(sqlstate, "02", 2) != 0)
-		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
-	/* The source's texts may quote a connection string of its own. */
-	primary = gb_secret_libpq_message(primary ? primary : PQerrorMessage(sc->conn));
-	if (detail != NULL)
-		detail = gb_secret_libpq_message(detail);
-	if (hint != NULL)
-		hint = gb_secret_libpq_message(hint);
-
-	ereport(ERROR,
-			(errcode(code),
-			 errmsg("could not %s on the source shard: %s", what, primary),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 hint ? errhint("%s", hint) : 0));
-}
-
-/*
- * Run one statement on the source (extended protocol: one statement only)
- * and return its result, which stays in sc->res until sync_clear().
- */
+/* One statement on the source; its result stays in sc->res until the next. */
 static PGresult *
-sync_query(SyncConn *sc, const char *sql, ExecStatusType expected, const char *what)
+sync_query(GbShardConn *sc, const char *sql, ExecStatusType expected, const char *what)
 {
-	PGresult   *res;
-
-	if (!PQsendQueryParams(sc->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-		sync_remote_error(sc, what);
-	for (;;)
-	{
-		while (PQisBusy(sc->conn))
-		{
-			if (sync_wait(sc, WL_SOCKET_READABLE) && !PQconsumeInput(sc->conn))
-				sync_remote_error(sc, what);
-		}
-		res = PQgetResult(sc->conn);
-		if (res == NULL)
-			break;
-		/* Keep the last result; an error result is the last one anyway. */
-		PQclear(sc->res);
-		sc->res = res;
-	}
-	if (sc->res == NULL || PQresultStatus(sc->res) != expected)
-		sync_remote_error(sc, what);
-	return sc->res;
-}
-
-static void
-sync_clear(SyncConn *sc)
-{
-	PQclear(sc->res);
-	sc->res = NULL;
+	return gb_shard_conn_query(sc, sql, 0, NULL, expected, what);
 }
 
 /*
@@ -365,12 +238,12 @@ sync_count_rows(SyncSource *src, int64 n)
 
 /* Wait until the connection has a whole result to give, then return it. */
 static PGresult *
-sync_next_result(SyncConn *sc, const char *what)
+sync_next_result(GbShardConn *sc, const char *what)
 {
 	while (PQisBusy(sc->conn))
 	{
-		if (sync_wait(sc, WL_SOCKET_READABLE) && !PQconsumeInput(sc->conn))
-			sync_remote_error(sc, what);
+		if (gb_shard_conn_wait(sc, WL_SOCKET_READABLE) && !PQconsumeInput(sc->conn))
+			gb_shard_conn_error(sc, what);
 	}
 	return PQgetResult(sc->conn);
 }
@@ -380,17 +253,17 @@ sync_next_result(SyncConn *sc, const char *what)
  * with text parameters.
  */
 static void
-sync_stream_start(SyncConn *sc, const char *sql, int nparams, const char *const *params,
+sync_stream_start(GbShardConn *sc, const char *sql, int nparams, const char *const *params,
 				  const char *what)
 {
 	/* The only parameter ever sent is a bigint[] (a list of buckets). */
 	const Oid	types[1] = {INT8ARRAYOID};
 
 	Assert(nparams <= 1);
-	sync_clear(sc);
+	gb_shard_conn_clear(sc);
 	if (!PQsendQueryParams(sc->conn, sql, nparams, nparams ? types : NULL, params, NULL, NULL, 0) ||
 		!PQsetSingleRowMode(sc->conn))
-		sync_remote_error(sc, what);
+		gb_shard_conn_error(sc, what);
 }
 
 /*
@@ -398,11 +271,11 @@ sync_stream_start(SyncConn *sc, const char *sql, int nparams, const char *const 
  * until the next call), or NULL when its rows are done.
  */
 static PGresult *
-sync_stream_next(SyncConn *sc, int ncols, const char *what)
+sync_stream_next(GbShardConn *sc, int ncols, const char *what)
 {
 	PGresult   *res;
 
-	sync_clear(sc);
+	gb_shard_conn_clear(sc);
 	res = sync_next_result(sc, what);
 	sc->res = res;
 	if (res != NULL && PQresultStatus(res) == PGRES_SINGLE_TUPLE)
@@ -414,14 +287,14 @@ sync_stream_next(SyncConn *sc, int ncols, const char *what)
 		return res;
 	}
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
-		sync_remote_error(sc, what);
+		gb_shard_conn_error(sc, what);
 	/* The end of the rows; the statement ends with no further result. */
-	sync_clear(sc);
+	gb_shard_conn_clear(sc);
 	res = sync_next_result(sc, what);
 	if (res != NULL)
 	{
 		sc->res = res;
-		sync_remote_error(sc, what);
+		gb_shard_conn_error(sc, what);
 	}
 	return NULL;
 }
@@ -457,7 +330,7 @@ sync_int8_field(PGresult *res, int col)
  * read one row at a time and counted against the cap.
  */
 static void
-sync_stream_columns(SyncConn *sc, SyncSource *src, const char *sql, Datum *cols, int ncols,
+sync_stream_columns(GbShardConn *sc, SyncSource *src, const char *sql, Datum *cols, int ncols,
 					const char *what)
 {
 	ArrayBuildState *build[SHARD_NCOLS];
@@ -490,13 +363,13 @@ sync_stream_columns(SyncConn *sc, SyncSource *src, const char *sql, Datum *cols,
  * read later in the same snapshot.
  */
 static void
-sync_read_source(SyncConn *sc, SyncSource *src)
+sync_read_source(GbShardConn *sc, SyncSource *src)
 {
 	PGresult   *res;
 
 	(void) sync_query(sc, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
 					  PGRES_COMMAND_OK, "start a transaction");
-	sync_clear(sc);
+	gb_shard_conn_clear(sc);
 
 	/*
 	 * Nothing below resolves a name through the source's search_path; the
@@ -509,7 +382,7 @@ sync_read_source(SyncConn *sc, SyncSource *src)
 					  " pg_catalog.set_config('work_mem', '" SYNC_WORK_MEM "', true),"
 					  " pg_catalog.set_config('enable_sort', 'off', true)",
 					  PGRES_TUPLES_OK, "set up the session");
-	sync_clear(sc);
+	gb_shard_conn_clear(sc);
 
 	res = sync_query(sc,
 					 "SELECT pg_catalog.count(*) FROM pg_catalog.pg_extension"
@@ -520,7 +393,7 @@ sync_read_source(SyncConn *sc, SyncSource *src)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the source database has no extension gb_scale"),
 				 errhint("Check the database of the connection string, or run CREATE EXTENSION gb_scale there.")));
-	sync_clear(sc);
+	gb_shard_conn_clear(sc);
 
 	sync_stream_columns(sc, src, "SELECT " SHARD_COLUMNS " FROM gb_scale.shard_config ORDER BY shard_id",
 						src->shard, SHARD_NCOLS, "read gb_scale.shard_config");
@@ -758,7 +631,7 @@ sync_int64_cmp(const void *a, const void *b)
  * nbuckets groups), and matched here by bucket number.
  */
 static int64
-sync_map_diff_buckets(SyncConn *sc, SyncSource *src, const char *bucket_expr, int64 nbuckets,
+sync_map_diff_buckets(GbShardConn *sc, SyncSource *src, const char *bucket_expr, int64 nbuckets,
 					  int64 *diff)
 {
 	char	   *sql = psprintf("SELECT %s AS bucket, pg_catalog.count(*), pg_catalog.bit_xor(" MAP_ROW_HASH ")"
@@ -894,7 +767,7 @@ sync_batch_remove(SyncMapBatch *b, int64 tenant_id, SyncCounts *counts)
  * tenant_id order, merged as they come.
  */
 static void
-sync_map_apply(SyncConn *sc, SyncSource *src, const char *bucket_expr, const int64 *diff,
+sync_map_apply(GbShardConn *sc, SyncSource *src, const char *bucket_expr, const int64 *diff,
 			   int64 ndiff, bool all, SyncCounts *counts)
 {
 	const char *what = "read gb_scale.tenant_shard_map";
@@ -982,7 +855,7 @@ sync_map_apply(SyncConn *sc, SyncSource *src, const char *bucket_expr, const int
  * nothing is written when every bucket is equal.
  */
 static void
-sync_map(SyncConn *sc, SyncSource *src, SyncCounts *counts)
+sync_map(GbShardConn *sc, SyncSource *src, SyncCounts *counts)
 {
 	int64		local_rows;
 	int64		nbuckets = 1;
@@ -1034,7 +907,7 @@ sync_map(SyncConn *sc, SyncSource *src, SyncCounts *counts)
  * then do shards go, when no placement refers to them.
  */
 static void
-sync_apply(SyncConn *sc, SyncSource *src)
+sync_apply(GbShardConn *sc, SyncSource *src)
 {
 	SyncCounts	counts = {0};
 	bool		shards_differ;
@@ -1145,7 +1018,7 @@ gb_shard_sync(PG_FUNCTION_ARGS)
 {
 	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		is_superuser = superuser();
-	SyncConn   *sc = palloc0(sizeof(SyncConn));
+	GbShardConn *sc = palloc0(sizeof(GbShardConn));
 	SyncSource *src = palloc0(sizeof(SyncSource));
 
 	/* From now on pg_stat_activity shows the statement without the password. */
@@ -1165,10 +1038,7 @@ gb_shard_sync(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		/* libpq's memory and socket are not released by an abort. */
-		PQclear(sc->res);
-		sc->res = NULL;
-		PQfinish(sc->conn);
-		sc->conn = NULL;
+		gb_shard_conn_close(sc);
 	}
 	PG_END_TRY();
 

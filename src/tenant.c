@@ -536,21 +536,12 @@ gb_tenant_isolation_disable(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* A table holding tenants' rows: isolated, or partitioned by tenant. */
-typedef struct GbTenantTable
-{
-	Oid			relid;
-	Oid			owner;
-	char	   *column;
-	bool		done;
-} GbTenantTable;
-
 /*
  * Every table with a registered tenant column, except partitions of another
  * one; refuses (before anything is done) unless the caller owns them all or
  * has gb_scale_admin.
  */
-static List *
+List *
 gb_tenant_tables(const char *what)
 {
 	List	   *tables = NIL;
@@ -614,22 +605,14 @@ gb_tenant_tables(const char *what)
  * operation, with the transaction's tenant set to TENANT so that forced row
  * level security shows that tenant's rows.
  */
-typedef struct GbOwnerScope
-{
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
-	int			tenant_nestlevel;
-} GbOwnerScope;
-
-static void
+void
 gb_owner_scope_begin(const GbTenantTable *t, int64 tenant, GbOwnerScope *scope)
 {
 	gb_as_owner_begin(t->owner, &scope->save_userid, &scope->save_sec, &scope->nestlevel);
 	scope->tenant_nestlevel = gb_tenant_scope_begin(tenant);
 }
 
-static void
+void
 gb_owner_scope_end(const GbOwnerScope *scope)
 {
 	gb_tenant_scope_end(scope->tenant_nestlevel);
@@ -1232,51 +1215,66 @@ gb_tenant_purge(PG_FUNCTION_ARGS)
 	int64		tenant = PG_GETARG_INT64(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *tables;
-	ListCell   *lc;
 	bool		settings;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = gb_referencing_first(gb_tenant_tables("purge"));
 	settings = gb_tenant_settings_held(tenant, "purge");
 	gb_purge_check_references(tables, tenant);
-	foreach(lc, tables)
+
+	/*
+	 * A tenant that moved away is purged where a move's fence refuses its
+	 * writes (tenant_move.c): its own deletes pass.
+	 */
+	gb_move_fence_bypass = true;
+	PG_TRY();
 	{
-		GbTenantTable *t = lfirst(lc);
-		GbOwnerScope scope;
-		int64		removed = 0;
-		Oid			subtree = gb_dedicated_subtree(t->relid, tenant);
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
+		ListCell   *lc;
 
-		gb_owner_scope_begin(t, tenant, &scope);
-		if (OidIsValid(subtree))
+		foreach(lc, tables)
 		{
-			char	   *qsubtree = gb_qualified_name(subtree);
+			GbTenantTable *t = lfirst(lc);
+			GbOwnerScope scope;
+			int64		removed = 0;
+			Oid			subtree = gb_dedicated_subtree(t->relid, tenant);
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
 
-			if (gb_tree_is_referenced(subtree))
+			gb_owner_scope_begin(t, tenant, &scope);
+			if (OidIsValid(subtree))
 			{
-				/*
-				 * PostgreSQL drops no partition that a foreign key
-				 * references: its rows go by DELETE, with the keys' actions
-				 * (checked above), then it leaves the tree.
-				 */
-				removed += (int64) gb_exec_count(psprintf("DELETE FROM %s", qsubtree));
-				gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s",
-									 gb_qualified_name(get_partition_parent(subtree, false)), qsubtree));
-			}
-			else
-				removed += gb_count_rows(subtree);
-			gb_exec_sql(psprintf("DROP TABLE %s", qsubtree));
-		}
-		removed += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
-												  gb_qualified_name(t->relid), quote_identifier(t->column), tenant));
-		gb_owner_scope_end(&scope);
-		CommandCounterIncrement();
+				char	   *qsubtree = gb_qualified_name(subtree);
 
-		values[0] = ObjectIdGetDatum(t->relid);
-		values[1] = Int64GetDatum(removed);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				if (gb_tree_is_referenced(subtree))
+				{
+					/*
+					 * PostgreSQL drops no partition that a foreign key
+					 * references: its rows go by DELETE, with the keys' actions
+					 * (checked above), then it leaves the tree.
+					 */
+					removed += (int64) gb_exec_count(psprintf("DELETE FROM %s", qsubtree));
+					gb_exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s",
+										 gb_qualified_name(get_partition_parent(subtree, false)), qsubtree));
+				}
+				else
+					removed += gb_count_rows(subtree);
+				gb_exec_sql(psprintf("DROP TABLE %s", qsubtree));
+			}
+			removed += (int64) gb_exec_count(psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
+													  gb_qualified_name(t->relid), quote_identifier(t->column), tenant));
+			gb_owner_scope_end(&scope);
+			CommandCounterIncrement();
+
+			values[0] = ObjectIdGetDatum(t->relid);
+			values[1] = Int64GetDatum(removed);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
+	PG_FINALLY();
+	{
+		gb_move_fence_bypass = false;
+	}
+	PG_END_TRY();
 	if (settings)
 		gb_tenant_settings_purge(tenant, rsinfo);
 	return (Datum) 0;

@@ -321,6 +321,11 @@ gb_isolate_newcomers(void)
 		if (gb_holds_rows(lfirst_oid(lc)))
 			newcomers = lappend_oid(newcomers, lfirst_oid(lc));
 	}
+	/* a tenant move's fence: rows of a tenant served elsewhere or in motion */
+	foreach(lc, newcomers)
+	{
+		gb_move_check_newcomer(lfirst_oid(lc));
+	}
 	isolated = newcomers != NIL ? gb_isolated_tables() : NIL;
 	if (isolated == NIL)
 		return;
@@ -465,6 +470,8 @@ gb_refuse_tenant_with_holdable_cursor(void)
 }
 
 /*
+ * TRUNCATE of a table a tenant move is copying: refused (tenant_move.c).
+ *
  * COPY FROM into a distributed table under row level security.  PostgreSQL
  * refuses it for a plain table, but Citus takes the COPY first and writes
  * rows to the shards it holds on this node with no policy checked: refused
@@ -477,6 +484,8 @@ gb_guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
+	if (IsA(parsetree, TruncateStmt))
+		gb_move_check_truncate((TruncateStmt *) parsetree);
 	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from &&
 		((CopyStmt *) parsetree)->relation != NULL && gb_citus_present())
 	{

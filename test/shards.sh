@@ -17,7 +17,8 @@
 # GB_SHARDS_PORT (port of the first shard, the others follow; default a free
 # one), GB_SHARDS_DB (database name, default gb).
 #
-# Each shard: shared_preload_libraries = 'gb_scale', SHARD_ID in the server's
+# Each shard: shared_preload_libraries = 'gb_scale', wal_level = logical (and
+# replication slots and workers for tenant moves), SHARD_ID in the server's
 # environment (not gb_scale.shard_id), a database with CREATE EXTENSION
 # gb_scale, the same gb_scale.shard_config rows on every shard (connection
 # strings point at each instance's socket directory and port; shard 1 is
@@ -198,6 +199,14 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'gb_scale'
 max_connections = 40
+# Tenant moves (gb_tenant_move) copy by logical replication: per move its
+# slot and up to two table syncs on the source, an apply and two sync
+# workers on the target; enough here for one move per pair of shards.
+wal_level = logical
+max_replication_slots = 16
+max_wal_senders = 16
+max_logical_replication_workers = 8
+max_worker_processes = 16
 timezone = 'UTC'
 logging_collector = off
 log_line_prefix = '%m [%p] shard $id: '

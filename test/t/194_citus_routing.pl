@@ -191,6 +191,10 @@ my ($rc, $out, $err) = $coord->psql('postgres', 'SELECT gb_tenant_assign(5, 1::s
 like($err, qr/cannot place tenant 5 with gb_tenant_assign: Citus places tenants here.*\n.*\n.*isolate_tenant_to_new_shard/,
 	'gb_tenant_assign is refused: Citus places tenants');
 
+($rc, $out, $err) = $coord->psql('postgres', 'CALL gb_tenant_move(5, 2::smallint)');
+like($err, qr/cannot move tenant 5 with gb_tenant_move: Citus places tenants here.*\n.*\n.*isolate_tenant_to_new_shard.*citus_move_shard_placement/,
+	'gb_tenant_move is refused: Citus moves shards, with their tenants');
+
 ($rc, $out, $err) = $coord->psql('postgres', 'SELECT * FROM gb_shard_routes()');
 like($err, qr/gb_shard_routes cannot list routes: Citus places tenants here/,
 	'gb_shard_routes is refused: Citus hashes tenants, it makes no tenant ranges');

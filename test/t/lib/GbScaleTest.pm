@@ -7,7 +7,14 @@ use warnings;
 use Exporter 'import';
 our @EXPORT = qw(set_instance_setting sql_error async_start async_done
   async_wait psql_as server_children citus_cluster);
+# The shards of test/shards.sh (the tenant move tests), imported by name.
+our @EXPORT_OK = qw(shards_start shard_restart psql_run sq q_error start_psql
+  wait_for tenant_digest no_move_objects);
 
+use File::Basename qw(basename);
+use File::Copy qw(copy);
+use FindBin;
+use IPC::Run ();
 use PostgreSQL::Test::Cluster ();
 use PostgreSQL::Test::Utils ();
 use Time::HiRes qw(usleep);
@@ -173,6 +180,158 @@ listen_addresses = '127.0.0.1'
 	  for @workers;
 	$coord->safe_psql('postgres', 'CREATE EXTENSION gb_scale');
 	return @nodes;
+}
+
+# ---- shards of test/shards.sh --------------------------------------------
+
+my $shards_script = "$FindBin::RealBin/../shards.sh";
+my $shards_base;
+# shard id => connection string (as postgres is added by the helpers)
+our %shard_conn;
+# background psql runs (start_psql), killed at the end
+our @background;
+
+# Start N shards with test/shards.sh in a temporary directory; at the end
+# of the test their server logs are kept (as <test>_shard<id>.log) and they
+# are stopped.  Returns the shard ids.
+sub shards_start
+{
+	my ($n) = @_;
+	unless ($ENV{PG_CONFIG})
+	{
+		for my $d (split /:/, $ENV{PATH})
+		{
+			if (-x "$d/pg_config") { $ENV{PG_CONFIG} = "$d/pg_config"; last; }
+		}
+	}
+	$shards_base = PostgreSQL::Test::Utils::tempdir('shards');
+	$ENV{GB_SHARDS_DIR} = $shards_base;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $shards_script, 'start', $n ], '>', \$out, '2>', \$err)
+	  or Test::More::BAIL_OUT("test/shards.sh start failed: $err");
+	my @ids = $out =~ /^export GB_SHARD_(\d+)_CONNSTR=/mg;
+	($shard_conn{$_}) = $out =~ /^export GB_SHARD_${_}_CONNSTR='([^']*)'/m for @ids;
+	return @ids;
+}
+
+END
+{
+	my $rc = $?;
+	$_->kill_kill for grep { defined } @background;
+	if ($shards_base)
+	{
+		my $test = basename($0, '.pl');
+		for my $log (glob("$shards_base/shard*/server.log"))
+		{
+			my ($id) = $log =~ m{/shard(\d+)/server\.log$};
+			copy($log, "$PostgreSQL::Test::Utils::log_path/${test}_shard$id.log");
+		}
+		system($shards_script, 'stop');
+	}
+	$? = $rc;
+}
+
+# Stop shard S in MODE (immediate, fast; undef: leave it stopped) and start
+# it again (START false: leave it stopped).
+sub shard_restart
+{
+	my ($s, $mode, $start) = @_;
+	my $dir = "$shards_base/shard$s";
+	if (defined $mode)
+	{
+		system('pg_ctl', '-D', "$dir/data", '-m', $mode, '-w', 'stop') == 0
+		  or die "could not stop shard $s";
+	}
+	if ($start // 1)
+	{
+		system('env', "SHARD_ID=$s", 'pg_ctl', '-D', "$dir/data", '-l', "$dir/server.log", '-w', 'start') == 0
+		  or die "could not start shard $s";
+	}
+	return;
+}
+
+# Run SQL on shard S as postgres (or USER): (exit code, stdout, stderr).
+sub psql_run
+{
+	my ($s, $sql, $user) = @_;
+	my ($o, $e) = ('', '');
+	IPC::Run::run(
+		[
+			'psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
+			'-v', 'VERBOSITY=verbose', '-d', "$shard_conn{$s} user=" . ($user // 'postgres'), '-f', '-'
+		],
+		'<', \$sql, '>', \$o, '2>', \$e, IPC::Run::timeout(600));
+	chomp $o;
+	return ($? >> 8, $o, $e);
+}
+
+# The output of SQL on shard S, which must succeed.
+sub sq
+{
+	my ($s, $sql, $user) = @_;
+	my ($r, $o, $e) = psql_run($s, $sql, $user);
+	die "shard $s: $sql\n$e" if $r;
+	return $o;
+}
+
+# The error of SQL expected to fail: "SQLSTATE: message".
+sub q_error
+{
+	my ($s, $sql, $user) = @_;
+	my ($r, $o, $e) = psql_run($s, $sql, $user);
+	return 'no error' if $r == 0;
+	my ($state, $msg) = $e =~ /ERROR:\s+([0-9A-Z]{5}):\s+([^\n]*)/;
+	return defined $state ? "$state: $msg" : "no SQLSTATE in: $e";
+}
+
+# psql in the background on shard S, its output into the scalars O and E;
+# SQL is one query string (-c), or a reference to a list of them (each its
+# own -c: a CALL after SETs).
+sub start_psql
+{
+	my ($s, $sql, $o, $e) = @_;
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+		  '-d', "$shard_conn{$s} user=postgres", map { ('-c', $_) } (ref $sql ? @$sql : $sql) ],
+		'>', $o, '2>', $e);
+	push @background, $h;
+	return $h;
+}
+
+# Poll SQL on shard S until it returns WANT (or give up after SECONDS,
+# default 60); returns what it returned last.
+sub wait_for
+{
+	my ($s, $sql, $want, $seconds) = @_;
+	my $got = '';
+	for (1 .. ($seconds // 60) * 20)
+	{
+		$got = sq($s, $sql);
+		return $got if $got eq $want;
+		usleep(50_000);
+	}
+	return $got;
+}
+
+# Per table (default gb.sessions and gb.messages): count and a hash of the
+# tenant's rows in id order, without shard_id (the column that says where a
+# row is kept).
+sub tenant_digest
+{
+	my ($s, $tenant, @tables) = @_;
+	@tables = ('gb.sessions', 'gb.messages') unless @tables;
+	my $parts = join("\n  UNION ALL\n",
+		map { "SELECT '$_' t, count(*) n, md5(string_agg((to_jsonb(r) - 'shard_id')::text, ',' ORDER BY r.id)) h"
+			  . " FROM $_ r WHERE tenant_id = $tenant" } @tables);
+	return sq($s, "SELECT string_agg(t || '=' || n || ':' || h, ' ' ORDER BY t) FROM ($parts) d");
+}
+
+# "slots publications subscriptions" on shard S.
+sub no_move_objects
+{
+	my ($s) = @_;
+	return sq($s, q{SELECT (SELECT count(*) FROM pg_replication_slots) || ' ' || (SELECT count(*) FROM pg_publication)
+		|| ' ' || (SELECT count(*) FROM pg_subscription)});
 }
 
 1;
