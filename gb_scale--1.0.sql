@@ -801,17 +801,27 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'gb_tenant_move_unsubscribe'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION gb_scale.tenant_move_unsubscribe(name) FROM PUBLIC;
-CREATE FUNCTION gb_scale.tenant_move_rewrite(tenant_id bigint, shard smallint)
-RETURNS bigint
+-- One step of the target's paced shard_id rewrite after a switch: start at
+-- 0, 0, 0, pass on what each step returns, stop when table_no is NULL.
+CREATE FUNCTION gb_scale.tenant_move_rewrite(tenant_id bigint, shard smallint,
+    INOUT table_no integer, INOUT leaf oid, INOUT block bigint, OUT rewritten bigint)
+RETURNS record
 AS 'MODULE_PATHNAME', 'gb_tenant_move_rewrite'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-REVOKE ALL ON FUNCTION gb_scale.tenant_move_rewrite(bigint, smallint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_rewrite(bigint, smallint, integer, oid, bigint) FROM PUBLIC;
 -- The fence: a row trigger that moves install on every tenant table.
 CREATE FUNCTION gb_scale.tenant_move_fence()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'gb_tenant_move_fence'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION gb_scale.tenant_move_fence() FROM PUBLIC;
+-- The pace of a move's initial copy: a row trigger beside the fence,
+-- enabled on replica only; it sleeps in the target's table syncs.
+CREATE FUNCTION gb_scale.tenant_move_pace()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'gb_tenant_move_pace'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION gb_scale.tenant_move_pace() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Plan tiers, tenant settings and configuration (src/tenant_settings.c)

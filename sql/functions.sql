@@ -115,9 +115,9 @@
 --     subscriptions and replication slots, talk to another shard over libpq
 --     and write gb_scale.tenant_move (gb_tenant_move_finish purges,
 --     tenant_move_rewrite updates the moved rows).
---   gb_scale.tenant_move_fence
---     a trigger function (not strict), volatile parallel unsafe: it may
---     wait on a move's lock.
+--   gb_scale.tenant_move_fence, gb_scale.tenant_move_pace
+--     trigger functions (not strict), volatile parallel unsafe: the fence
+--     may wait on a move's lock, the pace sleeps in a table sync.
 -- No function is SECURITY DEFINER or LEAKPROOF: everything runs with the
 -- caller's rights (the generator switches to the mark's owner internally for
 -- the one write it needs).  C functions resolve no names through search_path

@@ -683,7 +683,7 @@ INSERT INTO sec_sp.probe (ord, stmt) VALUES
     (963, $$SELECT gb_scale.tenant_move_unsubscribe('gb_move_5_1')$$),
     (964, $$SELECT gb_scale.tenant_move_subscribe('gb_move_5_1', 'gb_move_5_1', 999::smallint)$$),
     (965, $$SELECT gb_tenant_move_finish(5)$$),
-    (966, $$SELECT gb_scale.tenant_move_rewrite(5, 1::smallint)$$);
+    (966, $$SELECT r.table_no FROM gb_scale.tenant_move_rewrite(5, 1::smallint, 0, 0, 0) r$$);
 
 -- Per-tenant statistics: values that do not move between phases (a reset
 -- of a tenant that has no entry, the capacity); mallory is refused alike.

@@ -13,6 +13,7 @@
 
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "storage/block.h"
 #include "utils/relcache.h"
 
 #define GB_SHARD_CONFIG_TABLE		"shard_config"
@@ -55,6 +56,18 @@ typedef struct GbTenantTable
 } GbTenantTable;
 
 extern List *gb_tenant_tables(const char *what);
+
+/* A walk over a tenant's rows by block ranges: where the next step starts */
+typedef struct GbTenantWalk
+{
+	int			table;			/* index in the walk's list of tables */
+	Oid			leaf;			/* the leaf being read, or the next oid */
+	BlockNumber block;
+	bool		done;
+} GbTenantWalk;
+extern int64 gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
+								 GbTenantWalk *walk, int64 max_rows);
+extern int64 gb_tenant_purge_step(int64 tenant, GbTenantWalk *walk, int64 max_rows);
 
 /* SQL on a tenant table as its owner, with the tenant set (tenant.c) */
 typedef struct GbOwnerScope

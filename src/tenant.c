@@ -43,6 +43,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_inherits.h"
@@ -57,6 +58,7 @@
 #include "funcapi.h"
 #include "parser/parse_func.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -1203,6 +1205,174 @@ gb_tree_is_referenced(Oid relid)
 	referenced = SPI_processed > 0;
 	SPI_finish();
 	return referenced;
+}
+
+/* Leaf tables of RELID that hold rows, by oid (a walk's order). */
+static List *
+gb_walk_leaves(Oid relid)
+{
+	List	   *leaves = NIL;
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
+			leaves = lappend_oid(leaves, lfirst_oid(lc));
+	}
+	list_sort(leaves, list_oid_cmp);
+	return leaves;
+}
+
+/*
+ * The next step of a walk over TENANT's rows in TABLES: table by table,
+ * leaf by leaf (by oid), a range of blocks at a time (a TID range scan), so
+ * that the whole walk reads each block once, however many rows it has
+ * already changed.  Each leaf's rows are deleted (REWRITE_SHARD < 0) or
+ * get shard_id = REWRITE_SHARD, as the leaf's owner.  A step ends once it
+ * has changed MAX_ROWS rows or read GB_WALK_MAX_BLOCKS blocks; returns the
+ * rows changed, WALK->done once every leaf is behind it.  Leaves of SKIP
+ * (a list of oids) are left alone.
+ */
+#define GB_WALK_BLOCKS		128
+#define GB_WALK_MAX_BLOCKS	8192
+
+/* Past LEAF: the next leaf by oid, or the next table after the last oid. */
+static void
+gb_walk_next_leaf(GbTenantWalk *walk, Oid leaf)
+{
+	walk->block = 0;
+	if (leaf == OID_MAX)
+	{
+		walk->table++;
+		walk->leaf = InvalidOid;
+	}
+	else
+		walk->leaf = leaf + 1;
+}
+
+int64
+gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
+					GbTenantWalk *walk, int64 max_rows)
+{
+	int64		changed = 0;
+	uint32		read = 0;
+
+	while (!walk->done && changed < max_rows && read < GB_WALK_MAX_BLOCKS)
+	{
+		const GbTenantTable *t;
+		Oid			leaf = InvalidOid;
+		ListCell   *lc;
+		Relation	rel;
+		BlockNumber nblocks;
+
+		if (walk->table < 0 || walk->table >= list_length(tables))
+		{
+			walk->done = true;
+			break;
+		}
+		t = list_nth(tables, walk->table);
+		foreach(lc, gb_walk_leaves(t->relid))
+		{
+			if (lfirst_oid(lc) >= walk->leaf && !list_member_oid(skip, lfirst_oid(lc)))
+			{
+				leaf = lfirst_oid(lc);
+				break;
+			}
+		}
+		if (!OidIsValid(leaf))
+		{
+			walk->table++;
+			walk->leaf = InvalidOid;
+			walk->block = 0;
+			continue;
+		}
+		if (leaf != walk->leaf)
+		{
+			walk->leaf = leaf;
+			walk->block = 0;
+		}
+		rel = try_relation_open(leaf, RowExclusiveLock);
+		if (rel == NULL)
+		{
+			gb_walk_next_leaf(walk, leaf);
+			continue;
+		}
+		nblocks = RelationGetNumberOfBlocks(rel);
+		relation_close(rel, NoLock);
+		while (walk->block < nblocks && changed < max_rows && read < GB_WALK_MAX_BLOCKS)
+		{
+			BlockNumber end = (nblocks - walk->block > GB_WALK_BLOCKS) ? walk->block + GB_WALK_BLOCKS : nblocks;
+			GbTenantTable leaf_t = *t;
+			GbOwnerScope scope;
+			char	   *range;
+
+			CHECK_FOR_INTERRUPTS();
+			leaf_t.relid = leaf;
+			leaf_t.owner = gb_rel_owner(leaf);
+			range = psprintf("ctid OPERATOR(pg_catalog.>=) '(%u,0)'::pg_catalog.tid"
+							 " AND ctid OPERATOR(pg_catalog.<) '(%u,0)'::pg_catalog.tid"
+							 " AND %s OPERATOR(pg_catalog.=) " INT64_FORMAT,
+							 walk->block, end, quote_identifier(t->column), tenant);
+			gb_owner_scope_begin(&leaf_t, tenant, &scope);
+			/* the range, whatever the statistics say of the tenant's rows */
+			(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("enable_indexscan", "off", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			if (rewrite_shard < 0)
+				changed += (int64) gb_exec_count(psprintf("DELETE FROM ONLY %s WHERE %s",
+														  gb_qualified_name(leaf), range));
+			else
+				changed += (int64) gb_exec_count(psprintf("UPDATE ONLY %s SET shard_id = %d WHERE %s"
+														  " AND shard_id OPERATOR(pg_catalog.<>) %d",
+														  gb_qualified_name(leaf), rewrite_shard, range,
+														  rewrite_shard));
+			gb_owner_scope_end(&scope);
+			read += end - walk->block;
+			walk->block = end;
+		}
+		if (walk->block >= nblocks)
+			gb_walk_next_leaf(walk, leaf);
+	}
+	return changed;
+}
+
+/*
+ * The next step of a paced purge (a move's source): up to MAX_ROWS of the
+ * tenant's rows deleted, referencing tables first, its dedicated subtrees
+ * left to gb_tenant_purge, which ends the purge.  The foreign keys into the
+ * tables are checked at the walk's first step.
+ */
+int64
+gb_tenant_purge_step(int64 tenant, GbTenantWalk *walk, int64 max_rows)
+{
+	List	   *tables = gb_referencing_first(gb_tenant_tables("purge"));
+	List	   *skip = NIL;
+	ListCell   *lc;
+	int64		removed;
+
+	if (walk->table == 0 && !OidIsValid(walk->leaf) && walk->block == 0)
+		gb_purge_check_references(tables, tenant);
+	foreach(lc, tables)
+	{
+		Oid			subtree = gb_dedicated_subtree(((GbTenantTable *) lfirst(lc))->relid, tenant);
+
+		if (OidIsValid(subtree))
+			skip = list_concat(skip, find_all_inheritors(subtree, NoLock, NULL));
+	}
+	gb_move_fence_bypass = true;
+	PG_TRY();
+	{
+		removed = gb_tenant_walk_step(tables, tenant, -1, skip, walk, max_rows);
+	}
+	PG_FINALLY();
+	{
+		gb_move_fence_bypass = false;
+	}
+	PG_END_TRY();
+	return removed;
 }
 
 /*

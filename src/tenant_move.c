@@ -123,6 +123,7 @@
 #include "catalog/pg_subscription.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "commands/subscriptioncmds.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -136,6 +137,7 @@
 #include "replication/message.h"
 #include "replication/slot.h"
 #include "replication/walsender.h"
+#include "replication/worker_internal.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -157,6 +159,7 @@ PG_FUNCTION_INFO_V1(gb_tenant_move_abort);
 PG_FUNCTION_INFO_V1(gb_tenant_move_subscribe);
 PG_FUNCTION_INFO_V1(gb_tenant_move_unsubscribe);
 PG_FUNCTION_INFO_V1(gb_tenant_move_fence);
+PG_FUNCTION_INFO_V1(gb_tenant_move_pace);
 PG_FUNCTION_INFO_V1(gb_tenant_move_finish);
 PG_FUNCTION_INFO_V1(gb_tenant_move_rewrite);
 
@@ -193,8 +196,15 @@ static MoveShared *move_shared = NULL;
 
 /* The name of the fence trigger on every tenant table. */
 #define MOVE_FENCE_TRIGGER	"gb_tenant_fence"
-/* Rows per batch of the target's shard_id rewrite. */
-#define MOVE_REWRITE_BATCH	5000
+/*
+ * The trigger that paces the target's initial copy: BEFORE INSERT, enabled
+ * on replica only, so that it runs in the table syncs and nowhere else.
+ */
+#define MOVE_PACE_TRIGGER	"gb_tenant_move_pace"
+/* The names of a move's publication, subscription and slot begin so. */
+#define MOVE_NAME_PREFIX	"gb_move_"
+/* Rows a step of a walk (rewrite, purge) changes when it is not paced. */
+#define MOVE_UNPACED_STEP	10000
 
 /* gb_scale.move_timeout (seconds) and gb_scale.move_max_lag (bytes). */
 static int	gb_move_timeout = 3600;
@@ -203,6 +213,22 @@ static int	gb_move_max_lag = 1024 * 1024;
 static int	gb_move_max_pause = 10000;
 /* gb_scale.move_switch: off stops a CALL once caught up, before the pause */
 static bool gb_move_switch = true;
+
+/*
+ * gb_scale.move_rate: rows per second that a move writes on this shard per
+ * table, in its copy (the target's table syncs), its shard_id rewrite (the
+ * target) and its purge (the source); 0 for as fast as it goes.  Every
+ * other tenant commits behind the WAL that these write: unpaced, a big
+ * tenant's copy makes their commits wait for megabytes of it.
+ */
+static int	gb_move_rate = 10000;
+
+/* Pacing: rows done since start, against gb_scale.move_rate. */
+typedef struct MovePace
+{
+	TimestampTz start;
+	int64		rows;
+} MovePace;
 
 /* How often the copy's progress is looked at, and reported (ms). */
 #define MOVE_POLL_MS		200
@@ -350,6 +376,75 @@ move_shard_connstr(int shard, const char *role)
 				 errdetail("A move connects to the target through its connection string, and the target's subscription to the source through the source's."),
 				 errhint("Set connection_string of shard %d on every shard (gb_shard_sync copies the directory).", shard)));
 	return pstrdup(connstr);
+}
+
+/* ----------------------------------------------------------------
+ * Pacing
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Wait until the rows done since the pace's start fit gb_scale.move_rate,
+ * then start again.  Called before each step, so that no step's locks are
+ * held while it sleeps.
+ */
+static void
+move_pace_wait(MovePace *pace)
+{
+	if (gb_move_rate > 0 && pace->start != 0 && pace->rows > 0)
+	{
+		TimestampTz due = pace->start + pace->rows * USECS_PER_SEC / gb_move_rate;
+
+		for (;;)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now >= due)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min((due - now) / 1000 + 1, 1000), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	pace->start = GetCurrentTimestamp();
+	pace->rows = 0;
+}
+
+/* The rows a step may change: a tenth of a second's worth. */
+static int64
+move_pace_step(void)
+{
+	return gb_move_rate > 0 ? Max(gb_move_rate / 10, 1) : MOVE_UNPACED_STEP;
+}
+
+/*
+ * gb_scale.tenant_move_pace(): BEFORE INSERT row trigger of every tenant
+ * table on a shard that a move touched, enabled on replica only.  In a
+ * table sync of a move's subscription it holds the copy to this shard's
+ * gb_scale.move_rate; the apply of the catch-up and every other session
+ * pass.
+ */
+Datum
+gb_tenant_move_pace(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	static MovePace copy_pace;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("gb_scale.tenant_move_pace must be a BEFORE INSERT row trigger")));
+	if (MyLogicalRepWorker != NULL && am_tablesync_worker() &&
+		strncmp(MySubscription->name, MOVE_NAME_PREFIX, strlen(MOVE_NAME_PREFIX)) == 0)
+	{
+		if (copy_pace.start == 0)
+			copy_pace.start = GetCurrentTimestamp();
+		if (++copy_pace.rows >= move_pace_step())
+			move_pace_wait(&copy_pace);
+	}
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 
 /* ----------------------------------------------------------------
@@ -598,7 +693,8 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
 }
 
 /*
- * The fence on every tenant table (cloned to partitions), if not there.
+ * The fence and the pacing trigger on every tenant table (cloned to
+ * partitions), where not there.
  *
  * CREATE TRIGGER takes SHARE ROW EXCLUSIVE on its table.  Taken table after
  * table, waiting for one while holding another, it deadlocks with every
@@ -608,6 +704,8 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
  * when no transaction writes any of the tables, without queueing (no writer
  * ever waits behind the move), and tried again 1 ms later otherwise.
  */
+static bool move_rel_has_trigger(Oid relid, const char *name);
+
 static void
 move_install_fence(List *tables)
 {
@@ -619,8 +717,8 @@ move_install_fence(List *tables)
 		GbTenantTable *t = lfirst(lc);
 
 		if (move_exec("SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1"
-					  " AND g.tgname OPERATOR(pg_catalog.=) '" MOVE_FENCE_TRIGGER "'",
-					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) == 0)
+					  " AND g.tgname OPERATOR(pg_catalog.=) ANY ('{" MOVE_FENCE_TRIGGER "," MOVE_PACE_TRIGGER "}')",
+					  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, SPI_OK_SELECT) < 2)
 			missing = lappend(missing, t);
 	}
 	if (missing == NIL)
@@ -654,17 +752,27 @@ move_install_fence(List *tables)
 	foreach(lc, missing)
 	{
 		GbTenantTable *t = lfirst(lc);
+		const char *qname = gb_qualified_name(t->relid);
 
-		move_exec(psprintf("CREATE TRIGGER " MOVE_FENCE_TRIGGER " BEFORE INSERT OR UPDATE OR DELETE ON %s"
-						   " FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_move_fence(%s)",
-						   gb_qualified_name(t->relid), quote_literal_cstr(t->column)),
-				  0, NULL, NULL, SPI_OK_UTILITY);
+		if (!move_rel_has_trigger(t->relid, MOVE_FENCE_TRIGGER))
+			move_exec(psprintf("CREATE TRIGGER " MOVE_FENCE_TRIGGER " BEFORE INSERT OR UPDATE OR DELETE ON %s"
+							   " FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_move_fence(%s)",
+							   qname, quote_literal_cstr(t->column)),
+					  0, NULL, NULL, SPI_OK_UTILITY);
+		if (!move_rel_has_trigger(t->relid, MOVE_PACE_TRIGGER))
+		{
+			move_exec(psprintf("CREATE TRIGGER " MOVE_PACE_TRIGGER " BEFORE INSERT ON %s"
+							   " FOR EACH ROW EXECUTE FUNCTION gb_scale.tenant_move_pace()", qname),
+					  0, NULL, NULL, SPI_OK_UTILITY);
+			move_exec(psprintf("ALTER TABLE %s ENABLE REPLICA TRIGGER " MOVE_PACE_TRIGGER, qname),
+					  0, NULL, NULL, SPI_OK_UTILITY);
+		}
 	}
 }
 
-/* Whether REL carries the fence, so a move may be copying its rows. */
+/* Whether REL has a trigger named NAME. */
 static bool
-move_rel_fenced(Oid relid)
+move_rel_has_trigger(Oid relid, const char *name)
 {
 	Relation	trigrel;
 	ScanKeyData key;
@@ -677,10 +785,17 @@ move_rel_fenced(Oid relid)
 				ObjectIdGetDatum(relid));
 	scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
 	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
-		found = strcmp(NameStr(((Form_pg_trigger) GETSTRUCT(tuple))->tgname), MOVE_FENCE_TRIGGER) == 0;
+		found = strcmp(NameStr(((Form_pg_trigger) GETSTRUCT(tuple))->tgname), name) == 0;
 	systable_endscan(scan);
 	table_close(trigrel, AccessShareLock);
 	return found;
+}
+
+/* Whether REL carries the fence, so a move may be copying its rows. */
+static bool
+move_rel_fenced(Oid relid)
+{
+	return move_rel_has_trigger(relid, MOVE_FENCE_TRIGGER);
 }
 
 /*
@@ -702,7 +817,7 @@ move_active_in_database(void)
 	{
 		const char *name = NameStr(((Form_pg_publication) GETSTRUCT(tuple))->pubname);
 
-		if (strncmp(name, "gb_move_", 8) == 0)
+		if (strncmp(name, MOVE_NAME_PREFIX, strlen(MOVE_NAME_PREFIX)) == 0)
 			found = pstrdup(name);
 	}
 	systable_endscan(scan);
@@ -716,7 +831,7 @@ move_active_in_database(void)
 	{
 		Form_pg_subscription sub = (Form_pg_subscription) GETSTRUCT(tuple);
 
-		if (sub->subdbid == MyDatabaseId && strncmp(NameStr(sub->subname), "gb_move_", 8) == 0)
+		if (sub->subdbid == MyDatabaseId && strncmp(NameStr(sub->subname), MOVE_NAME_PREFIX, strlen(MOVE_NAME_PREFIX)) == 0)
 			found = pstrdup(NameStr(sub->subname));
 	}
 	systable_endscan(scan);
@@ -837,7 +952,7 @@ move_fence_column(Oid relid, int depth)
 static bool
 move_publishing(int64 tenant)
 {
-	char	   *prefix = psprintf("gb_move_" INT64_FORMAT "_", tenant);
+	char	   *prefix = psprintf(MOVE_NAME_PREFIX INT64_FORMAT "_", tenant);
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tuple;
@@ -1033,7 +1148,7 @@ move_check_slots(int ntables)
 	"   g.tgrelid::pg_catalog.regclass, g.tgname)" \
 	"  FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) ANY (SELECT rel FROM r)" \
 	"  AND (NOT g.tgisinternal OR g.tgparentid OPERATOR(pg_catalog.<>) 0)" \
-	"  AND g.tgname OPERATOR(pg_catalog.<>) '" MOVE_FENCE_TRIGGER "'" \
+	"  AND g.tgname OPERATOR(pg_catalog.<>) ALL ('{" MOVE_FENCE_TRIGGER "," MOVE_PACE_TRIGGER "}')" \
 	"  AND g.tgenabled OPERATOR(pg_catalog.=) ANY ('{A,R}'::pg_catalog.\"char\"[])" \
 	" UNION ALL" \
 	" SELECT pg_catalog.format('table %s uses function %s of role %I', c.rel::pg_catalog.regclass," \
@@ -1610,11 +1725,27 @@ move_drop_source_objects(const MoveRow *m)
  * the caller commits.
  */
 static void
-move_purge_source(MoveRow *m, const char *schema)
+move_purge_source(MoveRow *m, const char *schema, bool commit)
 {
 	bool		isnull;
 	Datum		removed;
+	int64		walked = 0;
+	GbTenantWalk walk = {0};
+	MovePace	pace = {0};
 
+	/*
+	 * Paced, by block ranges (commits in between when the CALL runs it);
+	 * gb_tenant_purge then takes the dedicated subtrees, what the walk did
+	 * not meet, and the tenant's settings.
+	 */
+	while (!walk.done)
+	{
+		move_pace_wait(&pace);
+		pace.rows = gb_tenant_purge_step(m->tenant, &walk, move_pace_step());
+		walked += pace.rows;
+		if (commit)
+			SPI_commit();
+	}
 	move_exec(psprintf("SELECT pg_catalog.sum(p.rows_removed)::pg_catalog.int8 FROM %s.gb_tenant_purge($1) p",
 					   quote_identifier(schema)),
 			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(m->tenant)}, SPI_OK_SELECT);
@@ -1623,7 +1754,7 @@ move_purge_source(MoveRow *m, const char *schema)
 	move_unmark_moving(m->tenant);
 	ereport(NOTICE,
 			(errmsg("tenant " INT64_FORMAT ": move to shard %d done, " INT64_FORMAT " row(s) purged here",
-					m->tenant, m->target, isnull ? 0 : DatumGetInt64(removed))));
+					m->tenant, m->target, walked + (isnull ? 0 : DatumGetInt64(removed)))));
 }
 
 /*
@@ -1639,8 +1770,10 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 {
 	char		tenant_text[32];
 	char		target_text[16];
-	const char *params[2] = {tenant_text, target_text};
-	ListCell   *lc;
+	char		table_text[16] = "0";
+	char		leaf_text[16] = "0";
+	char		block_text[16] = "0";
+	const char *params[5] = {tenant_text, target_text, table_text, leaf_text, block_text};
 
 	snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, m->tenant);
 	snprintf(target_text, sizeof(target_text), "%d", m->target);
@@ -1657,25 +1790,24 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 	move_push_directory(m);
 
 	/*
-	 * The copy has just added the tenant's rows there: without fresh
-	 * statistics the planner takes the tenant for a rare one and reads all
-	 * its rows by the tenant's index for each batch, testing each against
-	 * the batch's ctid array, instead of a TID scan (minutes a batch for a
-	 * tenant of a million rows).  ANALYZE runs as each table's owner.
+	 * As the tables' owners there, a step per transaction, paced by the
+	 * target's gb_scale.move_rate, until the walk returns no position.
 	 */
-	foreach(lc, tables)
+	for (;;)
 	{
-		GbTenantTable *t = lfirst(lc);
+		PGresult   *res;
 
-		if (get_attnum(t->relid, "shard_id") != InvalidAttrNumber)
-			move_query(mc, psprintf("ANALYZE %s", gb_qualified_name(t->relid)), 0, NULL, PGRES_COMMAND_OK,
-					   "analyze the copied rows");
-	}
-	/* as the tables' owners there, a batch per transaction */
-	while (strtoull(PQgetvalue(move_query(mc, "SELECT gb_scale.tenant_move_rewrite($1::pg_catalog.int8, $2::pg_catalog.int2)",
-										  2, params, PGRES_TUPLES_OK, "rewrite shard_id of the copied rows"), 0, 0),
-					NULL, 10) > 0)
 		CHECK_FOR_INTERRUPTS();
+		res = move_query(mc, "SELECT r.table_no, r.leaf, r.block FROM gb_scale.tenant_move_rewrite("
+						 "$1::pg_catalog.int8, $2::pg_catalog.int2, $3::pg_catalog.int4,"
+						 " $4::pg_catalog.oid, $5::pg_catalog.int8) r",
+						 5, params, PGRES_TUPLES_OK, "rewrite shard_id of the copied rows");
+		if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+			break;
+		strlcpy(table_text, PQgetvalue(res, 0, 0), sizeof(table_text));
+		strlcpy(leaf_text, PQgetvalue(res, 0, 1), sizeof(leaf_text));
+		strlcpy(block_text, PQgetvalue(res, 0, 2), sizeof(block_text));
+	}
 
 	if (keep_source != NULL)
 	{
@@ -1688,7 +1820,7 @@ move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source
 						m->tenant, m->target, m->tenant)));
 		return;
 	}
-	move_purge_source(m, schema);
+	move_purge_source(m, schema, true);
 	SPI_commit();
 }
 
@@ -1810,7 +1942,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 			m.source = source;
 			m.target = target;
 			m.subid = InvalidOid;
-			m.name = psprintf("gb_move_" INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
+			m.name = psprintf(MOVE_NAME_PREFIX INT64_FORMAT "_" INT64_FORMAT, tenant, m.move_id);
 			move_exec("UPDATE gb_scale.tenant_move SET publication = $2, subscription = $2, slot_name = $2"
 					  " WHERE move_id OPERATOR(pg_catalog.=) $1", 2, (Oid[]) {INT8OID, TEXTOID},
 					  (Datum[]) {Int64GetDatum(m.move_id), CStringGetTextDatum(m.name)}, SPI_OK_UPDATE);
@@ -2133,7 +2265,7 @@ gb_tenant_move_finish(PG_FUNCTION_ARGS)
 				 errmsg("tenant " INT64_FORMAT "'s rows stay on this shard until %s (keep_source)",
 						tenant, timestamptz_to_str(DatumGetTimestampTz(until))),
 				 errhint("Call gb_tenant_move_finish(" INT64_FORMAT ") after that.", tenant)));
-	move_purge_source(&m, get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
+	move_purge_source(&m, get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)), false);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -2144,51 +2276,57 @@ gb_tenant_move_finish(PG_FUNCTION_ARGS)
  */
 
 /*
- * gb_scale.tenant_move_rewrite(tenant, shard): on the target after the
- * switch, the next batch of the tenant's copied rows gets this shard's
- * shard_id, in each table as its owner (a security-restricted operation).
- * Returns the rows rewritten; 0 once none is left.
+ * gb_scale.tenant_move_rewrite(tenant, shard, table_no, leaf, block): on
+ * the target after the switch, the next step of a walk (gb_tenant_walk_step)
+ * that gives the tenant's copied rows this shard's shard_id, in each table
+ * as its owner (a security-restricted operation), paced by this shard's
+ * gb_scale.move_rate.  Returns where the next step starts, or NULLs once the
+ * walk is over; the first step starts at 0, 0, 0.
  */
 Datum
 gb_tenant_move_rewrite(PG_FUNCTION_ARGS)
 {
 	int64		tenant = PG_GETARG_INT64(0);
 	int16		shard = PG_GETARG_INT16(1);
-	int64		rewritten = 0;
+	GbTenantWalk walk = {0};
+	List	   *tables = NIL;
 	ListCell   *lc;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	int64		rewritten;
+	static MovePace rewrite_pace;
 
 	move_require_superuser("rewrite a moved tenant's rows");
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	walk.table = PG_GETARG_INT32(2);
+	walk.leaf = PG_GETARG_OID(3);
+	if (PG_GETARG_INT64(4) < 0 || PG_GETARG_INT64(4) > MaxBlockNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("block " INT64_FORMAT " is out of range", PG_GETARG_INT64(4)),
+				 errhint("Start the walk at 0, 0, 0 and pass on what each step returns.")));
+	walk.block = (BlockNumber) PG_GETARG_INT64(4);
 	foreach(lc, gb_tenant_tables("move"))
 	{
 		GbTenantTable *t = lfirst(lc);
-		char	   *qname = gb_qualified_name(t->relid);
-		GbOwnerScope scope;
 
-		if (get_attnum(t->relid, "shard_id") == InvalidAttrNumber)
-			continue;
-		gb_owner_scope_begin(t, tenant, &scope);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-
-		/*
-		 * A batch by ctid (a TID scan): in a partitioned table a ctid may
-		 * name rows of several partitions, and the other conditions keep
-		 * only rows that need the rewrite anyway.
-		 */
-		rewritten += (int64) move_exec(psprintf("UPDATE %s u SET shard_id = $2"
-												" WHERE u.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid FROM %s r"
-												"  WHERE r.%s OPERATOR(pg_catalog.=) $1"
-												"  AND r.shard_id OPERATOR(pg_catalog.<>) $2 LIMIT %d))"
-												" AND u.%s OPERATOR(pg_catalog.=) $1"
-												" AND u.shard_id OPERATOR(pg_catalog.<>) $2",
-												qname, qname, quote_identifier(t->column), MOVE_REWRITE_BATCH,
-												quote_identifier(t->column)),
-									   2, (Oid[]) {INT8OID, INT2OID},
-									   (Datum[]) {Int64GetDatum(tenant), Int16GetDatum(shard)}, SPI_OK_UPDATE);
-		SPI_finish();
-		gb_owner_scope_end(&scope);
+		if (get_attnum(t->relid, "shard_id") != InvalidAttrNumber)
+			tables = lappend(tables, t);
 	}
-	PG_RETURN_INT64(rewritten);
+
+	/* sleep before the step: its row locks are never held while it waits */
+	move_pace_wait(&rewrite_pace);
+	rewritten = gb_tenant_walk_step(tables, tenant, shard, NIL, &walk, move_pace_step());
+	rewrite_pace.rows = rewritten;
+
+	values[0] = Int32GetDatum(walk.table);
+	values[1] = ObjectIdGetDatum(walk.leaf);
+	values[2] = Int64GetDatum((int64) walk.block);
+	values[3] = Int64GetDatum(rewritten);
+	nulls[0] = nulls[1] = nulls[2] = walk.done;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /*
@@ -2279,6 +2417,13 @@ gb_tenant_move_init(void)
 							&gb_move_max_pause,
 							10000, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gb_scale.move_rate",
+							"Rows per second, per table, that a move writes on this shard: its copy, its shard_id rewrite, its purge.",
+							"0 writes them as fast as it can, and every other tenant's commits queue behind their WAL.",
+							&gb_move_rate,
+							10000, 0, INT_MAX,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("gb_scale.move_switch",
 							 "Whether gb_tenant_move goes on to the pause, the switch and the cleanup once caught up.",

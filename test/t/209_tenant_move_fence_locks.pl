@@ -12,10 +12,12 @@
 #     then); it then updates its session: this must not wait for the move
 #     (lock_timeout 500 ms), nor must a new write of tenant 44 to gb.sessions;
 #  2. the same on shard 4 (tenant 3000001) while the move subscribes there;
-#  3. the move is done, the fence is on both shards' tables, nothing failed;
-#     the target analyzed the tables before it rewrote shard_id of the
-#     copied rows (with the statistics from before the copy, the planner
-#     took the moved tenant for a rare one: minutes a batch at 1M rows).
+#  3. the move is done, the fence and the pacing trigger are on both
+#     shards' tables, nothing failed;
+#  4. gb_scale.move_rate = 100 on both shards, tenant 42 moves back: the
+#     target's table sync sleeps at the pace, its shard_id rewrite and the
+#     source's purge go in committed steps (seen half done) and sleep too;
+#     in the end every row of the tenant is on shard 1 with shard_id 1.
 use strict;
 use warnings;
 
@@ -201,10 +203,40 @@ is(sq(1, q{SELECT string_agg(tgrelid::regclass::text, ' ' ORDER BY tgrelid::regc
 	'gb.messages gb.sessions', 'the fence is on both tables of shard 1');
 is(sq(4, q{SELECT string_agg(tgrelid::regclass::text, ' ' ORDER BY tgrelid::regclass::text) FROM pg_trigger WHERE tgname = 'gb_tenant_fence'}),
 	'gb.messages gb.sessions', 'and of shard 4');
-is(sq(4, q{SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_stat_user_tables WHERE schemaname = 'gb' AND last_analyze IS NOT NULL}),
-	'messages sessions', 'the target analyzed the tables before rewriting shard_id of the copied rows');
+is(sq(4, q{SELECT string_agg(DISTINCT tgenabled::text, ',') || ' ' || count(*) FILTER (WHERE tgparentid = 0)
+	FROM pg_trigger WHERE tgname = 'gb_tenant_move_pace'}),
+	'R 2', 'the pacing trigger is on both tables of shard 4 and their partitions, enabled on replica only');
 is(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 43 AND body = 'open'}), '1', 'the writer of shard 1 committed');
 is(sq(4, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 3000001 AND body = 'open'}), '1', 'the writer of shard 4 committed');
 
-session_end($_) for ($w1, $w4, $hold, $mover);
+# 4. Paced: tenant 42 back to shard 1, 100 rows a second on each shard.
+for my $s (1, 4)
+{
+	sq($s, q{ALTER SYSTEM SET gb_scale.move_rate = 100; SELECT pg_reload_conf()});
+}
+my $tenant_rows = q{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 42)
+	+ (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42)};
+my $total = sq(4, $tenant_rows);
+cmp_ok($total, '>=', 1100, "tenant 42 has $total rows on shard 4");
+my $mover4 = session(4);
+$move = async_start($mover4, 'CALL gb_tenant_move(42, 1::smallint)');
+ok(wait_until(1, q{SELECT EXISTS (SELECT FROM pg_stat_activity
+	WHERE backend_type = 'logical replication worker' AND wait_event_type = 'Extension')}),
+	'shard 1: the table sync of the copy sleeps at the pace');
+ok(wait_until(1, qq{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND shard_id = 1)
+	+ (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42 AND shard_id = 1) BETWEEN 1 AND $total - 1}, 120),
+	'shard 1: the shard_id rewrite is seen half done: it commits step by step');
+ok(wait_until(4, qq{SELECT ($tenant_rows) BETWEEN 1 AND $total - 1}, 120),
+	'shard 4: the purge is seen half done: it commits step by step');
+($mo, $me) = async_wait($mover4, $move, 300);
+unlike($me, qr/ERROR/, 'the paced move ran without an error') or diag($me);
+like($me, qr/move to shard 1 done, $total row\(s\) purged here/, 'the purge counted every row of the tenant');
+is(sq(1, $tenant_rows) . '/' . sq(4, $tenant_rows), "$total/0", 'every row of tenant 42 is on shard 1, none on shard 4');
+is(sq(1, q{SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND shard_id <> 1}), '0', 'all with shard_id 1');
+for my $s (1, 4)
+{
+	sq($s, q{ALTER SYSTEM RESET gb_scale.move_rate; SELECT pg_reload_conf()});
+}
+
+session_end($_) for ($w1, $w4, $hold, $mover, $mover4);
 done_testing();
