@@ -51,7 +51,9 @@
 #
 #   PG_CONFIG=/path/to/pg_config bash bench/tenant_move.sh
 #   TM_ROWS=1000000 TM_OTHER_ROWS=200000 TM_RATE=200 TM_OTHER_RATE=200
-#   TM_BASE_SECS=60 TM_TAIL_SECS=10 (defaults); TM_ROWS=100000 for a quick run
+#   TM_BASE_SECS=60 TM_TAIL_SECS=10 (defaults); TM_ROWS=100000 for a quick run;
+#   TM_MOVE_RATE=N sets gb_scale.move_rate on both shards (default: the
+#   setting's default, 10000 rows/s); TM_CITUS=0 leaves the Citus run out
 set -euo pipefail
 TM_BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$TM_BENCH_DIR/../scripts/lib.sh"
@@ -62,6 +64,7 @@ TM_RATE=${TM_RATE:-200}
 TM_OTHER_RATE=${TM_OTHER_RATE:-200}
 TM_BASE_SECS=${TM_BASE_SECS:-60}
 TM_TAIL_SECS=${TM_TAIL_SECS:-10}
+TM_MOVE_RATE=${TM_MOVE_RATE:-}
 TENANT=42
 OTHERS1=$(seq -s, 43 52)
 OTHERS4=$(seq -s, 3000001 3000010)
@@ -115,8 +118,12 @@ for s in s1 s4; do
 	# Keep checkpoints out of the run (as gb_bench_cluster_start does).
 	$s -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '30min'" \
 		-c "SELECT pg_reload_conf()" >/dev/null
+	if [ -n "$TM_MOVE_RATE" ]; then
+		$s -c "ALTER SYSTEM SET gb_scale.move_rate = $TM_MOVE_RATE" -c "SELECT pg_reload_conf()" >/dev/null
+	fi
 	$s <"$TM_BENCH_DIR/tenant_move.sql"
 done
+MOVE_RATE_SHOWN=$(s1 -c 'SHOW gb_scale.move_rate')
 
 # --- data -----------------------------------------------------------------
 gb_log "data: tenant $TENANT with $TM_ROWS messages on shard 1, $TM_OTHER_ROWS messages of other tenants per shard"
@@ -190,12 +197,14 @@ pgb mover "$C1" "$TM_RATE" 4
 pgb others1 "$C1" $((TM_OTHER_RATE / 2)) 2
 pgb others4 "$C4" $((TM_OTHER_RATE / 2)) 2
 RUN_START=$(now_s)
+# The wait sampler commits every 50 ms on shard 1: it runs from the
+# baseline on, so that both windows bear its load alike.
+s1 -c "CALL bench.sample_waits()" &
+SAMPLER=$!
 gb_log "writers started; baseline for $TM_BASE_SECS s"
 sleep "$TM_BASE_SECS"
 
 gb_log "CALL gb_tenant_move($TENANT, 4) on shard 1"
-s1 -c "CALL bench.sample_waits()" &
-SAMPLER=$!
 MOVE_START=$(now_s)
 set +e
 s1 -c "CALL gb_tenant_move($TENANT, 4::smallint)" 2>&1 |
@@ -220,7 +229,7 @@ PGB_PIDS=()
 gb_log "waits of shard 1's backends during the move (samples every 50 ms: count, first, last seconds after the CALL)"
 s1 -c "SELECT count(*) || ' x ' || wait_event_type || '/' || wait_event || ' (' || backend_type || ', +' ||
               round(extract(epoch FROM min(at)) - $MOVE_START, 2) || '..+' || round(extract(epoch FROM max(at)) - $MOVE_START, 2) || ' s): ' || query
-         FROM bench.waits GROUP BY wait_event_type, wait_event, backend_type, query ORDER BY count(*) DESC LIMIT 12" | sed 's/^/    /' >&2
+         FROM bench.waits WHERE at >= to_timestamp($MOVE_START) GROUP BY wait_event_type, wait_event, backend_type, query ORDER BY count(*) DESC LIMIT 12" | sed 's/^/    /' >&2
 for f in mover others1 others4; do
 	grep -v '^[[:space:]]*$' "$W/$f.out" | sed "s/^/    $f: /" >&2 || true
 done
@@ -363,7 +372,9 @@ check "recipe: tenant $TENANT's rows on shard 1" \
 
 # --- Citus ------------------------------------------------------------------
 CITUS_LINE=""
-if [ ! -f "$TM_BENCH_DIR/tenant_move_citus.sh" ]; then
+if [ "${TM_CITUS:-1}" = 0 ]; then
+	CITUS_LINE="not run: TM_CITUS=0"
+elif [ ! -f "$TM_BENCH_DIR/tenant_move_citus.sh" ]; then
 	CITUS_LINE="not run: bench/tenant_move_citus.sh does not exist"
 elif [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
 	CITUS_LINE="not run: Citus is not installed for $PG_CONFIG"
@@ -383,6 +394,7 @@ fi
 printf '\n## tenant move: %s rows of tenant %s (%s sessions), %s other-tenant rows per shard\n\n' \
 	"$T_ROWS" "$TENANT" "$NSESS" "$TM_OTHER_ROWS"
 printf '| figure | value |\n|---|---|\n'
+printf '| gb_scale.move_rate on both shards | %s |\n' "$MOVE_RATE_SHOWN"
 printf '| CALL gb_tenant_move (whole move: copy, catch-up, switch, cleanup, purge) | %s s |\n' "$MOVE_S"
 printf '| initial copy (NOTICE subscribed to NOTICE copy done) | %s s, %s rows, %s rows/s |\n' "$COPY_S" "$COPIED" "$RPS"
 printf '| switch, after the start of the CALL | %s s |\n' "$SWITCH_AT"

@@ -57,13 +57,20 @@ typedef struct GbTenantTable
 
 extern List *gb_tenant_tables(const char *what);
 
-/* A walk over a tenant's rows by block ranges: where the next step starts */
+/*
+ * A walk over a tenant's rows by block ranges: where the next step starts,
+ * and how it goes: statements of about statement_rows rows, each followed
+ * by pace(rows it changed, pace_arg) when set.
+ */
 typedef struct GbTenantWalk
 {
 	int			table;			/* index in the walk's list of tables */
 	Oid			leaf;			/* the leaf being read, or the next oid */
 	BlockNumber block;
 	bool		done;
+	int64		statement_rows;
+	void		(*pace) (int64 rows, void *pace_arg);
+	void	   *pace_arg;
 } GbTenantWalk;
 extern int64 gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 								 GbTenantWalk *walk, int64 max_rows);

@@ -1227,7 +1227,10 @@ gb_walk_leaves(Oid relid)
  * The next step of a walk over TENANT's rows in TABLES: table by table,
  * leaf by leaf (by oid), a range of blocks at a time (a TID range scan), so
  * that the whole walk reads each block once, however many rows it has
- * already changed.  Each leaf's rows are deleted (REWRITE_SHARD < 0) or
+ * already changed.  A range holds about WALK->statement_rows rows (by the
+ * leaf's rows per block), so that no statement writes much more; it
+ * doubles, up to GB_WALK_BLOCKS, over blocks without the tenant's rows.
+ * WALK->pace, if set, follows every statement (a move sleeps there).  Each leaf's rows are deleted (REWRITE_SHARD < 0) or
  * get shard_id = REWRITE_SHARD, as the leaf's owner.  A step ends once it
  * has changed MAX_ROWS rows or read GB_WALK_MAX_BLOCKS blocks; returns the
  * rows changed, WALK->done once every leaf is behind it.  Leaves of SKIP
@@ -1264,6 +1267,8 @@ gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 		ListCell   *lc;
 		Relation	rel;
 		BlockNumber nblocks;
+		double		rows_per_block;
+		uint32		span;
 
 		if (walk->table < 0 || walk->table >= list_length(tables))
 		{
@@ -1298,15 +1303,23 @@ gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 			continue;
 		}
 		nblocks = RelationGetNumberOfBlocks(rel);
+		rows_per_block = (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples > 0)
+			? rel->rd_rel->reltuples / rel->rd_rel->relpages : 64;
 		relation_close(rel, NoLock);
+		span = 1;
 		while (walk->block < nblocks && changed < max_rows && read < GB_WALK_MAX_BLOCKS)
 		{
-			BlockNumber end = (nblocks - walk->block > GB_WALK_BLOCKS) ? walk->block + GB_WALK_BLOCKS : nblocks;
+			BlockNumber end;
+			int64		in_range;
 			GbTenantTable leaf_t = *t;
 			GbOwnerScope scope;
 			char	   *range;
 
 			CHECK_FOR_INTERRUPTS();
+			if (span == 1)
+				span = (uint32) Min(Max(Min(walk->statement_rows, max_rows - changed) / Max(rows_per_block, 1.0), 1.0),
+									GB_WALK_BLOCKS);
+			end = (nblocks - walk->block > span) ? walk->block + span : nblocks;
 			leaf_t.relid = leaf;
 			leaf_t.owner = gb_rel_owner(leaf);
 			range = psprintf("ctid OPERATOR(pg_catalog.>=) '(%u,0)'::pg_catalog.tid"
@@ -1322,16 +1335,20 @@ gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 			(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_SAVE, true, 0, false);
 			if (rewrite_shard < 0)
-				changed += (int64) gb_exec_count(psprintf("DELETE FROM ONLY %s WHERE %s",
+				in_range = (int64) gb_exec_count(psprintf("DELETE FROM ONLY %s WHERE %s",
 														  gb_qualified_name(leaf), range));
 			else
-				changed += (int64) gb_exec_count(psprintf("UPDATE ONLY %s SET shard_id = %d WHERE %s"
+				in_range = (int64) gb_exec_count(psprintf("UPDATE ONLY %s SET shard_id = %d WHERE %s"
 														  " AND shard_id OPERATOR(pg_catalog.<>) %d",
 														  gb_qualified_name(leaf), rewrite_shard, range,
 														  rewrite_shard));
 			gb_owner_scope_end(&scope);
+			changed += in_range;
 			read += end - walk->block;
 			walk->block = end;
+			span = in_range > 0 ? 1 : Min(span * 2, GB_WALK_BLOCKS);
+			if (walk->pace != NULL)
+				walk->pace(in_range, walk->pace_arg);
 		}
 		if (walk->block >= nblocks)
 			gb_walk_next_leaf(walk, leaf);

@@ -61,10 +61,17 @@
  *				first); the slots and the publication are dropped here; every
  *				other shard with a connection string gets the entry too (a
  *				WARNING for one out of reach: gb_shard_sync there); the
- *				target's copied rows get shard_id = target in batches (only
- *				now: the apply looked rows up by the source's key); then
- *				gb_tenant_purge here, or, with keep_source, later by
+ *				target's copied rows get shard_id = target (only now: the
+ *				apply looked rows up by the source's key); then the rows here
+ *				are purged, or, with keep_source, later by
  *				gb_tenant_move_finish once keep_source_until has passed.
+ *				Rewrite and purge walk the tables by block ranges
+ *				(gb_tenant_walk_step), a committed step at a time.
+ *
+ * Pacing: every other tenant's commit on a shard waits for the WAL written
+ * before it, so the copy (in the target's table syncs, by the replica-only
+ * trigger gb_tenant_move_pace), the rewrite and the purge each write at
+ * most gb_scale.move_rate rows a second per table, that shard's setting.
  *	done		the tenant's mark in shared memory is cleared.
  *
  * A CALL holds a session lock (kind MOVE_LOCK_KIND + 1) per tenant: one at a
@@ -385,8 +392,8 @@ move_shard_connstr(int shard, const char *role)
 
 /*
  * Wait until the rows done since the pace's start fit gb_scale.move_rate,
- * then start again.  Called before each step, so that no step's locks are
- * held while it sleeps.
+ * then start again: after each burst of rows (a statement of a walk, or
+ * move_pace_burst() rows of a table sync).
  */
 static void
 move_pace_wait(MovePace *pace)
@@ -411,11 +418,43 @@ move_pace_wait(MovePace *pace)
 	pace->rows = 0;
 }
 
-/* The rows a step may change: a tenth of a second's worth. */
+/*
+ * A burst of rows between two sleeps: a hundredth of a second's worth, so
+ * that its work and WAL stay short next to other tenants' writes.
+ */
+static int64
+move_pace_burst(void)
+{
+	return gb_move_rate > 0 ? Max(gb_move_rate / 100, 1) : MOVE_UNPACED_STEP;
+}
+
+/* A step (one transaction) of a walk: a tenth of a second's worth. */
 static int64
 move_pace_step(void)
 {
 	return gb_move_rate > 0 ? Max(gb_move_rate / 10, 1) : MOVE_UNPACED_STEP;
+}
+
+/* After each statement of a walk (GbTenantWalk.pace). */
+static void
+move_pace_rows(int64 rows, void *pace_arg)
+{
+	MovePace   *pace = pace_arg;
+
+	pace->rows += rows;
+	move_pace_wait(pace);
+}
+
+/* A walk from its start, paced by PACE. */
+static void
+move_walk_init(GbTenantWalk *walk, MovePace *pace)
+{
+	memset(walk, 0, sizeof(*walk));
+	walk->statement_rows = move_pace_burst();
+	walk->pace = move_pace_rows;
+	walk->pace_arg = pace;
+	if (pace->start == 0)
+		pace->start = GetCurrentTimestamp();
 }
 
 /*
@@ -441,7 +480,7 @@ gb_tenant_move_pace(PG_FUNCTION_ARGS)
 	{
 		if (copy_pace.start == 0)
 			copy_pace.start = GetCurrentTimestamp();
-		if (++copy_pace.rows >= move_pace_step())
+		if (++copy_pace.rows >= move_pace_burst())
 			move_pace_wait(&copy_pace);
 	}
 	return PointerGetDatum(trigdata->tg_trigtuple);
@@ -1730,7 +1769,7 @@ move_purge_source(MoveRow *m, const char *schema, bool commit)
 	bool		isnull;
 	Datum		removed;
 	int64		walked = 0;
-	GbTenantWalk walk = {0};
+	GbTenantWalk walk;
 	MovePace	pace = {0};
 
 	/*
@@ -1738,11 +1777,10 @@ move_purge_source(MoveRow *m, const char *schema, bool commit)
 	 * gb_tenant_purge then takes the dedicated subtrees, what the walk did
 	 * not meet, and the tenant's settings.
 	 */
+	move_walk_init(&walk, &pace);
 	while (!walk.done)
 	{
-		move_pace_wait(&pace);
-		pace.rows = gb_tenant_purge_step(m->tenant, &walk, move_pace_step());
-		walked += pace.rows;
+		walked += gb_tenant_purge_step(m->tenant, &walk, move_pace_step());
 		if (commit)
 			SPI_commit();
 	}
@@ -1760,12 +1798,12 @@ move_purge_source(MoveRow *m, const char *schema, bool commit)
 /*
  * cleaning: the target (serving the tenant, its entry written again in case
  * the switch's commit there was lost) drops the subscription; the slots and
- * the publication go here; the target's copies get its shard_id, in batches
- * now that no apply looks them up by the source's key; the rows here are
- * purged now, or after keep_source (gb_tenant_move_finish).
+ * the publication go here; the target's copies get its shard_id, step by
+ * step now that no apply looks them up by the source's key; the rows here
+ * are purged now, or after keep_source (gb_tenant_move_finish).
  */
 static void
-move_cleanup(MoveRow *m, MoveConn *mc, List *tables, const Interval *keep_source,
+move_cleanup(MoveRow *m, MoveConn *mc, const Interval *keep_source,
 			 const char *schema, const char *target_schema)
 {
 	char		tenant_text[32];
@@ -1912,7 +1950,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 					move_switch(&m, mc, target_schema);
 			}
 			if (gb_move_switch || switched)
-				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+				move_cleanup(&m, mc, keep_source, schema, target_schema);
 		}
 		else
 		{
@@ -1989,7 +2027,7 @@ move_run(int64 tenant, int target, int source, const Interval *keep_source, cons
 			if (gb_move_switch)
 			{
 				move_switch(&m, mc, target_schema);
-				move_cleanup(&m, mc, tables, keep_source, schema, target_schema);
+				move_cleanup(&m, mc, keep_source, schema, target_schema);
 			}
 		}
 	}
@@ -2288,7 +2326,7 @@ gb_tenant_move_rewrite(PG_FUNCTION_ARGS)
 {
 	int64		tenant = PG_GETARG_INT64(0);
 	int16		shard = PG_GETARG_INT16(1);
-	GbTenantWalk walk = {0};
+	GbTenantWalk walk;
 	List	   *tables = NIL;
 	ListCell   *lc;
 	TupleDesc	tupdesc;
@@ -2300,6 +2338,7 @@ gb_tenant_move_rewrite(PG_FUNCTION_ARGS)
 	move_require_superuser("rewrite a moved tenant's rows");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	move_walk_init(&walk, &rewrite_pace);
 	walk.table = PG_GETARG_INT32(2);
 	walk.leaf = PG_GETARG_OID(3);
 	if (PG_GETARG_INT64(4) < 0 || PG_GETARG_INT64(4) > MaxBlockNumber)
@@ -2316,10 +2355,7 @@ gb_tenant_move_rewrite(PG_FUNCTION_ARGS)
 			tables = lappend(tables, t);
 	}
 
-	/* sleep before the step: its row locks are never held while it waits */
-	move_pace_wait(&rewrite_pace);
 	rewritten = gb_tenant_walk_step(tables, tenant, shard, NIL, &walk, move_pace_step());
-	rewrite_pace.rows = rewritten;
 
 	values[0] = Int32GetDatum(walk.table);
 	values[1] = ObjectIdGetDatum(walk.leaf);
