@@ -1228,8 +1228,9 @@ gb_walk_leaves(Oid relid)
  * leaf by leaf (by oid), a range of blocks at a time (a TID range scan), so
  * that the whole walk reads each block once, however many rows it has
  * already changed.  A range holds about WALK->statement_rows rows (by the
- * leaf's rows per block), so that no statement writes much more; it
- * doubles, up to GB_WALK_BLOCKS, over blocks without the tenant's rows.
+ * tenant's rows per block in the range before, at first by the leaf's
+ * statistics), so that no statement writes much more; it doubles, up to
+ * GB_WALK_BLOCKS, over blocks without the tenant's rows.
  * WALK->pace, if set, follows every statement (a move sleeps there).  Each leaf's rows are deleted (REWRITE_SHARD < 0) or
  * get shard_id = REWRITE_SHARD, as the leaf's owner.  A step ends once it
  * has changed MAX_ROWS rows or read GB_WALK_MAX_BLOCKS blocks; returns the
@@ -1306,7 +1307,7 @@ gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 		rows_per_block = (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples > 0)
 			? rel->rd_rel->reltuples / rel->rd_rel->relpages : 64;
 		relation_close(rel, NoLock);
-		span = 1;
+		span = 0;
 		while (walk->block < nblocks && changed < max_rows && read < GB_WALK_MAX_BLOCKS)
 		{
 			BlockNumber end;
@@ -1316,7 +1317,7 @@ gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 			char	   *range;
 
 			CHECK_FOR_INTERRUPTS();
-			if (span == 1)
+			if (span == 0)
 				span = (uint32) Min(Max(Min(walk->statement_rows, max_rows - changed) / Max(rows_per_block, 1.0), 1.0),
 									GB_WALK_BLOCKS);
 			end = (nblocks - walk->block > span) ? walk->block + span : nblocks;
@@ -1345,8 +1346,15 @@ gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 			gb_owner_scope_end(&scope);
 			changed += in_range;
 			read += end - walk->block;
+			/* the next range by the density just met (statistics may be old) */
+			if (in_range > 0)
+			{
+				rows_per_block = (double) in_range / (end - walk->block);
+				span = 0;
+			}
+			else
+				span = Min(span * 2, GB_WALK_BLOCKS);
 			walk->block = end;
-			span = in_range > 0 ? 1 : Min(span * 2, GB_WALK_BLOCKS);
 			if (walk->pace != NULL)
 				walk->pace(in_range, walk->pace_arg);
 		}
