@@ -52,8 +52,9 @@
 #   PG_CONFIG=/path/to/pg_config bash bench/tenant_move.sh
 #   TM_ROWS=1000000 TM_OTHER_ROWS=200000 TM_RATE=200 TM_OTHER_RATE=200
 #   TM_BASE_SECS=60 TM_TAIL_SECS=10 (defaults); TM_ROWS=100000 for a quick run;
-#   TM_MOVE_RATE=N sets gb_scale.move_rate on both shards (default: the
-#   setting's default, 10000 rows/s); TM_CITUS=0 leaves the Citus run out
+#   TM_MOVE_RATE=2000 (default) sets gb_scale.move_rate on both shards: the
+#   rate for two shards and their writers on one 2-core machine ('' keeps
+#   the setting's default, 10000); TM_CITUS=0 leaves the Citus run out
 set -euo pipefail
 TM_BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$TM_BENCH_DIR/../scripts/lib.sh"
@@ -64,7 +65,7 @@ TM_RATE=${TM_RATE:-200}
 TM_OTHER_RATE=${TM_OTHER_RATE:-200}
 TM_BASE_SECS=${TM_BASE_SECS:-60}
 TM_TAIL_SECS=${TM_TAIL_SECS:-10}
-TM_MOVE_RATE=${TM_MOVE_RATE:-}
+TM_MOVE_RATE=${TM_MOVE_RATE-2000}
 TENANT=42
 OTHERS1=$(seq -s, 43 52)
 OTHERS4=$(seq -s, 3000001 3000010)
