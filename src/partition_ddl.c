@@ -435,8 +435,10 @@ gb_refuse_firing_move(Oid tree)
 		{
 			const Trigger *tg = &rel->trigdesc->triggers[i];
 
+			/* a move's pacing trigger acts in table syncs only */
 			if ((tg->tgenabled == TRIGGER_FIRES_ALWAYS || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA) &&
-				(TRIGGER_FOR_INSERT(tg->tgtype) || TRIGGER_FOR_DELETE(tg->tgtype)))
+				(TRIGGER_FOR_INSERT(tg->tgtype) || TRIGGER_FOR_DELETE(tg->tgtype)) &&
+				!gb_move_is_pace_trigger(tg->tgfoid))
 			{
 				what = "trigger";
 				name = tg->tgname;

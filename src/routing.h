@@ -111,6 +111,7 @@ extern void gb_tenant_move_init(void);
 extern void gb_tenant_move_shmem_request(void);
 extern void gb_tenant_move_shmem_init(void);
 extern bool gb_move_fence_bypass;
+extern bool gb_move_is_pace_trigger(Oid tgfoid);
 extern void gb_move_check_truncate(TruncateStmt *stmt);
 extern void gb_move_check_newcomer(Oid relid);
 

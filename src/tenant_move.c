@@ -486,6 +486,20 @@ gb_tenant_move_pace(PG_FUNCTION_ARGS)
 	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 
+/*
+ * Whether TGFOID is gb_scale.tenant_move_pace(): a trigger of it sleeps in a
+ * move's table syncs and does nothing anywhere else.
+ */
+bool
+gb_move_is_pace_trigger(Oid tgfoid)
+{
+	Oid			schema = get_namespace_oid("gb_scale", true);
+	char	   *name = get_func_name(tgfoid);
+
+	return OidIsValid(schema) && name != NULL && get_func_namespace(tgfoid) == schema &&
+		strcmp(name, "tenant_move_pace") == 0;
+}
+
 /* ----------------------------------------------------------------
  * The pause and the fence
  * ----------------------------------------------------------------
