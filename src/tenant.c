@@ -1207,6 +1207,23 @@ gb_tree_is_referenced(Oid relid)
 	return referenced;
 }
 
+#define GB_WALK_BLOCKS		128
+#define GB_WALK_MAX_BLOCKS	8192
+
+/* Past LEAF: the next leaf by oid, or the next table after the last oid. */
+static void
+gb_walk_next_leaf(GbTenantWalk *walk, Oid leaf)
+{
+	walk->block = 0;
+	if (leaf == OID_MAX)
+	{
+		walk->table++;
+		walk->leaf = InvalidOid;
+	}
+	else
+		walk->leaf = leaf + 1;
+}
+
 /* Leaf tables of RELID that hold rows, by oid (a walk's order). */
 static List *
 gb_walk_leaves(Oid relid)
@@ -1230,30 +1247,13 @@ gb_walk_leaves(Oid relid)
  * already changed.  A range holds about WALK->statement_rows rows (by the
  * tenant's rows per block in the range before, at first by the leaf's
  * statistics), so that no statement writes much more; it doubles, up to
- * GB_WALK_BLOCKS, over blocks without the tenant's rows.
- * WALK->pace, if set, follows every statement (a move sleeps there).  Each leaf's rows are deleted (REWRITE_SHARD < 0) or
- * get shard_id = REWRITE_SHARD, as the leaf's owner.  A step ends once it
- * has changed MAX_ROWS rows or read GB_WALK_MAX_BLOCKS blocks; returns the
- * rows changed, WALK->done once every leaf is behind it.  Leaves of SKIP
- * (a list of oids) are left alone.
+ * GB_WALK_BLOCKS, over blocks without the tenant's rows.  WALK->pace, if
+ * set, follows every statement (a move sleeps there).  Each leaf's rows are
+ * deleted (REWRITE_SHARD < 0) or get shard_id = REWRITE_SHARD, as the
+ * leaf's owner.  A step ends once it has changed MAX_ROWS rows or read
+ * GB_WALK_MAX_BLOCKS blocks; returns the rows changed, WALK->done once
+ * every leaf is behind it.  Leaves of SKIP (a list of oids) are left alone.
  */
-#define GB_WALK_BLOCKS		128
-#define GB_WALK_MAX_BLOCKS	8192
-
-/* Past LEAF: the next leaf by oid, or the next table after the last oid. */
-static void
-gb_walk_next_leaf(GbTenantWalk *walk, Oid leaf)
-{
-	walk->block = 0;
-	if (leaf == OID_MAX)
-	{
-		walk->table++;
-		walk->leaf = InvalidOid;
-	}
-	else
-		walk->leaf = leaf + 1;
-}
-
 int64
 gb_tenant_walk_step(List *tables, int64 tenant, int rewrite_shard, List *skip,
 					GbTenantWalk *walk, int64 max_rows)
