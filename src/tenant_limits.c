@@ -122,6 +122,9 @@ typedef struct GbBucket
 	TimestampTz refilled_at;
 	int64		second;			/* the clock second admitted counts */
 	int64		admitted;		/* statements admitted in that second */
+	int64		since_full;		/* statements admitted since tokens were
+								 * last at the burst: the error's count,
+								 * which no clock second boundary resets */
 	int32		rate;			/* the limit its last statement had */
 } GbBucket;
 
@@ -564,6 +567,7 @@ gb_bucket_take(int64 tenant, int32 max_rate)
 				bucket->refilled_at = now;
 				bucket->second = 0;
 				bucket->admitted = 0;
+				bucket->since_full = 0;
 			}
 		}
 		SpinLockAcquire(&bucket->mutex);
@@ -574,8 +578,11 @@ gb_bucket_take(int64 tenant, int32 max_rate)
 			bucket->refilled_at = now;
 		}
 		/* a lowered limit takes effect at once */
-		if (bucket->tokens > max_rate)
+		if (bucket->tokens >= max_rate)
+		{
 			bucket->tokens = max_rate;
+			bucket->since_full = 0;
+		}
 		if (bucket->second != now / USECS_PER_SEC)
 		{
 			bucket->second = now / USECS_PER_SEC;
@@ -585,11 +592,12 @@ gb_bucket_take(int64 tenant, int32 max_rate)
 		{
 			bucket->tokens -= 1.0;
 			bucket->admitted++;
+			bucket->since_full++;
 			admitted = true;
 		}
 		else
 			missing = 1.0 - bucket->tokens;
-		current = bucket->admitted;
+		current = bucket->since_full;
 		SpinLockRelease(&bucket->mutex);
 		LWLockRelease(gb_limits->lock);
 		if (admitted)
@@ -598,7 +606,7 @@ gb_bucket_take(int64 tenant, int32 max_rate)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("tenant " INT64_FORMAT " is over its limit of %d statements per second", tenant, max_rate),
-					 errdetail("Its burst of %d statements is used up; " INT64_FORMAT " were admitted in the current second.",
+					 errdetail("Its burst of %d statements is used up: " INT64_FORMAT " were admitted since it was last full.",
 							   max_rate, current),
 					 errhint("Slow down the tenant's statements, raise gb_scale.tenant_wait_timeout to wait for the limit, or raise it with gb_tenant_limit() or gb_plan_limit().")));
 	}
