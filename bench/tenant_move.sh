@@ -118,6 +118,7 @@ target() { # target NAME VALUE LIMIT UNIT
 for s in s1 s4; do
 	# Keep checkpoints out of the run (as gb_bench_cluster_start does).
 	$s -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '30min'" \
+		-c "ALTER SYSTEM SET log_checkpoints = on" -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
 		-c "SELECT pg_reload_conf()" >/dev/null
 	if [ -n "$TM_MOVE_RATE" ]; then
 		$s -c "ALTER SYSTEM SET gb_scale.move_rate = $TM_MOVE_RATE" -c "SELECT pg_reload_conf()" >/dev/null
@@ -276,6 +277,20 @@ read -r P99_COPY N_COPY <<<"$(lat_sql '^others' "$MOVE_START" "$COPY_TO")"
 read -r P99_SWITCH N_SWITCH <<<"$(lat_sql '^others' "$COPY_TO" "$SWITCHED + 1")"
 read -r P99_CLEAN N_CLEAN <<<"$(lat_sql '^others' "$SWITCHED + 1" "$MOVE_END")"
 RATIO=$(awk -v a="$P99_MOVE" -v b="$P99_BASE" 'BEGIN { printf "%.2f", a / b }')
+# The other tenants' p99 per minute of the move, beside what the shards'
+# logs show then (checkpoints, autovacuum of the moved tables): where a
+# miss comes from.
+gb_log "other tenants' p99 per minute of the move (ms, writes), and the shards' checkpoints and autovacuums"
+s1 -c "SELECT '    +' || (m * 60)::int || ' s: ' || round(percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_us::numeric) / 1000, 1) || ' ms (' || count(*) || ')'
+         FROM (SELECT floor((done_at - $MOVE_START) / 60) m, latency_us FROM bench.lat
+                WHERE stream ~ '^others' AND latency_us ~ '^[0-9]+$' AND done_at >= $MOVE_START AND done_at < $MOVE_END) x
+        GROUP BY m ORDER BY m" >&2
+for d in "$SHARDS_DIR"/shard[0-9]*; do
+	[ -f "$d/server.log" ] || continue
+	grep -E 'checkpoint (starting|complete)|automatic (vacuum|analyze) of table "[^"]*\.gb\.' "$d/server.log" |
+		awk -v t0="$MOVE_START" '{ cmd = "date -d \"" $1 " " $2 " " $3 "\" +%s.%N"; cmd | getline e; close(cmd);
+			printf "    %+.0f s: %s\n", e - t0, substr($0, index($0, "shard ")) }' >&2 || true
+done
 # Tenant 42 around the move: longest latency, longest gap between two
 # successful writes (completion times), and when the longest one ended.
 STALL=$(s1 -c "SELECT round(max(latency_us::numeric) / 1e6, 3) FROM bench.lat
