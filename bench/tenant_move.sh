@@ -73,9 +73,10 @@ export PG_CONFIG
 
 SHARDS_DIR=""
 PGB_PIDS=()
+WAL_SAMPLER=""
 tm_cleanup() {
 	local p
-	for p in "${PGB_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PGB_PIDS[@]}" $WAL_SAMPLER; do kill "$p" 2>/dev/null || true; done
 	if [ -n "$SHARDS_DIR" ]; then
 		GB_SHARDS_DIR=$SHARDS_DIR bash "$GB_ROOT/test/shards.sh" stop >/dev/null 2>&1 || true
 	fi
@@ -203,6 +204,14 @@ RUN_START=$(now_s)
 # baseline on, so that both windows bear its load alike.
 s1 -c "CALL bench.sample_waits()" &
 SAMPLER=$!
+# Each shard's WAL position every 10 s: the WAL each phase writes.
+(
+	while [ ! -e "$W/wal.stop" ]; do
+		printf '%s\t%s\t%s\n' "$(now_s)" "$(s1 -c "SELECT pg_current_wal_lsn() - '0/0'")" "$(s4 -c "SELECT pg_current_wal_lsn() - '0/0'")"
+		sleep 10
+	done
+) >"$W/wal.tsv" &
+WAL_SAMPLER=$!
 gb_log "writers started; baseline for $TM_BASE_SECS s"
 sleep "$TM_BASE_SECS"
 
@@ -216,6 +225,8 @@ set -e
 MOVE_END=$(now_s)
 s1 -c "DELETE FROM bench.sampling"
 wait "$SAMPLER"
+touch "$W/wal.stop"
+wait "$WAL_SAMPLER"
 sed 's/^/    /' "$W/move.log" >&2
 [ "$move_rc" -eq 0 ] || { cat "$W/move.log"; gb_die "the move failed"; }
 sleep "$TM_TAIL_SECS"
@@ -280,11 +291,19 @@ RATIO=$(awk -v a="$P99_MOVE" -v b="$P99_BASE" 'BEGIN { printf "%.2f", a / b }')
 # The other tenants' p99 per minute of the move, beside what the shards'
 # logs show then (checkpoints, autovacuum of the moved tables): where a
 # miss comes from.
-gb_log "other tenants' p99 per minute of the move (ms, writes), and the shards' checkpoints and autovacuums"
-s1 -c "SELECT '    +' || (m * 60)::int || ' s: ' || round(percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_us::numeric) / 1000, 1) || ' ms (' || count(*) || ')'
-         FROM (SELECT floor((done_at - $MOVE_START) / 60) m, latency_us FROM bench.lat
-                WHERE stream ~ '^others' AND latency_us ~ '^[0-9]+$' AND done_at >= $MOVE_START AND done_at < $MOVE_END) x
-        GROUP BY m ORDER BY m" >&2
+gb_log "per minute from the baseline on: other tenants' p99 (ms) on shard 1 and shard 4, and the WAL (MB) each shard wrote; then the shards' checkpoints and autovacuums"
+s1 -c "CREATE TABLE bench.wal (at numeric, lsn1 numeric, lsn4 numeric)"
+s1 -c "COPY bench.wal FROM STDIN" <"$W/wal.tsv"
+s1 -c "WITH lat AS (SELECT floor((done_at - $MOVE_START) / 60) m,
+                           round(percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_us::numeric) FILTER (WHERE stream = 'others1') / 1000, 1) p1,
+                           round(percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_us::numeric) FILTER (WHERE stream = 'others4') / 1000, 1) p4
+                      FROM bench.lat WHERE stream ~ '^others' AND latency_us ~ '^[0-9]+$' AND done_at >= $BASE_FROM AND done_at < $MOVE_END
+                     GROUP BY 1),
+              wal AS (SELECT floor((at - $MOVE_START) / 60) m, round(sum(d1) / 1e6, 1) w1, round(sum(d4) / 1e6, 1) w4
+                        FROM (SELECT at, lsn1 - lag(lsn1) OVER (ORDER BY at) d1, lsn4 - lag(lsn4) OVER (ORDER BY at) d4 FROM bench.wal) d
+                       GROUP BY 1)
+         SELECT format('    %s%s s: p99 %s / %s ms, WAL %s / %s MB', CASE WHEN m >= 0 THEN '+' END, (m * 60)::int, p1, p4, w1, w4)
+           FROM lat LEFT JOIN wal USING (m) ORDER BY m" >&2
 for d in "$SHARDS_DIR"/shard[0-9]*; do
 	[ -f "$d/server.log" ] || continue
 	grep -E 'checkpoint (starting|complete)|automatic (vacuum|analyze) of table "[^"]*\.gb\.' "$d/server.log" |
