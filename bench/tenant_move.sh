@@ -306,8 +306,12 @@ s1 -c "WITH lat AS (SELECT floor((done_at - $MOVE_START) / 60) m,
            FROM lat LEFT JOIN wal USING (m) ORDER BY m" >&2
 for d in "$SHARDS_DIR"/shard[0-9]*; do
 	[ -f "$d/server.log" ] || continue
-	grep -E 'checkpoint (starting|complete)|automatic (vacuum|analyze) of table "[^"]*\.gb\.' "$d/server.log" |
-		awk -v t0="$MOVE_START" '{ cmd = "date -d \"" $1 " " $2 " " $3 "\" +%s.%N"; cmd | getline e; close(cmd);
+	# (an autovacuum's entry goes on with a "tuples:" line: how many dead
+	# rows it could not remove, held by the oldest snapshot)
+	grep -E -A3 'checkpoint (starting|complete)|automatic (vacuum|analyze) of table "[^"]*\.gb\.' "$d/server.log" |
+		grep -E 'checkpoint (starting|complete)|automatic (vacuum|analyze) of table "[^"]*\.gb\.|^[[:space:]]+tuples:' |
+		awk -v t0="$MOVE_START" '/^[[:space:]]+tuples:/ { sub(/^[[:space:]]+/, ""); printf "        %s\n", $0; next }
+			{ cmd = "date -d \"" $1 " " $2 " " $3 "\" +%s.%N"; cmd | getline e; close(cmd);
 			printf "    %+.0f s: %s\n", e - t0, substr($0, index($0, "shard ")) }' >&2 || true
 done
 # Tenant 42 around the move: longest latency, longest gap between two
