@@ -1859,6 +1859,13 @@ move_cleanup(MoveRow *m, MoveConn *mc, const Interval *keep_source,
 		strlcpy(table_text, PQgetvalue(res, 0, 0), sizeof(table_text));
 		strlcpy(leaf_text, PQgetvalue(res, 0, 1), sizeof(leaf_text));
 		strlcpy(block_text, PQgetvalue(res, 0, 2), sizeof(block_text));
+
+		/*
+		 * Nothing is written here, but a transaction left open for the whole
+		 * rewrite (minutes for a big tenant) holds back this shard's xmin
+		 * horizon: vacuum could not remove any tenant's dead rows.
+		 */
+		SPI_commit();
 	}
 
 	if (keep_source != NULL)

@@ -16,7 +16,8 @@
 #     shards' tables, nothing failed;
 #  4. gb_scale.move_rate = 100 on both shards, tenant 42 moves back: the
 #     target's table sync sleeps at the pace, its shard_id rewrite and the
-#     source's purge go in committed steps (seen half done) and sleep too;
+#     source's purge go in committed steps (seen half done) and sleep too,
+#     and the CALL holds no snapshot on the source while the target rewrites;
 #     in the end every row of the tenant is on shard 1 with shard_id 1.
 use strict;
 use warnings;
@@ -219,6 +220,7 @@ my $tenant_rows = q{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 4
 my $total = sq(4, $tenant_rows);
 cmp_ok($total, '>=', 1100, "tenant 42 has $total rows on shard 4");
 my $mover4 = session(4);
+my $mover4_pid = session_sql($mover4, 'SELECT pg_backend_pid()');
 $move = async_start($mover4, 'CALL gb_tenant_move(42, 1::smallint)');
 ok(wait_until(1, q{SELECT EXISTS (SELECT FROM pg_stat_activity
 	WHERE backend_type = 'logical replication worker' AND wait_event_type = 'Extension')}),
@@ -226,6 +228,21 @@ ok(wait_until(1, q{SELECT EXISTS (SELECT FROM pg_stat_activity
 ok(wait_until(1, qq{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND shard_id = 1)
 	+ (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42 AND shard_id = 1) BETWEEN 1 AND $total - 1}, 120),
 	'shard 1: the shard_id rewrite is seen half done: it commits step by step');
+# While the target rewrites, the CALL on the source only waits for it: it
+# must not hold a snapshot there, which would keep vacuum from removing any
+# tenant's dead rows on the source for the whole rewrite.
+my $rewriting = qq{SELECT (SELECT count(*) FROM gb.messages WHERE tenant_id = 42 AND shard_id = 1)
+	+ (SELECT count(*) FROM gb.sessions WHERE tenant_id = 42 AND shard_id = 1) BETWEEN 1 AND $total - 1};
+my ($seen, $held) = (0, 0);
+for (1 .. 20)
+{
+	my $xmin = sq(4, qq{SELECT backend_xmin IS NOT NULL FROM pg_stat_activity WHERE pid = $mover4_pid});
+	next unless sq(1, $rewriting) eq 't';
+	$seen++;
+	$held++ if $xmin eq 't';
+	usleep(50_000);
+}
+ok($seen > 0 && $held == 0, "shard 4: the CALL holds no snapshot while shard 1 rewrites ($held of $seen samples held one)");
 ok(wait_until(4, qq{SELECT ($tenant_rows) BETWEEN 1 AND $total - 1}, 120),
 	'shard 4: the purge is seen half done: it commits step by step');
 ($mo, $me) = async_wait($mover4, $move, 300);
