@@ -577,7 +577,8 @@ gb_bucket_take(int64 tenant, int32 max_rate)
 			bucket->tokens += (double) (now - bucket->refilled_at) / USECS_PER_SEC * max_rate;
 			bucket->refilled_at = now;
 		}
-		/* a lowered limit takes effect at once */
+		/* a lowered limit takes effect at once; a full burst restarts the
+		 * count */
 		if (bucket->tokens >= max_rate)
 		{
 			bucket->tokens = max_rate;
