@@ -15,7 +15,8 @@
 # (printed as GB_SHARDS_DIR=...; stop and env need it in the environment).
 # Settings: PG_CONFIG (which PostgreSQL; Debian's 15 by default),
 # GB_SHARDS_PORT (port of the first shard, the others follow; default a free
-# one), GB_SHARDS_DB (database name, default gb).
+# one), GB_SHARDS_DB (database name, default gb), GB_SHARDS_CONF (more
+# postgresql.conf lines for every shard, e.g. a benchmark's shared_buffers).
 #
 # Each shard: shared_preload_libraries = 'gb_scale', wal_level = logical (and
 # replication slots and workers for tenant moves), SHARD_ID in the server's
@@ -210,6 +211,7 @@ max_worker_processes = 16
 timezone = 'UTC'
 logging_collector = off
 log_line_prefix = '%m [%p] shard $id: '
+${GB_SHARDS_CONF:-}
 CONF
 		# General Bots sets SHARD_ID per instance: the server's environment
 		# gives the shard id, nothing in its configuration does.
