@@ -173,7 +173,7 @@ PG_FUNCTION_INFO_V1(gb_tenant_move_rewrite);
 extern Datum gb_shard_for_tenant(PG_FUNCTION_ARGS);
 extern Datum gb_tenant_assign(PG_FUNCTION_ARGS);
 
-/* Set by gb_tenant_purge: its own deletes pass the fence. */
+/* Set by the purges: their deletes pass the fence (not their inserts). */
 bool		gb_move_fence_bypass = false;
 
 /*
@@ -646,8 +646,6 @@ move_fence_check(int64 tenant)
 	int16		served;
 	int			here;
 
-	if (gb_move_fence_bypass)
-		return;
 	if (move_is_moving(tenant))
 	{
 		LOCKTAG		tag;
@@ -732,7 +730,14 @@ gb_tenant_move_fence(PG_FUNCTION_ARGS)
 	result = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
 	has_tenant = move_row_tenant(trigdata->tg_relation, trigdata->tg_trigtuple, column, &tenant);
-	if (has_tenant)
+
+	/*
+	 * A purge (gb_move_fence_bypass) removes rows of a tenant served
+	 * elsewhere: it may delete or change them, never make one.  The table
+	 * owners' triggers and foreign key actions run inside it, so an INSERT
+	 * or a row updated into such a tenant is checked even then.
+	 */
+	if (has_tenant && (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || !gb_move_fence_bypass))
 		move_fence_check(tenant);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{

@@ -16,6 +16,8 @@
 #  6. rows that join by ATTACH PARTITION (no row trigger fires): refused
 #     while the tenant moves (also gb_tenant_dedicate's, which moves rows
 #     into a table it then attaches), and once another shard serves it.
+#  7. a purge on the source passes the fence for its deletes only: the
+#     owner's trigger that it fires cannot write a row of the moved tenant.
 use strict;
 use warnings;
 
@@ -146,5 +148,27 @@ like(q_error(1, $attach), qr/^55000: table gb\.notes_2024 holds rows of tenant 4
 	'ATTACH of rows of a tenant served by another shard: 55000');
 sq(1, 'UPDATE gb.notes_2024 SET tenant_id = 43');
 is((psql_run(1, $attach))[0], 0, 'rows of a tenant not served elsewhere may join');
+
+# 7. A purge passes the fence to delete rows of a tenant served elsewhere,
+# never to make one.  The owner's trigger, fired as the owner by the purge
+# of tenant 43 here, writes a row of tenant 42, which shard 4 serves, into
+# gb.events (a managed table without tenant isolation: no row security
+# refuses it): refused, and the whole purge with it.
+sq(1, q{
+	INSERT INTO gb.notes (tenant_id, note) VALUES (43, 'of 43');
+	GRANT INSERT ON gb.events TO tab_owner;
+	CREATE FUNCTION gb.note_smuggle() RETURNS trigger LANGUAGE plpgsql
+	  AS $$BEGIN INSERT INTO gb.events (tenant_id) VALUES (42); RETURN OLD; END$$;
+	ALTER FUNCTION gb.note_smuggle() OWNER TO tab_owner;
+	CREATE TRIGGER note_smuggle AFTER DELETE ON gb.notes FOR EACH ROW EXECUTE FUNCTION gb.note_smuggle();
+});
+like(q_error(1, 'SELECT count(*) FROM gb_tenant_purge(43)'),
+	qr/^40001: tenant 42 is served by shard 4, not by this shard \(1\)/,
+	'a purge\'s owner trigger writing a row of a tenant served elsewhere: 40001');
+is(sq(1, q{SELECT (SELECT count(*) FROM gb.events WHERE tenant_id = 42) || ' ' || (SELECT count(*) FROM gb.notes WHERE tenant_id = 43)}),
+	'0 2', 'nothing of that purge was kept');
+sq(1, 'DROP TRIGGER note_smuggle ON gb.notes');
+is(sq(1, q{SELECT string_agg(table_name || ' ' || rows_removed, ', ' ORDER BY table_name::text) FROM gb_tenant_purge(43)}),
+	'gb.events 40, gb.messages 0, gb.notes 2, gb.sessions 0', 'without that trigger the purge runs');
 
 done_testing();
